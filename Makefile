@@ -1,0 +1,135 @@
+# synchro - plain Makefile. `make help` lists the targets.
+
+# Version numbers come from the header, so there is one place to bump them.
+VERSION_H := include/synchro/version.h
+MAJOR := $(shell sed -n 's/^\#define SYNCHRO_VERSION_MAJOR \([0-9]*\)/\1/p' $(VERSION_H))
+MINOR := $(shell sed -n 's/^\#define SYNCHRO_VERSION_MINOR \([0-9]*\)/\1/p' $(VERSION_H))
+PATCH := $(shell sed -n 's/^\#define SYNCHRO_VERSION_PATCH \([0-9]*\)/\1/p' $(VERSION_H))
+VERSION := $(MAJOR).$(MINOR).$(PATCH)
+
+CC ?= cc
+B ?= build
+WERROR ?= 1
+PKGS := libuv jansson
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wwrite-strings -Wpointer-arith \
+        -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+STD := -std=c11 -D_POSIX_C_SOURCE=200809L
+OPT ?= -O2 -g
+BASE_CFLAGS := $(STD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -Iinclude \
+               $(shell pkg-config --cflags $(PKGS))
+ALL_CFLAGS = $(BASE_CFLAGS) $(SAN) $(CPPFLAGS) $(CFLAGS)
+LIBS := $(shell pkg-config --libs $(PKGS)) -lpthread
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+ALL_LDFLAGS = $(SAN) $(LDFLAGS)
+
+LIB_SRCS := $(sort $(wildcard lib/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
+BRIDGE_SRCS := $(sort $(wildcard bridge/*.c))
+BRIDGE_OBJS := $(BRIDGE_SRCS:%.c=$(B)/obj/%.o)
+TEST_SRCS := $(sort $(wildcard tests/check_*.c))
+TEST_BINS := $(TEST_SRCS:tests/%.c=$(B)/tests/%)
+TEST_SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
+TEST_SUPPORT_OBJS := $(TEST_SUPPORT_SRCS:%.c=$(B)/obj/%.o)
+DEMO_SRCS := $(sort $(wildcard examples/runtime/*.c))
+DEMO_BINS := $(DEMO_SRCS:examples/runtime/%.c=$(B)/examples/%)
+
+STATIC_LIB := $(B)/libsynchro.a
+SHARED_LIB := $(B)/libsynchro.so.$(VERSION)
+SONAME := libsynchro.so.$(MAJOR)
+
+# Debian packages the build, the tests and the examples need.
+DEB_PKGS := build-essential pkg-config libuv1-dev libjansson-dev check valgrind
+DEB_MISSING = $(shell for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all lib check asan tsan valgrind demo deps clean help examples
+.DEFAULT_GOAL := all
+
+all: lib $(if $(BRIDGE_SRCS),$(B)/bridge)
+lib: $(STATIC_LIB) $(SHARED_LIB)
+
+help:
+	@echo "make deps      install missing Debian packages (apt-get, sudo when not root)"
+	@echo "make           build libsynchro.a, libsynchro.so and the bridge tool"
+	@echo "make demo      build and run the example programs"
+	@echo "make check     install what is missing, build and run every test program"
+	@echo "make asan      the whole suite under ASan+UBSan (build/asan)"
+	@echo "make tsan      the whole suite under TSan (build/tsan)"
+	@echo "make valgrind  the whole suite under valgrind memcheck, no fork"
+	@echo "make clean     remove build/"
+
+deps:
+	@missing="$(DEB_MISSING)"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(STATIC_LIB): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(SHARED_LIB): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	ln -sf libsynchro.so.$(VERSION) $(B)/$(SONAME)
+	ln -sf libsynchro.so.$(VERSION) $(B)/libsynchro.so
+
+$(B)/bridge: $(BRIDGE_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/%: tests/%.c $(TEST_SUPPORT_OBJS) $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests -MMD -MP $< $(TEST_SUPPORT_OBJS) $(STATIC_LIB) -o $@ \
+	  $(ALL_LDFLAGS) $(CHECK_LIBS) $(LIBS) -lm
+
+$(B)/examples/%: examples/runtime/%.c $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $< $(STATIC_LIB) -o $@ $(ALL_LDFLAGS) $(LIBS)
+
+# Every test program runs even when one fails; the target fails if any did.
+CK_ENV := CK_VERBOSITY=$${CK_VERBOSITY:-normal} CK_TIMEOUT_MULTIPLIER=$${CK_TIMEOUT_MULTIPLIER:-1}
+run-tests: $(TEST_BINS) $(if $(BRIDGE_SRCS),$(B)/bridge)
+	@mkdir -p $(B)/logs; failed=0; \
+	for t in $(TEST_BINS); do \
+	  n=$$(basename $$t); \
+	  echo "== $$n"; \
+	  BRIDGE=$(B)/bridge $(CK_ENV) CK_TAP_LOG_FILE_NAME=$(B)/logs/$$n.tap $(RUNNER) $$t || failed=$$((failed+1)); \
+	done; \
+	if [ $$failed -ne 0 ]; then echo "$$failed test program(s) failed"; exit 1; fi; \
+	echo "all $(words $(TEST_BINS)) test programs passed"
+
+check: deps
+	@$(MAKE) --no-print-directory run-tests
+
+SAN_ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SAN_TSAN := -fsanitize=thread
+asan: deps
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  CK_TIMEOUT_MULTIPLIER=4 $(MAKE) --no-print-directory B=build/asan SAN="$(SAN_ASAN)" OPT="-O1 -g" run-tests
+tsan: deps
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	  SYNCHRO_TEST_SCALE=20 CK_TIMEOUT_MULTIPLIER=10 \
+	  $(MAKE) --no-print-directory B=build/tsan SAN="$(SAN_TSAN)" OPT="-O1 -g" run-tests
+valgrind: deps
+	@CK_FORK=no SYNCHRO_TEST_SCALE=50 $(MAKE) --no-print-directory B=build/valgrind OPT="-O1 -g" \
+	  RUNNER="valgrind -q --leak-check=full --error-exitcode=1 --errors-for-leak-kinds=definite,indirect" run-tests
+
+examples: $(DEMO_BINS)
+demo: deps
+	@$(MAKE) --no-print-directory examples
+	@for d in $(DEMO_BINS); do echo "== $$d"; $$d || exit 1; done
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJS:.o=.d) $(BRIDGE_OBJS:.o=.d) $(TEST_BINS:=.d)

@@ -1,0 +1,17 @@
+/* synchro.h - one async implementation on a libuv loop, three ways to call it.
+ *
+ * The umbrella header: includes every public header of the library. */
+#ifndef SYNCHRO_H
+#define SYNCHRO_H
+
+#include "synchro/common.h"
+#include "synchro/version.h"
+#include "synchro/error.h"
+#include "synchro/alloc.h"
+#include "synchro/synchronizer.h"
+#include "synchro/call.h"
+#include "synchro/future.h"
+#include "synchro/cq.h"
+#include "synchro/host.h"
+
+#endif /* SYNCHRO_H */

@@ -1,0 +1,96 @@
+/* synchro/synchronizer.h - the synchronizer: one libuv loop on one dedicated thread.
+ *
+ * Creating a synchronizer starts nothing; the first call starts the loop thread (so a
+ * synchronizer may be created at file scope, before anything runs). Any number of
+ * caller threads may submit calls at once. synchro_close() refuses new calls, lets
+ * in-flight calls finish within a grace period, cancels the rest, closes every handle
+ * on the loop and joins the thread. After fork() the child may keep using a
+ * synchronizer: its loop thread is recreated lazily there, and calls that were in
+ * flight at fork resolve in the child with SYNCHRO_EFORKED. */
+#ifndef SYNCHRO_SYNCHRONIZER_H
+#define SYNCHRO_SYNCHRONIZER_H
+
+#include <uv.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Creation options. Initialise with synchro_options_init(), then set what you need. */
+typedef struct synchro_options_s {
+  /* Loop thread name, shown by ps/top/gdb (first 15 bytes). Copied. Default "synchro". */
+  const char *name;
+  /* After a batch of calls the loop thread keeps polling its queue this long before it
+   * sleeps, so a caller's next call needs no wakeup. 0 turns it off. Default 20 us.
+   * Never used when only one CPU is available. */
+  int64_t loop_spin_ns;
+  /* A blocking caller polls for its result this long before it sleeps. 0 turns it off.
+   * Default 5 us. Skipped when the caller runs on the loop thread's CPU. */
+  int64_t caller_spin_ns;
+  /* Most calls in flight at once; 0 = unbounded (default). Past it, synchro_submit()
+   * returns SYNCHRO_EBUSY on the caller's thread and a blocking call waits for room. */
+  uint32_t max_inflight;
+  /* Deadline applied to calls whose descriptor and submission give none, in ms;
+   * SYNCHRO_TIMEOUT_INFINITE (default) for none. */
+  int64_t default_timeout_ms;
+} synchro_options_t;
+
+/* Counters since creation. in_flight = submitted - completed - failed - cancelled. */
+typedef struct synchro_stats_s {
+  uint64_t submitted; /* calls accepted */
+  uint64_t completed; /* resolved with a result */
+  uint64_t failed;    /* resolved with the implementation's error */
+  uint64_t cancelled; /* resolved as cancelled, timed out, shut down or forked */
+  uint64_t in_flight; /* accepted and not yet resolved */
+  uint64_t wakeups;   /* times the loop thread was woken to take calls */
+} synchro_stats_t;
+
+/* Fills `opts` with the defaults. Thread-safe: yes. */
+SYNCHRO_EXTERN void synchro_options_init(synchro_options_t *opts);
+
+/* Creates a synchronizer; starts no thread. `opts` NULL means defaults; it is copied.
+ * On success *out is owned by the caller: synchro_close() then synchro_free() it.
+ * Returns 0, SYNCHRO_EINVAL (out NULL, negative spin) or SYNCHRO_ENOMEM.
+ * Thread-safe: yes. */
+SYNCHRO_EXTERN int synchro_new(synchro_t **out, const synchro_options_t *opts);
+
+/* Shuts the synchronizer down. New calls fail with SYNCHRO_ESHUTDOWN at once; calls in
+ * flight may finish within `grace_ms` (SYNCHRO_TIMEOUT_INFINITE waits for all); then the
+ * rest are cancelled with reason SYNCHRO_ESHUTDOWN (their cancel hooks run on the loop
+ * thread) and, after a short bound for their cleanup, any still unresolved is resolved
+ * as SYNCHRO_ESHUTDOWN, its late completion discarded. Every handle on the loop is
+ * closed and the thread joined. Returns early once nothing is in flight.
+ * Futures held by callers stay valid and report how they ended.
+ * Returns 0, SYNCHRO_EINVAL (NULL), SYNCHRO_EALREADY (already closed) or
+ * SYNCHRO_EDEADLK (called on the loop thread, where it cannot wait for itself).
+ * Thread-safe: yes; a concurrent second close returns SYNCHRO_EALREADY after the first
+ * finished. */
+SYNCHRO_EXTERN int synchro_close(synchro_t *s, int64_t grace_ms);
+
+/* Frees a synchronizer, closing it first with no grace if it is still open. NULL is a
+ * no-op. Futures it produced stay valid and must still be freed by their owners.
+ * Thread-safe: no other call on `s` may run concurrently or follow. */
+SYNCHRO_EXTERN void synchro_free(synchro_t *s);
+
+/* 1 if the calling thread is `s`'s loop thread, else 0 (also for NULL).
+ * Thread-safe: yes. */
+SYNCHRO_EXTERN int synchro_is_loop_thread(const synchro_t *s);
+
+/* The loop, for implementations that start libuv work. Returns 0 and sets *out, or
+ * SYNCHRO_EINVAL (NULL) or SYNCHRO_EPERM (not called on the loop thread).
+ * Thread-safe: loop thread only (anywhere else it fails cleanly). */
+SYNCHRO_EXTERN int synchro_loop(synchro_t *s, uv_loop_t **out);
+
+/* Copies the counters into *out. Returns 0 or SYNCHRO_EINVAL. Thread-safe: yes (each
+ * counter is read atomically; the set is not one snapshot). */
+SYNCHRO_EXTERN int synchro_stats(const synchro_t *s, synchro_stats_t *out);
+
+/* The synchronizer's name (as given in the options). Borrowed. Thread-safe: yes. */
+SYNCHRO_EXTERN const char *synchro_name(const synchro_t *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SYNCHRO_SYNCHRONIZER_H */

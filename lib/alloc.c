@@ -1,0 +1,59 @@
+/* lib/alloc.c - the allocator hook: every allocation of the library goes through here. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+typedef struct {
+  synchro_malloc_fn malloc_fn;
+  synchro_realloc_fn realloc_fn;
+  synchro_calloc_fn calloc_fn;
+  synchro_free_fn free_fn;
+} synchro__allocator_t;
+
+static synchro__allocator_t allocator = {malloc, realloc, calloc, free};
+
+int synchro_replace_allocator(synchro_malloc_fn malloc_fn, synchro_realloc_fn realloc_fn,
+                              synchro_calloc_fn calloc_fn, synchro_free_fn free_fn) {
+  if (malloc_fn == NULL || realloc_fn == NULL || calloc_fn == NULL || free_fn == NULL)
+    return SYNCHRO_EINVAL;
+  allocator.malloc_fn = malloc_fn;
+  allocator.realloc_fn = realloc_fn;
+  allocator.calloc_fn = calloc_fn;
+  allocator.free_fn = free_fn;
+  return 0;
+}
+
+void *synchro__malloc(size_t size) { return allocator.malloc_fn(size ? size : 1); }
+
+void *synchro__calloc(size_t count, size_t size) {
+  if (size != 0 && count > SIZE_MAX / size)
+    return NULL;
+  return allocator.calloc_fn(count ? count : 1, size ? size : 1);
+}
+
+void *synchro__realloc(void *ptr, size_t size) {
+  return allocator.realloc_fn(ptr, size ? size : 1);
+}
+
+char *synchro__strdup(const char *s) {
+  size_t len = strlen(s) + 1;
+  char *copy = synchro__malloc(len);
+  if (copy != NULL)
+    memcpy(copy, s, len);
+  return copy;
+}
+
+void synchro__free(void *ptr) {
+  int saved = errno; /* callers report errors after cleaning up */
+  if (ptr != NULL)
+    allocator.free_fn(ptr);
+  errno = saved;
+}
+
+void *synchro_mem_malloc(size_t size) { return synchro__malloc(size); }
+void *synchro_mem_calloc(size_t count, size_t size) { return synchro__calloc(count, size); }
+void *synchro_mem_realloc(void *ptr, size_t size) { return synchro__realloc(ptr, size); }
+char *synchro_mem_strdup(const char *s) { return s ? synchro__strdup(s) : NULL; }
+void synchro_mem_free(void *ptr) { synchro__free(ptr); }

@@ -1,0 +1,175 @@
+/* lib/cq.c - completion queues: futures handed back in the order they finish.
+ *
+ * The queue is a sink: when a call it holds resolves, the loop pushes the record on
+ * the queue's lock-free stack and signals the eventfd only if the stack was empty, so
+ * a burst wakes the consumer once. Pending futures hold a reference on the queue, so
+ * the queue can be freed while calls are still running: their late notifications
+ * release them instead. */
+#include <poll.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct synchro_cq_s {
+  synchro__sink_t base;
+  _Atomic uintptr_t done_head; /* resolved records, newest first; CLOSED once freed */
+  synchro_call_t *ready;       /* resolved records taken off the stack, oldest first */
+  _Atomic size_t size;         /* futures held: pending + resolved */
+  _Atomic uint32_t refs;       /* the owner's + one per pending future */
+  int fd;
+};
+
+static void cq_unref(synchro_cq_t *cq) {
+  if (atomic_fetch_sub_explicit(&cq->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  close(cq->fd);
+  synchro__free(cq);
+}
+
+/* Pushes a resolved record; returns false if the queue was freed meanwhile. */
+static bool push_done(synchro_cq_t *cq, synchro_call_t *rec) {
+  uintptr_t h = atomic_load_explicit(&cq->done_head, memory_order_relaxed);
+  do {
+    if (h & SYNCHRO__STACK_CLOSED)
+      return false;
+    rec->next = (synchro_call_t *)h;
+  } while (!atomic_compare_exchange_weak_explicit(&cq->done_head, &h, (uintptr_t)rec,
+                                                  memory_order_release, memory_order_relaxed));
+  if (h == 0)
+    synchro__eventfd_signal(cq->fd);
+  return true;
+}
+
+static void release_orphan(synchro_call_t *rec) {
+  rec->cflags &= (uint8_t)~SYNCHRO__C_ATTACHED;
+  synchro__rec_unref(rec);
+}
+
+static void cq_notify(synchro__sink_t *sink, synchro_call_t *rec) {
+  synchro_cq_t *cq = (synchro_cq_t *)sink;
+  if (!push_done(cq, rec))
+    release_orphan(rec); /* the queue was freed: nobody will take this future */
+  cq_unref(cq);
+}
+
+int synchro_cq_new(synchro_cq_t **out) {
+  synchro_cq_t *cq;
+  int fd;
+  if (out == NULL)
+    return SYNCHRO_EINVAL;
+  *out = NULL;
+  cq = synchro__calloc(1, sizeof(*cq));
+  if (cq == NULL)
+    return SYNCHRO_ENOMEM;
+  if ((fd = synchro__eventfd_new()) < 0) {
+    synchro__free(cq);
+    return fd;
+  }
+  cq->base.notify = cq_notify;
+  cq->fd = fd;
+  atomic_init(&cq->refs, 1);
+  *out = cq;
+  return 0;
+}
+
+int synchro_cq_add(synchro_cq_t *cq, synchro_future_t *f) {
+  int rc;
+  if (cq == NULL || synchro__rec_check(f) != 0 || (f->cflags & SYNCHRO__C_ATTACHED))
+    return SYNCHRO_EINVAL;
+  atomic_fetch_add_explicit(&cq->refs, 1, memory_order_relaxed);
+  rc = synchro__attach_sink(f, &cq->base);
+  if (rc == SYNCHRO_EINVAL) {
+    cq_unref(cq);
+    return rc;
+  }
+  f->cflags |= SYNCHRO__C_ATTACHED;
+  atomic_fetch_add_explicit(&cq->size, 1, memory_order_relaxed);
+  if (rc == SYNCHRO_EALREADY) { /* already resolved: no notification will come */
+    push_done(cq, f);
+    cq_unref(cq);
+  }
+  return 0;
+}
+
+static synchro_call_t *take_ready(synchro_cq_t *cq) {
+  synchro_call_t *rec;
+  if (cq->ready == NULL) {
+    uintptr_t h = atomic_exchange_explicit(&cq->done_head, 0, memory_order_acquire);
+    synchro_call_t *list = (synchro_call_t *)h;
+    while (list != NULL) { /* oldest first */
+      synchro_call_t *next = list->next;
+      list->next = cq->ready;
+      cq->ready = list;
+      list = next;
+    }
+  }
+  rec = cq->ready;
+  if (rec == NULL)
+    return NULL;
+  cq->ready = rec->next;
+  if (cq->ready == NULL && atomic_load(&cq->done_head) == 0) {
+    /* Nothing left: clear the fd, then re-check so a push that raced the clear keeps
+     * it readable. */
+    synchro__eventfd_clear(cq->fd);
+    if (atomic_load(&cq->done_head) != 0)
+      synchro__eventfd_signal(cq->fd);
+  }
+  return rec;
+}
+
+static int wait_readable(int fd, uint64_t deadline_ns) {
+  struct pollfd pfd = {fd, POLLIN, 0};
+  int ms = -1;
+  if (deadline_ns != UINT64_MAX) {
+    uint64_t now = synchro__now_ns();
+    if (now >= deadline_ns)
+      return SYNCHRO_EPENDING;
+    ms = (int)((deadline_ns - now + 999999u) / 1000000u);
+  }
+  return poll(&pfd, 1, ms) == 0 ? SYNCHRO_EPENDING : 0;
+}
+
+int synchro_cq_next(synchro_cq_t *cq, int64_t timeout_ms, synchro_future_t **out) {
+  uint64_t deadline;
+  if (cq == NULL || out == NULL || (timeout_ms < 0 && timeout_ms != SYNCHRO_TIMEOUT_INFINITE))
+    return SYNCHRO_EINVAL;
+  *out = NULL;
+  deadline = synchro__deadline_after(timeout_ms);
+  for (;;) {
+    synchro_call_t *rec = take_ready(cq);
+    if (rec != NULL) {
+      rec->cflags &= (uint8_t)~SYNCHRO__C_ATTACHED;
+      atomic_fetch_sub_explicit(&cq->size, 1, memory_order_relaxed);
+      *out = rec;
+      return 0;
+    }
+    if (atomic_load_explicit(&cq->size, memory_order_relaxed) == 0)
+      return SYNCHRO_EEMPTY;
+    if (wait_readable(cq->fd, deadline) == SYNCHRO_EPENDING)
+      return SYNCHRO_EPENDING;
+  }
+}
+
+int synchro_cq_fd(const synchro_cq_t *cq) { return cq != NULL ? cq->fd : -1; }
+
+size_t synchro_cq_size(const synchro_cq_t *cq) {
+  return cq != NULL ? atomic_load_explicit(&cq->size, memory_order_relaxed) : 0;
+}
+
+void synchro_cq_free(synchro_cq_t *cq) {
+  uintptr_t h;
+  synchro_call_t *rec;
+  if (cq == NULL)
+    return;
+  h = atomic_exchange_explicit(&cq->done_head, SYNCHRO__STACK_CLOSED, memory_order_acq_rel);
+  for (rec = (synchro_call_t *)(h & ~SYNCHRO__STACK_CLOSED); rec != NULL;) {
+    synchro_call_t *next = rec->next;
+    release_orphan(rec);
+    rec = next;
+  }
+  while ((rec = cq->ready) != NULL) {
+    cq->ready = rec->next;
+    release_orphan(rec);
+  }
+  cq_unref(cq); /* pending futures keep the rest alive until they resolve */
+}

@@ -1,0 +1,476 @@
+/* lib/future.c - the caller's side: submitting, blocking calls, futures, batch waits. */
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- submission ------------------------------------------------------------------- */
+
+static int check_op(const synchro_op_t *op) {
+  if (op == NULL || op->impl == NULL || op->args_size > SYNCHRO_ARGS_MAX ||
+      op->result_size > SYNCHRO_RESULT_MAX)
+    return SYNCHRO_EINVAL;
+  if (op->timeout_ms < 0 && op->timeout_ms != SYNCHRO_TIMEOUT_INFINITE)
+    return SYNCHRO_EINVAL;
+  return 0;
+}
+
+/* The deadline in ns (0: none) for a submission's timeout argument. */
+static uint64_t deadline_for(const synchro_t *s, const synchro_op_t *op, int64_t timeout_ms) {
+  if (timeout_ms == SYNCHRO_TIMEOUT_DEFAULT)
+    timeout_ms = op->timeout_ms != 0 ? op->timeout_ms : s->opts.default_timeout_ms;
+  if (timeout_ms == SYNCHRO_TIMEOUT_INFINITE)
+    return 0;
+  return synchro__deadline_after(timeout_ms);
+}
+
+static int copy_args(synchro_call_t *rec, const void *args) {
+  const synchro_op_t *op = rec->op;
+  rec->args = rec->args_inline;
+  if (op->args_size == 0)
+    return 0;
+  if (op->args_size > SYNCHRO__ARGS_INLINE) {
+    rec->args = synchro__malloc(op->args_size);
+    if (rec->args == NULL)
+      return SYNCHRO_ENOMEM;
+  }
+  if (op->args_copy == NULL) {
+    memcpy(rec->args, args, op->args_size);
+    return 0;
+  }
+  if (op->args_copy(rec->args, args) == 0)
+    return 0;
+  if (rec->args != rec->args_inline)
+    synchro__free(rec->args);
+  return SYNCHRO_ENOMEM;
+}
+
+static void init_record(synchro_call_t *rec, synchro_t *s, const synchro_op_t *op) {
+  atomic_init(&rec->state, SYNCHRO__PENDING);
+  atomic_init(&rec->refs, 2); /* the caller's and the loop's */
+  atomic_init(&rec->magic, SYNCHRO__MAGIC_LIVE);
+  atomic_init(&rec->sink, SYNCHRO__SINK_NONE);
+  rec->status = 0;
+  rec->next = rec->cancel_next = NULL;
+  rec->sync = s;
+  rec->op = op;
+  rec->error = NULL;
+  rec->act_prev = rec->act_next = NULL;
+  rec->cancel_fn = NULL;
+  rec->cancel_data = rec->impl_data = NULL;
+  rec->heap_idx = UINT32_MAX;
+  rec->lflags = SYNCHRO__L_LOOP_REF;
+  rec->cflags = 0;
+  rec->then_cb = NULL;
+  rec->then_data = NULL;
+}
+
+/* Pushes onto a closable stack. Returns false if the stack is closed. Wakes the loop
+ * when the stack was empty and the loop may be asleep (see drain() in loop.c: the
+ * loop announces sleep, then re-checks; seq_cst on both sides makes one of them win). */
+static bool push_and_wake(synchro_t *s, _Atomic uintptr_t *head, synchro_call_t *rec,
+                          synchro_call_t **link) {
+  uintptr_t h = atomic_load_explicit(head, memory_order_relaxed);
+  do {
+    if (h & SYNCHRO__STACK_CLOSED)
+      return false;
+    *link = (synchro_call_t *)h;
+  } while (!atomic_compare_exchange_weak_explicit(head, &h, (uintptr_t)rec,
+                                                  memory_order_seq_cst, memory_order_relaxed));
+  if (h == 0 && !atomic_load_explicit(&s->awake, memory_order_seq_cst))
+    synchro__wake_loop(s);
+  return true;
+}
+
+/* Admission against max_inflight: a future fails fast, a blocking caller waits. */
+static int admit(synchro_t *s, bool wait) {
+  uint32_t n = atomic_load_explicit(&s->inflight, memory_order_relaxed);
+  for (;;) {
+    if (n < s->opts.max_inflight) {
+      if (atomic_compare_exchange_weak(&s->inflight, &n, n + 1))
+        return 0;
+      continue;
+    }
+    if (!wait)
+      return SYNCHRO_EBUSY;
+    atomic_fetch_add(&s->inflight_waiters, 1);
+    synchro__futex_wait(&s->inflight, n, UINT64_MAX);
+    atomic_fetch_sub(&s->inflight_waiters, 1);
+    n = atomic_load_explicit(&s->inflight, memory_order_relaxed);
+  }
+}
+
+static void unadmit(synchro_t *s) {
+  if (s->opts.max_inflight != 0) {
+    atomic_fetch_sub(&s->inflight, 1);
+    if (atomic_load(&s->inflight_waiters) != 0)
+      synchro__futex_wake(&s->inflight, 1);
+  }
+}
+
+static int submit(synchro_t *s, const synchro_op_t *op, const void *args, int64_t timeout_ms,
+                  bool blocking, synchro_call_t **out) {
+  synchro_call_t *rec;
+  int rc;
+  if (s == NULL || out == NULL || (args == NULL && op != NULL && op->args_size != 0))
+    return SYNCHRO_EINVAL;
+  if ((rc = check_op(op)) != 0)
+    return rc;
+  if (timeout_ms < 0 && timeout_ms != SYNCHRO_TIMEOUT_DEFAULT &&
+      timeout_ms != SYNCHRO_TIMEOUT_INFINITE)
+    return SYNCHRO_EINVAL;
+  if ((rc = synchro__ensure_running(s)) != 0)
+    return rc;
+  if (s->opts.max_inflight != 0 && (rc = admit(s, blocking)) != 0)
+    return rc;
+  rec = synchro__pool_get();
+  if (rec == NULL) {
+    unadmit(s);
+    return SYNCHRO_ENOMEM;
+  }
+  init_record(rec, s, op);
+  rec->deadline_ns = deadline_for(s, op, timeout_ms);
+  if ((rc = copy_args(rec, args)) != 0) {
+    atomic_store_explicit(&rec->magic, SYNCHRO__MAGIC_FREED, memory_order_relaxed);
+    synchro__pool_put(rec);
+    unadmit(s);
+    return rc;
+  }
+  atomic_fetch_add_explicit(&s->n_submitted, 1, memory_order_relaxed);
+  if (!push_and_wake(s, &s->submit_head, rec, &rec->next)) {
+    atomic_fetch_sub_explicit(&s->n_submitted, 1, memory_order_relaxed);
+    atomic_store(&rec->refs, 1); /* never reached the loop */
+    synchro__rec_unref(rec);
+    unadmit(s);
+    return SYNCHRO_ESHUTDOWN;
+  }
+  *out = rec;
+  return 0;
+}
+
+int synchro_submit(synchro_t *s, const synchro_op_t *op, const void *args, int64_t timeout_ms,
+                   synchro_future_t **out) {
+  if (out != NULL)
+    *out = NULL;
+  return submit(s, op, args, timeout_ms, false, out);
+}
+
+/* ---- waiting ------------------------------------------------------------------------- */
+
+static bool is_done(const synchro_call_t *rec) {
+  return synchro__phase(atomic_load_explicit(&rec->state, memory_order_acquire)) ==
+         SYNCHRO__DONE;
+}
+
+/* Spinning pays only when the loop runs on another CPU; on a shared CPU it would
+ * steal the very time slice the loop needs. */
+static void spin_briefly(const synchro_call_t *rec) {
+  const synchro_t *s = rec->sync;
+  uint64_t until;
+  if (s->opts.caller_spin_ns <= 0 || synchro__ncpu() < 2 ||
+      synchro__current_cpu() == atomic_load_explicit(&s->loop_cpu, memory_order_relaxed))
+    return;
+  until = synchro__now_ns() + (uint64_t)s->opts.caller_spin_ns;
+  do {
+    if (is_done(rec))
+      return;
+    synchro__cpu_relax();
+  } while (synchro__now_ns() < until);
+}
+
+/* Sleeps until the record is DONE or the deadline passes (SYNCHRO_EPENDING). */
+static int wait_done(synchro_call_t *rec, uint64_t deadline_ns) {
+  uint32_t st;
+  if (is_done(rec))
+    return 0;
+  spin_briefly(rec);
+  for (;;) {
+    st = atomic_load_explicit(&rec->state, memory_order_acquire);
+    if (synchro__phase(st) == SYNCHRO__DONE)
+      return 0;
+    if (!(st & SYNCHRO__WAITING)) {
+      if (!atomic_compare_exchange_weak_explicit(&rec->state, &st, st | SYNCHRO__WAITING,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        continue;
+      st |= SYNCHRO__WAITING;
+    }
+    if (synchro__futex_wait(&rec->state, st, deadline_ns) == SYNCHRO_EPENDING)
+      return is_done(rec) ? 0 : SYNCHRO_EPENDING;
+  }
+}
+
+static const synchro_error_t *error_of(const synchro_call_t *rec) {
+  if (rec->error != NULL)
+    return rec->error;
+  return synchro__static_error(rec->status);
+}
+
+static void take_error(synchro_call_t *rec, synchro_error_t **out) {
+  *out = (synchro_error_t *)error_of(rec); /* freeing a static error is a no-op */
+  rec->cflags |= SYNCHRO__C_ERROR_TAKEN;
+}
+
+int synchro_call(synchro_t *s, const synchro_op_t *op, const void *args, int64_t timeout_ms,
+                 void *result, synchro_error_t **err) {
+  synchro_call_t *rec;
+  int rc;
+  if (err != NULL)
+    *err = NULL;
+  if (s != NULL && synchro__on_loop(s))
+    return SYNCHRO_EDEADLK;
+  if (op != NULL && op->result_size != 0 && result == NULL)
+    return SYNCHRO_EINVAL;
+  if ((rc = submit(s, op, args, timeout_ms, true, &rec)) != 0)
+    return rc;
+  wait_done(rec, UINT64_MAX);
+  rc = rec->status;
+  if (rc == 0) {
+    if (op->result_size != 0)
+      memcpy(result, rec->result, op->result_size);
+    rec->cflags |= SYNCHRO__C_RESULT_TAKEN;
+  } else if (err != NULL) {
+    take_error(rec, err);
+  }
+  synchro__rec_unref(rec);
+  return rc;
+}
+
+int synchro_future_status(const synchro_future_t *f) {
+  int rc = synchro__rec_check(f);
+  if (rc != 0)
+    return rc;
+  return is_done(f) ? f->status : SYNCHRO_EPENDING;
+}
+
+/* A wait that could block on the loop thread that must resolve the call would never
+ * return. */
+static bool would_deadlock(const synchro_call_t *rec, int64_t timeout_ms) {
+  return timeout_ms != 0 && !is_done(rec) && synchro__on_loop(rec->sync);
+}
+
+int synchro_future_wait(synchro_future_t *f, int64_t timeout_ms) {
+  int rc = synchro__rec_check(f);
+  if (rc != 0)
+    return rc;
+  if (timeout_ms < 0 && timeout_ms != SYNCHRO_TIMEOUT_INFINITE)
+    return SYNCHRO_EINVAL;
+  if (would_deadlock(f, timeout_ms))
+    return SYNCHRO_EDEADLK;
+  if (wait_done(f, synchro__deadline_after(timeout_ms)) != 0)
+    return SYNCHRO_EPENDING;
+  return f->status;
+}
+
+int synchro_future_cancel(synchro_future_t *f) {
+  int rc = synchro__rec_check(f);
+  uint32_t st;
+  if (rc != 0)
+    return rc;
+  st = atomic_load_explicit(&f->state, memory_order_relaxed);
+  do {
+    if (synchro__phase(st) != SYNCHRO__PENDING)
+      return SYNCHRO_EALREADY;
+    if (st & SYNCHRO__CANCEL)
+      return 0; /* already requested */
+  } while (!atomic_compare_exchange_weak_explicit(&f->state, &st, st | SYNCHRO__CANCEL,
+                                                  memory_order_acq_rel, memory_order_relaxed));
+  /* The loop must hear of it to run the hook. The queue holds a reference; once the
+   * loop is gone the queue is closed and the reference is dropped here. */
+  synchro__rec_ref(f);
+  if (!push_and_wake(f->sync, &f->sync->cancel_head, f, &f->cancel_next))
+    synchro__rec_unref(f);
+  return 0;
+}
+
+int synchro_future_result(synchro_future_t *f, void *out) {
+  int rc = synchro__rec_check(f);
+  if (rc != 0)
+    return rc;
+  if (!is_done(f))
+    return SYNCHRO_EPENDING;
+  if (f->status != 0)
+    return f->status;
+  if (f->cflags & SYNCHRO__C_RESULT_TAKEN)
+    return SYNCHRO_EALREADY;
+  if (f->op->result_size != 0) {
+    if (out == NULL)
+      return SYNCHRO_EINVAL;
+    memcpy(out, f->result, f->op->result_size);
+  }
+  f->cflags |= SYNCHRO__C_RESULT_TAKEN;
+  return 0;
+}
+
+const synchro_error_t *synchro_future_error(const synchro_future_t *f) {
+  if (synchro__rec_check(f) != 0 || !is_done(f) || f->status == 0 ||
+      (f->cflags & SYNCHRO__C_ERROR_TAKEN))
+    return NULL;
+  return error_of(f);
+}
+
+int synchro_future_take_error(synchro_future_t *f, synchro_error_t **out) {
+  int rc = synchro__rec_check(f);
+  if (rc != 0 || out == NULL)
+    return rc != 0 ? rc : SYNCHRO_EINVAL;
+  *out = NULL;
+  if (!is_done(f))
+    return SYNCHRO_EPENDING;
+  if (f->status == 0 || (f->cflags & SYNCHRO__C_ERROR_TAKEN))
+    return SYNCHRO_EALREADY;
+  take_error(f, out);
+  return 0;
+}
+
+const char *synchro_future_name(const synchro_future_t *f) {
+  return synchro__rec_check(f) == 0 ? f->op->name : NULL;
+}
+
+void synchro_future_free(synchro_future_t *f) {
+  if (synchro__rec_check(f) != 0 || (f->cflags & SYNCHRO__C_ATTACHED))
+    return; /* NULL, freed, or owned by a queue or host: nothing to do safely */
+  synchro__rec_unref(f);
+}
+
+/* ---- sinks ------------------------------------------------------------------------- */
+
+int synchro__attach_sink(synchro_call_t *rec, synchro__sink_t *sink) {
+  uintptr_t expected = SYNCHRO__SINK_NONE;
+  if (atomic_compare_exchange_strong_explicit(&rec->sink, &expected, (uintptr_t)sink,
+                                              memory_order_acq_rel, memory_order_acquire))
+    return 0;
+  return expected == SYNCHRO__SINK_DONE ? SYNCHRO_EALREADY : SYNCHRO_EINVAL;
+}
+
+/* Detaches `sink` if its notification has not started. Returns false when the
+ * resolver already took it (its notify is running or done). */
+static bool detach_sink(synchro_call_t *rec, synchro__sink_t *sink) {
+  uintptr_t expected = (uintptr_t)sink;
+  return atomic_compare_exchange_strong_explicit(&rec->sink, &expected, SYNCHRO__SINK_NONE,
+                                                 memory_order_acq_rel, memory_order_acquire);
+}
+
+/* ---- batch waits: one wakeup for the whole batch ---------------------------------- */
+
+typedef struct {
+  synchro__sink_t base;
+  _Atomic uint32_t remaining; /* notifications still needed before waking */
+  _Atomic uint32_t woken;     /* futex word: 0 until the waiter may proceed */
+  _Atomic uint32_t acks;      /* notifications finished touching this group */
+} group_t;
+
+static void group_notify(synchro__sink_t *sink, synchro_call_t *rec) {
+  group_t *g = (group_t *)sink;
+  (void)rec;
+  if (atomic_fetch_sub_explicit(&g->remaining, 1, memory_order_acq_rel) == 1) {
+    atomic_store_explicit(&g->woken, 1, memory_order_release);
+    synchro__futex_wake(&g->woken, 1);
+  }
+  atomic_fetch_add_explicit(&g->acks, 1, memory_order_release); /* last touch of g */
+}
+
+static int check_batch(synchro_future_t *const *fs, size_t n, int64_t timeout_ms) {
+  size_t i;
+  int rc;
+  if (fs == NULL || (timeout_ms < 0 && timeout_ms != SYNCHRO_TIMEOUT_INFINITE))
+    return SYNCHRO_EINVAL;
+  for (i = 0; i < n; i++) {
+    if ((rc = synchro__rec_check(fs[i])) != 0)
+      return rc;
+    if (would_deadlock(fs[i], timeout_ms))
+      return SYNCHRO_EDEADLK;
+  }
+  return 0;
+}
+
+/* Attaches the group to every pending future, counting them in *attached. Fails with
+ * SYNCHRO_EINVAL if one belongs to a queue or host; the caller then detaches. */
+static int attach_group(group_t *g, synchro_future_t *const *fs, size_t n, bool per_call,
+                        uint32_t *attached) {
+  size_t i;
+  *attached = 0;
+  for (i = 0; i < n; i++) {
+    int rc;
+    if (per_call)
+      atomic_fetch_add_explicit(&g->remaining, 1, memory_order_relaxed);
+    rc = synchro__attach_sink(fs[i], &g->base);
+    if (rc == 0) {
+      (*attached)++;
+      continue;
+    }
+    if (per_call)
+      atomic_fetch_sub_explicit(&g->remaining, 1, memory_order_relaxed);
+    if (rc == SYNCHRO_EINVAL)
+      return rc;
+  }
+  return 0;
+}
+
+/* Detaches the group and waits until every notification that got hold of it has
+ * finished with it, so the group (on our stack) can go: each attached future is
+ * either detached here or notifies exactly once. */
+static void detach_group(group_t *g, synchro_future_t *const *fs, size_t n, uint32_t attached) {
+  size_t i;
+  uint32_t detached = 0;
+  for (i = 0; i < n; i++)
+    detached += detach_sink(fs[i], &g->base);
+  while (atomic_load_explicit(&g->acks, memory_order_acquire) < attached - detached)
+    synchro__cpu_relax();
+}
+
+static int wait_group(group_t *g, int64_t timeout_ms) {
+  uint64_t deadline = synchro__deadline_after(timeout_ms);
+  while (!atomic_load_explicit(&g->woken, memory_order_acquire))
+    if (synchro__futex_wait(&g->woken, 0, deadline) == SYNCHRO_EPENDING)
+      return atomic_load_explicit(&g->woken, memory_order_acquire) ? 0 : SYNCHRO_EPENDING;
+  return 0;
+}
+
+static size_t first_done(synchro_future_t *const *fs, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (is_done(fs[i]))
+      return i;
+  return n;
+}
+
+int synchro_future_wait_all(synchro_future_t *const *fs, size_t n, int64_t timeout_ms) {
+  group_t g = {{group_notify}, 1, 0, 0}; /* remaining starts with our own token */
+  uint32_t attached;
+  int rc = check_batch(fs, n, timeout_ms);
+  if (rc != 0)
+    return rc;
+  if (attach_group(&g, fs, n, true, &attached) != 0) {
+    detach_group(&g, fs, n, attached);
+    return SYNCHRO_EINVAL;
+  }
+  if (atomic_fetch_sub_explicit(&g.remaining, 1, memory_order_acq_rel) == 1)
+    atomic_store(&g.woken, 1); /* everything was already done */
+  rc = timeout_ms == 0 && !atomic_load(&g.woken) ? SYNCHRO_EPENDING : wait_group(&g, timeout_ms);
+  detach_group(&g, fs, n, attached);
+  return rc;
+}
+
+int synchro_future_wait_any(synchro_future_t *const *fs, size_t n, int64_t timeout_ms,
+                            size_t *index) {
+  group_t g = {{group_notify}, 1, 0, 0}; /* the first notification wakes us */
+  uint32_t attached;
+  int rc = check_batch(fs, n, timeout_ms);
+  if (rc != 0 || index == NULL)
+    return rc != 0 ? rc : SYNCHRO_EINVAL;
+  if (n == 0)
+    return SYNCHRO_EEMPTY;
+  if ((*index = first_done(fs, n)) < n)
+    return 0;
+  if (timeout_ms == 0)
+    return SYNCHRO_EPENDING;
+  if (attach_group(&g, fs, n, false, &attached) != 0) {
+    detach_group(&g, fs, n, attached);
+    return SYNCHRO_EINVAL;
+  }
+  if (first_done(fs, n) < n)
+    atomic_store(&g.woken, 1); /* one resolved while we attached */
+  rc = wait_group(&g, timeout_ms);
+  detach_group(&g, fs, n, attached);
+  if (rc == 0)
+    *index = first_done(fs, n);
+  return rc;
+}

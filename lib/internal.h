@@ -1,0 +1,227 @@
+/* lib/internal.h - shared internals of the runtime. Never installed. */
+#ifndef SYNCHRO_INTERNAL_H
+#define SYNCHRO_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "synchro.h"
+
+#define SYNCHRO__CACHE_LINE 64
+#define SYNCHRO__ARGS_INLINE 32
+#define SYNCHRO__LIKELY(x) __builtin_expect(!!(x), 1)
+#define SYNCHRO__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- allocation (lib/alloc.c) ----------------------------------------------- */
+void *synchro__malloc(size_t size);
+void *synchro__calloc(size_t count, size_t size);
+void *synchro__realloc(void *ptr, size_t size);
+char *synchro__strdup(const char *s);
+void synchro__free(void *ptr);
+
+/* ---- time and sleeping (lib/wait.c) -------------------------------------------
+ * Futex on Linux: a waiter sleeps only while *word == expected; a waker wakes it. */
+uint64_t synchro__now_ns(void);
+/* Absolute deadline in ns for a timeout in ms; UINT64_MAX for SYNCHRO_TIMEOUT_INFINITE. */
+uint64_t synchro__deadline_after(int64_t timeout_ms);
+/* Returns 0 when woken or the word changed, SYNCHRO_EPENDING at the deadline. */
+int synchro__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline_ns);
+void synchro__futex_wake(_Atomic uint32_t *word, int count);
+void synchro__cpu_relax(void);
+int synchro__ncpu(void);
+int synchro__current_cpu(void);
+/* Writes/clears an eventfd; both ignore EAGAIN (the counter is a flag for us). */
+int synchro__eventfd_new(void);
+void synchro__eventfd_signal(int fd);
+void synchro__eventfd_clear(int fd);
+
+/* ---- errors (lib/error.c) ---------------------------------------------------- */
+struct synchro_error_s {
+  int code;
+  bool is_static;
+  const char *message;
+  const char *origin;
+  struct json_t *details;
+  synchro_error_t *cause;
+};
+/* The shared error for a runtime outcome code, or NULL for other codes. */
+const synchro_error_t *synchro__static_error(int code);
+int synchro__error_vnew(synchro_error_t **out, int code, const char *origin,
+                        struct json_t *details, synchro_error_t *cause, const char *fmt,
+                        va_list ap);
+
+/* ---- the call record ------------------------------------------------------------
+ * One record per call, three cache lines, 64-byte aligned so that records never share
+ * a line. Line 0 holds what crosses threads, line 1 what only the loop touches, line 2
+ * the payload. The caller's future is the same record. */
+
+/* state word: phase in the low 2 bits, then flags. Only the loop thread moves the
+ * phase (PENDING -> COMPLETING -> DONE); callers only set CANCEL and WAITING. */
+#define SYNCHRO__PENDING 0u
+#define SYNCHRO__COMPLETING 1u
+#define SYNCHRO__DONE 2u
+#define SYNCHRO__PHASE_MASK 3u
+#define SYNCHRO__CANCEL 4u  /* cancellation requested before the outcome was decided */
+#define SYNCHRO__WAITING 8u /* a caller sleeps on the futex */
+
+/* loop-only flags */
+#define SYNCHRO__L_STARTED 0x01u       /* impl has been called */
+#define SYNCHRO__L_IMPL_DONE 0x02u     /* impl finished (or never started) */
+#define SYNCHRO__L_CANCEL_SEEN 0x04u   /* cancellation handled on the loop */
+#define SYNCHRO__L_ACTIVE 0x08u        /* in the synchronizer's active list */
+#define SYNCHRO__L_LOOP_REF 0x10u      /* the loop still holds its reference */
+
+/* caller-only flags (read by whoever frees the record, after the refcount handoff) */
+#define SYNCHRO__C_RESULT_TAKEN 0x01u
+#define SYNCHRO__C_ERROR_TAKEN 0x02u
+#define SYNCHRO__C_ATTACHED 0x04u      /* owned by a completion queue or host */
+
+#define SYNCHRO__MAGIC_LIVE 0x53594e43u  /* "SYNC" */
+#define SYNCHRO__MAGIC_FREED 0x46524545u /* "FREE" */
+
+/* sink word: where a resolved record goes besides waking a sleeping waiter. */
+#define SYNCHRO__SINK_NONE ((uintptr_t)0)
+#define SYNCHRO__SINK_DONE ((uintptr_t)1)
+typedef struct synchro__sink_s synchro__sink_t;
+struct synchro__sink_s {
+  /* Runs on the thread that resolved `rec` (the loop thread), once. */
+  void (*notify)(synchro__sink_t *sink, synchro_call_t *rec);
+};
+
+struct synchro_call_s {
+  /* line 0: cross-thread */
+  _Atomic uint32_t state;
+  _Atomic uint32_t refs;
+  _Atomic uint32_t magic;
+  int32_t status; /* cancel reason while pending, the outcome once DONE */
+  synchro_call_t *next;        /* submission queue, then sink queue */
+  synchro_call_t *cancel_next; /* cancel queue */
+  _Atomic uintptr_t sink;
+  synchro_t *sync;
+  const synchro_op_t *op;
+  synchro_error_t *error;
+  /* line 1: loop side */
+  synchro_call_t *act_prev;
+  synchro_call_t *act_next;
+  synchro_cancel_fn cancel_fn;
+  void *cancel_data;
+  void *impl_data;
+  uint64_t deadline_ns; /* 0: none */
+  uint32_t heap_idx;
+  uint16_t lflags;
+  uint8_t cflags;
+  uint8_t mem_off; /* offset from the allocation to the aligned record */
+  void *args;      /* args_inline, or a heap block */
+  /* line 2: payload */
+  _Alignas(16) unsigned char result[SYNCHRO_RESULT_MAX];
+  synchro_host_cb then_cb;
+  void *then_data;
+  _Alignas(8) unsigned char args_inline[SYNCHRO__ARGS_INLINE];
+} __attribute__((aligned(SYNCHRO__CACHE_LINE)));
+
+_Static_assert(sizeof(struct synchro_call_s) == 3 * SYNCHRO__CACHE_LINE,
+               "a call record is three cache lines");
+
+/* record pool (lib/pool.c): per-thread caches over a shared free stack */
+synchro_call_t *synchro__pool_get(void);
+void synchro__pool_put(synchro_call_t *rec);
+
+/* record lifetime (lib/record.c) */
+void synchro__rec_ref(synchro_call_t *rec);
+void synchro__rec_unref(synchro_call_t *rec);
+/* Decides the outcome and publishes it: wakes a sleeping waiter, notifies the sink.
+ * `result` (outcome 0) and `err` are owned by the record from here on, also when the
+ * call was cancelled (then they are released). Loop thread (or a thread that owns the
+ * loop's state: fork recovery, teardown). Returns 0 or SYNCHRO_EALREADY. */
+int synchro__resolve(synchro_call_t *rec, int outcome, const void *result,
+                     synchro_error_t *err);
+/* Releases what a result (not yet stored in a record) owns. */
+void synchro__release_result(const synchro_op_t *op, const void *result);
+static inline uint32_t synchro__phase(uint32_t state) { return state & SYNCHRO__PHASE_MASK; }
+int synchro__rec_check(const synchro_call_t *rec);
+
+/* ---- lock-free stacks ---------------------------------------------------------
+ * Producers push with CAS; the single consumer takes everything at once, so there is
+ * no ABA. Bit 0 of the head marks the stack closed: pushes then fail. */
+#define SYNCHRO__STACK_CLOSED ((uintptr_t)1)
+
+/* ---- the synchronizer ------------------------------------------------------------ */
+typedef struct synchro__heap_s {
+  synchro_call_t **items;
+  uint32_t len;
+  uint32_t cap;
+} synchro__heap_t;
+
+enum { SYNCHRO__NOT_STARTED = 0 };
+
+struct synchro_s {
+  /* written by every caller: its own line */
+  _Alignas(SYNCHRO__CACHE_LINE) _Atomic uintptr_t submit_head;
+  _Atomic uintptr_t cancel_head;
+  /* read by callers, written by the loop: 1 while the loop is draining or spinning */
+  _Alignas(SYNCHRO__CACHE_LINE) _Atomic int awake;
+  /* fork generation + 1 of the running loop thread; 0 while not running */
+  _Atomic uint64_t run_gen;
+  int wake_fd;
+  _Atomic int loop_cpu; /* last CPU the loop ran on, for the caller's spin decision */
+  pthread_t thread;
+  _Atomic uint32_t inflight;
+  _Atomic uint32_t inflight_waiters;
+  /* counters */
+  _Alignas(SYNCHRO__CACHE_LINE) _Atomic uint64_t n_submitted;
+  _Atomic uint64_t n_completed;
+  _Atomic uint64_t n_failed;
+  _Atomic uint64_t n_cancelled;
+  _Atomic uint64_t n_wakeups;
+  /* configuration */
+  char *name;
+  synchro_options_t opts;
+  bool spin_loop;
+  /* lifecycle */
+  pthread_mutex_t close_mutex;
+  bool closed;
+  int64_t grace_ms;
+  bool shutting_down;
+  /* loop-thread state */
+  uv_loop_t loop;
+  uv_poll_t wake_poll;
+  uv_timer_t deadline_timer;
+  uv_timer_t shutdown_timer;
+  synchro_call_t *active; /* started, impl not done */
+  synchro__heap_t heap;
+};
+
+/* The synchronizer whose loop runs on this thread, or NULL. */
+extern _Thread_local synchro_t *synchro__tls_loop;
+/* Incremented in the child at every fork(). */
+extern _Atomic uint64_t synchro__fork_gen;
+
+static inline bool synchro__on_loop(const synchro_t *s) { return synchro__tls_loop == s; }
+
+/* synchronizer.c */
+int synchro__ensure_running(synchro_t *s);
+void synchro__wake_loop(synchro_t *s);
+
+/* loop.c: the loop thread */
+void *synchro__loop_main(void *arg);
+int synchro__loop_init(synchro_t *s);
+void synchro__loop_finish_call(synchro_t *s, synchro_call_t *rec);
+void synchro__loop_drop_all(synchro_t *s, int outcome);
+void synchro__loop_resolve_active(synchro_t *s, int outcome);
+/* Closes every handle on the loop, runs it until they are closed, closes the loop. */
+void synchro__loop_dispose(synchro_t *s);
+
+/* heap.c: deadlines, earliest first */
+int synchro__heap_push(synchro__heap_t *h, synchro_call_t *rec);
+void synchro__heap_remove(synchro__heap_t *h, synchro_call_t *rec);
+synchro_call_t *synchro__heap_top(const synchro__heap_t *h);
+void synchro__heap_free(synchro__heap_t *h);
+
+/* future.c */
+int synchro__attach_sink(synchro_call_t *rec, synchro__sink_t *sink);
+
+#endif /* SYNCHRO_INTERNAL_H */

@@ -1,0 +1,376 @@
+/* lib/loop.c - the loop thread: takes calls off the queues, starts them, enforces
+ * deadlines, and runs the shutdown sequence. Everything here runs on the loop thread
+ * (or, after fork, on the child's thread that tears the inherited loop down). */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* After the grace period, cancelled calls get this long to finish their cleanup before
+ * they are resolved as shut down regardless. */
+#define CLEANUP_BOUND_MS 100
+
+_Thread_local synchro_t *synchro__tls_loop;
+
+/* ---- active list: started calls whose implementation has not finished --------- */
+
+static void active_insert(synchro_t *s, synchro_call_t *rec) {
+  rec->act_prev = NULL;
+  rec->act_next = s->active;
+  if (s->active != NULL)
+    s->active->act_prev = rec;
+  s->active = rec;
+  rec->lflags |= SYNCHRO__L_ACTIVE;
+}
+
+static void active_remove(synchro_t *s, synchro_call_t *rec) {
+  if (!(rec->lflags & SYNCHRO__L_ACTIVE))
+    return;
+  if (rec->act_prev != NULL)
+    rec->act_prev->act_next = rec->act_next;
+  else
+    s->active = rec->act_next;
+  if (rec->act_next != NULL)
+    rec->act_next->act_prev = rec->act_prev;
+  rec->lflags &= (uint16_t)~SYNCHRO__L_ACTIVE;
+}
+
+static void begin_teardown(synchro_t *s);
+
+/* The implementation is done with `rec` (or never started): drop the loop's reference
+ * once the outcome is published. */
+void synchro__loop_finish_call(synchro_t *s, synchro_call_t *rec) {
+  rec->lflags |= SYNCHRO__L_IMPL_DONE;
+  active_remove(s, rec);
+  if (rec->deadline_ns != 0)
+    synchro__heap_remove(&s->heap, rec);
+  if (synchro__phase(atomic_load_explicit(&rec->state, memory_order_acquire)) ==
+      SYNCHRO__DONE) {
+    rec->lflags &= (uint16_t)~SYNCHRO__L_LOOP_REF;
+    synchro__rec_unref(rec);
+  }
+  if (s->shutting_down && s->active == NULL)
+    begin_teardown(s);
+}
+
+/* ---- cancellation on the loop -------------------------------------------------- */
+
+/* Acts on a cancellation of a started call: runs the hook, or resolves at once when
+ * there is none. `reason` is recorded only if this is the first cancellation. */
+static void cancel_started(synchro_t *s, synchro_call_t *rec, int reason) {
+  uint32_t old = atomic_fetch_or_explicit(&rec->state, SYNCHRO__CANCEL, memory_order_acq_rel);
+  if (synchro__phase(old) != SYNCHRO__PENDING)
+    return; /* outcome already decided */
+  if (!(old & SYNCHRO__CANCEL))
+    rec->status = reason;
+  if (rec->lflags & SYNCHRO__L_CANCEL_SEEN)
+    return;
+  rec->lflags |= SYNCHRO__L_CANCEL_SEEN;
+  if (rec->deadline_ns != 0)
+    synchro__heap_remove(&s->heap, rec);
+  if (rec->cancel_fn != NULL) {
+    synchro_cancel_fn fn = rec->cancel_fn;
+    rec->cancel_fn = NULL;
+    fn(rec, rec->status != 0 ? rec->status : SYNCHRO_ECANCELED, rec->cancel_data);
+  } else {
+    /* Nothing can stop the work: resolve now, discard its late completion. */
+    synchro__resolve(rec, SYNCHRO_ECANCELED, NULL, NULL);
+  }
+}
+
+static void cancel_call(synchro_t *s, synchro_call_t *rec, int reason) {
+  if ((rec->lflags & SYNCHRO__L_STARTED) && !(rec->lflags & SYNCHRO__L_IMPL_DONE))
+    cancel_started(s, rec, reason);
+}
+
+/* ---- deadlines ------------------------------------------------------------------- */
+
+static void on_deadline(uv_timer_t *timer);
+
+static void arm_deadline_timer(synchro_t *s) {
+  synchro_call_t *top = synchro__heap_top(&s->heap);
+  uint64_t now, delay_ms = 0;
+  if (top == NULL) {
+    uv_timer_stop(&s->deadline_timer);
+    return;
+  }
+  now = synchro__now_ns();
+  if (top->deadline_ns > now)
+    delay_ms = (top->deadline_ns - now + 999999u) / 1000000u;
+  uv_update_time(&s->loop);
+  uv_timer_start(&s->deadline_timer, on_deadline, delay_ms, 0);
+}
+
+static void on_deadline(uv_timer_t *timer) {
+  synchro_t *s = timer->data;
+  uint64_t now = synchro__now_ns();
+  synchro_call_t *top;
+  while ((top = synchro__heap_top(&s->heap)) != NULL && top->deadline_ns <= now) {
+    synchro__heap_remove(&s->heap, top);
+    cancel_call(s, top, SYNCHRO_ETIMEDOUT);
+  }
+  arm_deadline_timer(s);
+}
+
+/* ---- taking calls off the queues ------------------------------------------------- */
+
+/* Takes the whole stack, keeping its closed bit; returns the records oldest first. */
+static synchro_call_t *take_fifo(_Atomic uintptr_t *head, bool cancel_link) {
+  uintptr_t h = atomic_load_explicit(head, memory_order_relaxed);
+  synchro_call_t *list, *fifo = NULL;
+  while (!atomic_compare_exchange_weak_explicit(head, &h, h & SYNCHRO__STACK_CLOSED,
+                                                memory_order_acquire, memory_order_relaxed))
+    ;
+  list = (synchro_call_t *)(h & ~SYNCHRO__STACK_CLOSED);
+  while (list != NULL) { /* reverse: pushes built it newest first */
+    synchro_call_t **link = cancel_link ? &list->cancel_next : &list->next;
+    synchro_call_t *next = *link;
+    *link = fifo;
+    fifo = list;
+    list = next;
+  }
+  return fifo;
+}
+
+static void start_call(synchro_t *s, synchro_call_t *rec, uint64_t now) {
+  uint32_t st = atomic_load_explicit(&rec->state, memory_order_acquire);
+  int refused = 0;
+  if (st & SYNCHRO__CANCEL)
+    refused = SYNCHRO_ECANCELED;
+  else if (rec->deadline_ns != 0 && rec->deadline_ns <= now)
+    refused = SYNCHRO_ETIMEDOUT;
+  else if (rec->deadline_ns != 0 && synchro__heap_push(&s->heap, rec) != 0)
+    refused = SYNCHRO_ENOMEM;
+  if (refused != 0) {
+    if (refused == SYNCHRO_ETIMEDOUT)
+      rec->status = SYNCHRO_ETIMEDOUT; /* read as the cancel reason if one races in */
+    synchro__resolve(rec, refused, NULL, NULL);
+    synchro__loop_finish_call(s, rec);
+    return;
+  }
+  rec->lflags |= SYNCHRO__L_STARTED;
+  active_insert(s, rec);
+  rec->op->impl(rec); /* may finish (and release) rec before returning */
+}
+
+/* Runs one pass over both queues; returns whether there was anything. */
+static bool drain_once(synchro_t *s) {
+  synchro_call_t *calls = take_fifo(&s->submit_head, false);
+  synchro_call_t *cancels = take_fifo(&s->cancel_head, true);
+  bool any = calls != NULL || cancels != NULL;
+  bool timed = false;
+  uint64_t now = calls != NULL ? synchro__now_ns() : 0;
+  while (calls != NULL) {
+    synchro_call_t *next = calls->next;
+    timed |= calls->deadline_ns != 0;
+    start_call(s, calls, now);
+    calls = next;
+  }
+  while (cancels != NULL) {
+    synchro_call_t *next = cancels->cancel_next;
+    /* Not started yet: the submission pass will see the flag when it gets there. */
+    cancel_call(s, cancels, SYNCHRO_ECANCELED);
+    synchro__rec_unref(cancels);
+    cancels = next;
+  }
+  if (timed)
+    arm_deadline_timer(s);
+  return any;
+}
+
+static bool queues_empty(synchro_t *s) {
+  return (atomic_load(&s->submit_head) & ~SYNCHRO__STACK_CLOSED) == 0 &&
+         (atomic_load(&s->cancel_head) & ~SYNCHRO__STACK_CLOSED) == 0;
+}
+
+static void begin_shutdown(synchro_t *s);
+
+static void drain(synchro_t *s) {
+  atomic_fetch_add_explicit(&s->n_wakeups, 1, memory_order_relaxed);
+  atomic_store_explicit(&s->awake, 1, memory_order_relaxed);
+  for (;;) {
+    if (drain_once(s))
+      continue;
+    if (s->spin_loop) { /* keep polling briefly: the next call then needs no wakeup */
+      uint64_t until = synchro__now_ns() + (uint64_t)s->opts.loop_spin_ns;
+      while (queues_empty(s) && synchro__now_ns() < until)
+        synchro__cpu_relax();
+      if (!queues_empty(s))
+        continue;
+    }
+    /* Announce sleep, then re-check: a caller that pushed before seeing awake == 0
+     * is picked up here; one that pushed after will write the eventfd. */
+    atomic_store(&s->awake, 0);
+    if (queues_empty(s))
+      break;
+    atomic_store_explicit(&s->awake, 1, memory_order_relaxed);
+  }
+  atomic_store_explicit(&s->loop_cpu, synchro__current_cpu(), memory_order_relaxed);
+  if (!s->shutting_down && (atomic_load(&s->submit_head) & SYNCHRO__STACK_CLOSED))
+    begin_shutdown(s);
+}
+
+static void on_wake(uv_poll_t *poll, int status, int events) {
+  synchro_t *s = poll->data;
+  (void)status;
+  (void)events;
+  synchro__eventfd_clear(s->wake_fd);
+  drain(s);
+}
+
+/* ---- shutdown ---------------------------------------------------------------------- */
+
+static void close_any(uv_handle_t *handle, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(handle))
+    uv_close(handle, NULL);
+}
+
+/* Everything is resolved: close every handle (ours and the implementations') so
+ * uv_run returns. */
+static void begin_teardown(synchro_t *s) {
+  if (uv_is_closing((uv_handle_t *)&s->wake_poll))
+    return;
+  uv_walk(&s->loop, close_any, NULL);
+}
+
+/* Resolves every started call with `outcome` without releasing it: its implementation
+ * may still complete it (late, and discarded) from a callback. */
+void synchro__loop_resolve_active(synchro_t *s, int outcome) {
+  synchro_call_t *rec;
+  for (rec = s->active; rec != NULL; rec = rec->act_next)
+    synchro__resolve(rec, outcome, NULL, NULL);
+}
+
+static void on_cleanup_bound(uv_timer_t *timer) {
+  synchro_t *s = timer->data;
+  /* Implementations that ignored their cancellation are resolved as shut down; their
+   * records stay until the loop is gone, so a late completion is discarded safely. */
+  synchro__loop_resolve_active(s, SYNCHRO_ESHUTDOWN);
+  begin_teardown(s);
+}
+
+/* Cancels every started call. A hook may finish calls (its own or others) before it
+ * returns, unlinking them; holding a reference on the next record tells whether the
+ * walk can go on from there or must restart from the head. */
+static void cancel_all_active(synchro_t *s, int reason) {
+  synchro_call_t *rec = s->active;
+  while (rec != NULL) {
+    synchro_call_t *next = rec->act_next;
+    bool next_still_active;
+    if (rec->lflags & SYNCHRO__L_CANCEL_SEEN) {
+      rec = next;
+      continue;
+    }
+    if (next != NULL)
+      synchro__rec_ref(next);
+    cancel_started(s, rec, reason);
+    if (next == NULL)
+      break;
+    next_still_active = (next->lflags & SYNCHRO__L_ACTIVE) != 0;
+    synchro__rec_unref(next);
+    rec = next_still_active ? next : s->active;
+  }
+}
+
+static void on_grace_over(uv_timer_t *timer) {
+  synchro_t *s = timer->data;
+  cancel_all_active(s, SYNCHRO_ESHUTDOWN);
+  if (s->active == NULL) {
+    begin_teardown(s);
+    return;
+  }
+  uv_timer_start(&s->shutdown_timer, on_cleanup_bound, CLEANUP_BOUND_MS, 0);
+}
+
+static void begin_shutdown(synchro_t *s) {
+  s->shutting_down = true;
+  if (s->active == NULL) {
+    begin_teardown(s);
+    return;
+  }
+  if (s->grace_ms == SYNCHRO_TIMEOUT_INFINITE)
+    return; /* the last finishing call begins the teardown */
+  uv_timer_start(&s->shutdown_timer, on_grace_over, (uint64_t)(s->grace_ms < 0 ? 0 : s->grace_ms), 0);
+}
+
+/* ---- setup and the thread ------------------------------------------------------------ */
+
+int synchro__loop_init(synchro_t *s) {
+  int rc = uv_loop_init(&s->loop);
+  if (rc != 0)
+    return rc;
+  rc = synchro__eventfd_new();
+  if (rc < 0)
+    goto fail_loop;
+  s->wake_fd = rc;
+  if ((rc = uv_poll_init(&s->loop, &s->wake_poll, s->wake_fd)) != 0)
+    goto fail_fd;
+  s->wake_poll.data = s;
+  uv_timer_init(&s->loop, &s->deadline_timer);
+  uv_timer_init(&s->loop, &s->shutdown_timer);
+  s->deadline_timer.data = s;
+  s->shutdown_timer.data = s;
+  uv_unref((uv_handle_t *)&s->deadline_timer);
+  uv_unref((uv_handle_t *)&s->shutdown_timer);
+  if ((rc = uv_poll_start(&s->wake_poll, UV_READABLE, on_wake)) != 0)
+    goto fail_handles;
+  s->shutting_down = false;
+  return 0;
+fail_handles:
+  synchro__loop_dispose(s);
+  return rc;
+fail_fd:
+  close(s->wake_fd);
+  s->wake_fd = -1;
+fail_loop:
+  uv_loop_close(&s->loop);
+  return rc;
+}
+
+void synchro__loop_dispose(synchro_t *s) {
+  uv_walk(&s->loop, close_any, NULL);
+  uv_run(&s->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&s->loop);
+}
+
+/* Drops every record the loop still references, resolving those still pending with
+ * `outcome`: after the loop stopped, or in a fork child. */
+void synchro__loop_drop_all(synchro_t *s, int outcome) {
+  synchro_call_t *rec;
+  for (rec = take_fifo(&s->submit_head, false); rec != NULL;) {
+    synchro_call_t *next = rec->next;
+    synchro__resolve(rec, outcome, NULL, NULL);
+    synchro__loop_finish_call(s, rec);
+    rec = next;
+  }
+  while ((rec = s->active) != NULL) {
+    synchro__resolve(rec, outcome, NULL, NULL);
+    synchro__loop_finish_call(s, rec);
+  }
+  /* Close the cancel queue for good: a late canceller drops its own reference. */
+  {
+    uintptr_t h = atomic_exchange(&s->cancel_head, SYNCHRO__STACK_CLOSED);
+    rec = (synchro_call_t *)(h & ~SYNCHRO__STACK_CLOSED);
+    while (rec != NULL) {
+      synchro_call_t *next = rec->cancel_next;
+      synchro__rec_unref(rec);
+      rec = next;
+    }
+  }
+  synchro__heap_free(&s->heap);
+}
+
+void *synchro__loop_main(void *arg) {
+  synchro_t *s = arg;
+  synchro__tls_loop = s;
+  uv_run(&s->loop, UV_RUN_DEFAULT);
+  synchro__loop_drop_all(s, SYNCHRO_ESHUTDOWN);
+  synchro__loop_dispose(s);
+  /* wake_fd stays open until synchro_free(): a caller that pushed its call just
+   * before the close may still be about to signal it. */
+  synchro__tls_loop = NULL;
+  return NULL;
+}

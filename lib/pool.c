@@ -1,0 +1,98 @@
+/* lib/pool.c - call records come from a pool: no malloc per call in steady state.
+ *
+ * Each thread keeps a small cache of free records (no atomics on that path). A cache
+ * that overflows moves its surplus to a process-wide free stack; an empty cache takes
+ * the whole stack at once (one atomic exchange, so no ABA). A thread that exits hands
+ * its cache back through a pthread key destructor. */
+#include <string.h>
+
+#include "internal.h"
+
+#define CACHE_MAX 256
+
+typedef struct {
+  synchro_call_t *head;
+  unsigned count;
+  bool registered;
+} cache_t;
+
+static _Thread_local cache_t cache;
+static _Atomic uintptr_t shared_free;
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+
+static void push_chain(synchro_call_t *first, synchro_call_t *last) {
+  uintptr_t head = atomic_load_explicit(&shared_free, memory_order_relaxed);
+  do
+    last->next = (synchro_call_t *)head;
+  while (!atomic_compare_exchange_weak_explicit(&shared_free, &head, (uintptr_t)first,
+                                                memory_order_release, memory_order_relaxed));
+}
+
+static void on_thread_exit(void *unused) {
+  synchro_call_t *last;
+  (void)unused;
+  if (cache.head == NULL)
+    return;
+  for (last = cache.head; last->next != NULL; last = last->next)
+    ;
+  push_chain(cache.head, last);
+  cache.head = NULL;
+  cache.count = 0;
+}
+
+static void make_exit_key(void) { pthread_key_create(&exit_key, on_thread_exit); }
+
+/* Registering the destructor needs a non-NULL key value; the cache itself is TLS. */
+static void register_thread(void) {
+  pthread_once(&exit_key_once, make_exit_key);
+  pthread_setspecific(exit_key, &cache);
+  cache.registered = true;
+}
+
+static synchro_call_t *allocate_record(void) {
+  unsigned char *mem = synchro__malloc(sizeof(synchro_call_t) + SYNCHRO__CACHE_LINE);
+  uintptr_t aligned;
+  synchro_call_t *rec;
+  if (mem == NULL)
+    return NULL;
+  aligned = ((uintptr_t)mem + SYNCHRO__CACHE_LINE - 1) & ~(uintptr_t)(SYNCHRO__CACHE_LINE - 1);
+  rec = (synchro_call_t *)aligned;
+  rec->mem_off = (uint8_t)(aligned - (uintptr_t)mem);
+  return rec;
+}
+
+synchro_call_t *synchro__pool_get(void) {
+  synchro_call_t *rec = cache.head;
+  if (SYNCHRO__LIKELY(rec != NULL)) {
+    cache.head = rec->next;
+    cache.count--;
+    return rec;
+  }
+  if (!cache.registered)
+    register_thread();
+  rec = (synchro_call_t *)atomic_exchange_explicit(&shared_free, 0, memory_order_acquire);
+  if (rec != NULL) {
+    synchro_call_t *it;
+    unsigned n = 0;
+    for (it = rec->next; it != NULL; it = it->next)
+      n++;
+    cache.head = rec->next;
+    cache.count = n;
+    return rec;
+  }
+  return allocate_record();
+}
+
+void synchro__pool_put(synchro_call_t *rec) {
+  if (SYNCHRO__LIKELY(cache.count < CACHE_MAX)) {
+    if (!cache.registered)
+      register_thread();
+    rec->next = cache.head;
+    cache.head = rec;
+    cache.count++;
+    return;
+  }
+  rec->next = NULL;
+  push_chain(rec, rec);
+}

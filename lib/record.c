@@ -1,0 +1,115 @@
+/* lib/record.c - a call record's lifetime and the one place outcomes are decided.
+ *
+ * A record has two references from birth: the caller's (the future, or the blocking
+ * caller) and the loop's (dropped once the implementation is done with it and the
+ * outcome is published). Whoever drops the last one releases what the record still
+ * owns (arguments, an unclaimed result or error) and returns it to the pool. */
+#include <jansson.h>
+#include <string.h>
+
+#include "internal.h"
+
+void synchro__rec_ref(synchro_call_t *rec) {
+  atomic_fetch_add_explicit(&rec->refs, 1, memory_order_relaxed);
+}
+
+static void release_payload(synchro_call_t *rec) {
+  const synchro_op_t *op = rec->op;
+  if (op->args_free != NULL)
+    op->args_free(rec->args);
+  if (rec->args != rec->args_inline)
+    synchro__free(rec->args);
+  if (rec->status == 0 && !(rec->cflags & SYNCHRO__C_RESULT_TAKEN) && op->result_free != NULL)
+    op->result_free(rec->result);
+  if (!(rec->cflags & SYNCHRO__C_ERROR_TAKEN))
+    synchro_error_free(rec->error);
+}
+
+void synchro__rec_unref(synchro_call_t *rec) {
+  if (atomic_fetch_sub_explicit(&rec->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  release_payload(rec);
+  atomic_store_explicit(&rec->magic, SYNCHRO__MAGIC_FREED, memory_order_relaxed);
+  synchro__pool_put(rec);
+}
+
+int synchro__rec_check(const synchro_call_t *rec) {
+  uint32_t magic;
+  if (rec == NULL)
+    return SYNCHRO_EINVAL;
+  magic = atomic_load_explicit(&rec->magic, memory_order_relaxed);
+  if (magic == SYNCHRO__MAGIC_LIVE)
+    return 0;
+  return magic == SYNCHRO__MAGIC_FREED ? SYNCHRO_EFREED : SYNCHRO_EINVAL;
+}
+
+/* Moves the phase from PENDING to COMPLETING. Returns the state seen (with CANCEL if a
+ * cancellation won the race) or UINT32_MAX if the outcome was already decided. */
+static uint32_t claim(synchro_call_t *rec) {
+  uint32_t st = atomic_load_explicit(&rec->state, memory_order_relaxed);
+  do {
+    if (synchro__phase(st) != SYNCHRO__PENDING)
+      return UINT32_MAX;
+  } while (!atomic_compare_exchange_weak_explicit(&rec->state, &st, st | SYNCHRO__COMPLETING,
+                                                  memory_order_acquire, memory_order_relaxed));
+  return st;
+}
+
+static void count_outcome(synchro_t *s, int outcome, bool runtime_outcome) {
+  _Atomic uint64_t *counter = outcome == 0       ? &s->n_completed
+                              : runtime_outcome ? &s->n_cancelled
+                                                 : &s->n_failed;
+  atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+  if (s->opts.max_inflight != 0) {
+    atomic_fetch_sub_explicit(&s->inflight, 1, memory_order_release);
+    if (atomic_load_explicit(&s->inflight_waiters, memory_order_acquire) != 0)
+      synchro__futex_wake(&s->inflight, 1);
+  }
+}
+
+void synchro__release_result(const synchro_op_t *op, const void *result) {
+  if (result != NULL && op->result_free != NULL) {
+    unsigned char tmp[SYNCHRO_RESULT_MAX]; /* result_free may write; `result` is const */
+    memcpy(tmp, result, op->result_size);
+    op->result_free(tmp);
+  }
+}
+
+static void discard(const synchro_call_t *rec, const void *result, synchro_error_t *err) {
+  synchro__release_result(rec->op, result);
+  synchro_error_free(err);
+}
+
+int synchro__resolve(synchro_call_t *rec, int outcome, const void *result,
+                     synchro_error_t *err) {
+  uint32_t seen = claim(rec), old;
+  uintptr_t sink;
+  bool runtime_outcome = false;
+  if (seen == UINT32_MAX) {
+    discard(rec, outcome == 0 ? result : NULL, err);
+    return SYNCHRO_EALREADY;
+  }
+  if (seen & SYNCHRO__CANCEL) {
+    /* The cancellation came first: it decides, whatever the implementation said. */
+    discard(rec, outcome == 0 ? result : NULL, err);
+    outcome = rec->status != 0 ? rec->status : SYNCHRO_ECANCELED;
+    err = NULL;
+    runtime_outcome = true;
+  } else if (outcome == 0) {
+    if (rec->op->result_size != 0)
+      memcpy(rec->result, result, rec->op->result_size);
+  } else {
+    runtime_outcome = err == NULL && synchro__static_error(outcome) != NULL;
+  }
+  rec->status = outcome;
+  rec->error = outcome == 0 ? NULL : err;
+  /* COMPLETING -> DONE; release publishes status, result and error. */
+  old = atomic_fetch_add_explicit(&rec->state, 1, memory_order_acq_rel);
+  if (old & SYNCHRO__WAITING)
+    synchro__futex_wake(&rec->state, INT32_MAX);
+  count_outcome(rec->sync, outcome, runtime_outcome);
+  sink = atomic_exchange_explicit(&rec->sink, SYNCHRO__SINK_DONE, memory_order_acq_rel);
+  if (sink > SYNCHRO__SINK_DONE)
+    ((synchro__sink_t *)sink)->notify((synchro__sink_t *)sink, rec);
+  return 0;
+}

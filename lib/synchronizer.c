@@ -1,0 +1,230 @@
+/* lib/synchronizer.c - creating, starting (lazily), closing and freeing a
+ * synchronizer, and surviving fork(). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define DEFAULT_LOOP_SPIN_NS 20000
+#define DEFAULT_CALLER_SPIN_NS 5000
+
+_Atomic uint64_t synchro__fork_gen;
+
+/* Starting a loop thread is rare; one process-wide lock serialises it, and fork()
+ * takes it too, so a child never inherits a half-started synchronizer. */
+static pthread_mutex_t start_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void before_fork(void) { pthread_mutex_lock(&start_mutex); }
+static void after_fork_parent(void) { pthread_mutex_unlock(&start_mutex); }
+static void after_fork_child(void) {
+  pthread_mutex_init(&start_mutex, NULL);
+  atomic_fetch_add(&synchro__fork_gen, 1);
+  synchro__tls_loop = NULL; /* no loop thread exists in the child */
+}
+static void install_atfork(void) {
+  pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
+void synchro_options_init(synchro_options_t *opts) {
+  if (opts == NULL)
+    return;
+  memset(opts, 0, sizeof(*opts));
+  opts->name = "synchro";
+  opts->loop_spin_ns = DEFAULT_LOOP_SPIN_NS;
+  opts->caller_spin_ns = DEFAULT_CALLER_SPIN_NS;
+  opts->max_inflight = 0;
+  opts->default_timeout_ms = SYNCHRO_TIMEOUT_INFINITE;
+}
+
+static bool valid_timeout(int64_t ms) {
+  return ms >= 0 || ms == SYNCHRO_TIMEOUT_INFINITE;
+}
+
+int synchro_new(synchro_t **out, const synchro_options_t *opts) {
+  synchro_options_t defaults;
+  synchro_t *s;
+  if (out == NULL)
+    return SYNCHRO_EINVAL;
+  *out = NULL;
+  if (opts == NULL) {
+    synchro_options_init(&defaults);
+    opts = &defaults;
+  }
+  if (opts->loop_spin_ns < 0 || opts->caller_spin_ns < 0 ||
+      !valid_timeout(opts->default_timeout_ms))
+    return SYNCHRO_EINVAL;
+  pthread_once(&atfork_once, install_atfork);
+  s = synchro__calloc(1, sizeof(*s));
+  if (s == NULL)
+    return SYNCHRO_ENOMEM;
+  s->name = synchro__strdup(opts->name != NULL ? opts->name : "synchro");
+  if (s->name == NULL) {
+    synchro__free(s);
+    return SYNCHRO_ENOMEM;
+  }
+  s->opts = *opts;
+  s->opts.name = s->name;
+  s->spin_loop = opts->loop_spin_ns > 0 && synchro__ncpu() > 1;
+  s->wake_fd = -1;
+  s->loop_cpu = -1;
+  pthread_mutex_init(&s->close_mutex, NULL);
+  *out = s;
+  return 0;
+}
+
+static uint64_t current_gen(void) { return atomic_load_explicit(&synchro__fork_gen, memory_order_acquire) + 1; }
+
+static bool running_here(synchro_t *s) {
+  return atomic_load_explicit(&s->run_gen, memory_order_acquire) == current_gen();
+}
+
+static bool inherited(synchro_t *s) {
+  uint64_t gen = atomic_load_explicit(&s->run_gen, memory_order_acquire);
+  return gen != SYNCHRO__NOT_STARTED && gen != current_gen();
+}
+
+/* In a fork child: the loop thread does not exist here. Resolve every call the
+ * parent had in flight as SYNCHRO_EFORKED, tear the inherited loop down (closing the
+ * implementations' handles, whose callbacks run on this thread), and leave the
+ * synchronizer ready for a fresh lazy start. */
+static void recover_after_fork(synchro_t *s) {
+  synchro_t *saved = synchro__tls_loop;
+  synchro__tls_loop = s; /* completions from close callbacks are legitimate here */
+  s->shutting_down = false;
+  synchro__loop_resolve_active(s, SYNCHRO_EFORKED);
+  /* The epoll instance and eventfd are shared with the parent: give the child its own
+   * before closing anything, or the parent's watchers would be removed. If that
+   * fails the inherited loop is abandoned untouched. */
+  if (uv_loop_fork(&s->loop) == 0)
+    synchro__loop_dispose(s);
+  synchro__loop_drop_all(s, SYNCHRO_EFORKED);
+  close(s->wake_fd);
+  s->wake_fd = -1;
+  atomic_store(&s->run_gen, SYNCHRO__NOT_STARTED);
+  synchro__tls_loop = saved;
+}
+
+static void start_thread_signals_blocked(synchro_t *s, int *rc) {
+  sigset_t all, old;
+  pthread_attr_t attr;
+  sigfillset(&all);
+  /* The loop thread must never run the program's signal handlers. */
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_attr_init(&attr);
+  *rc = pthread_create(&s->thread, &attr, synchro__loop_main, s);
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static int start_locked(synchro_t *s) {
+  int rc;
+  if (inherited(s))
+    recover_after_fork(s);
+  if (running_here(s))
+    return 0;
+  if (atomic_load(&s->submit_head) & SYNCHRO__STACK_CLOSED)
+    return SYNCHRO_ESHUTDOWN;
+  atomic_store(&s->cancel_head, 0);
+  if ((rc = synchro__loop_init(s)) != 0)
+    return SYNCHRO_ESTART;
+  start_thread_signals_blocked(s, &rc);
+  if (rc != 0) {
+    synchro__loop_dispose(s);
+    close(s->wake_fd);
+    s->wake_fd = -1;
+    return SYNCHRO_ESTART;
+  }
+  if (s->name[0] != '\0') {
+    char short_name[16];
+    snprintf(short_name, sizeof(short_name), "%s", s->name);
+    pthread_setname_np(s->thread, short_name);
+  }
+  atomic_store_explicit(&s->run_gen, current_gen(), memory_order_release);
+  return 0;
+}
+
+int synchro__ensure_running(synchro_t *s) {
+  int rc;
+  if (SYNCHRO__LIKELY(running_here(s)))
+    return 0;
+  pthread_mutex_lock(&start_mutex);
+  rc = start_locked(s);
+  pthread_mutex_unlock(&start_mutex);
+  return rc;
+}
+
+void synchro__wake_loop(synchro_t *s) { synchro__eventfd_signal(s->wake_fd); }
+
+int synchro_close(synchro_t *s, int64_t grace_ms) {
+  int rc = 0;
+  if (s == NULL || !valid_timeout(grace_ms))
+    return SYNCHRO_EINVAL;
+  if (synchro__on_loop(s))
+    return SYNCHRO_EDEADLK;
+  pthread_mutex_lock(&s->close_mutex);
+  if (s->closed) {
+    rc = SYNCHRO_EALREADY;
+    goto out;
+  }
+  pthread_mutex_lock(&start_mutex); /* no lazy start may race with the close */
+  if (inherited(s))
+    recover_after_fork(s);
+  s->grace_ms = grace_ms;
+  /* From here every push fails with SYNCHRO_ESHUTDOWN; release publishes grace_ms. */
+  atomic_fetch_or_explicit(&s->submit_head, SYNCHRO__STACK_CLOSED, memory_order_acq_rel);
+  pthread_mutex_unlock(&start_mutex);
+  if (running_here(s)) {
+    synchro__wake_loop(s);
+    pthread_join(s->thread, NULL);
+    atomic_store(&s->run_gen, SYNCHRO__NOT_STARTED);
+  }
+  s->closed = true;
+out:
+  pthread_mutex_unlock(&s->close_mutex);
+  return rc;
+}
+
+void synchro_free(synchro_t *s) {
+  if (s == NULL)
+    return;
+  synchro_close(s, 0);
+  if (s->wake_fd >= 0)
+    close(s->wake_fd);
+  pthread_mutex_destroy(&s->close_mutex);
+  synchro__free(s->name);
+  synchro__free(s);
+}
+
+int synchro_is_loop_thread(const synchro_t *s) { return s != NULL && synchro__on_loop(s); }
+
+int synchro_loop(synchro_t *s, uv_loop_t **out) {
+  if (s == NULL || out == NULL)
+    return SYNCHRO_EINVAL;
+  if (!synchro__on_loop(s))
+    return SYNCHRO_EPERM;
+  *out = &s->loop;
+  return 0;
+}
+
+const char *synchro_name(const synchro_t *s) { return s != NULL ? s->name : NULL; }
+
+int synchro_stats(const synchro_t *s, synchro_stats_t *out) {
+  uint64_t done;
+  if (s == NULL || out == NULL)
+    return SYNCHRO_EINVAL;
+  out->completed = atomic_load_explicit(&s->n_completed, memory_order_relaxed);
+  out->failed = atomic_load_explicit(&s->n_failed, memory_order_relaxed);
+  out->cancelled = atomic_load_explicit(&s->n_cancelled, memory_order_relaxed);
+  out->wakeups = atomic_load_explicit(&s->n_wakeups, memory_order_relaxed);
+  /* Read submitted last: it is bumped before a call can resolve, so in_flight never
+   * goes negative. */
+  out->submitted = atomic_load_explicit(&s->n_submitted, memory_order_acquire);
+  done = out->completed + out->failed + out->cancelled;
+  out->in_flight = out->submitted > done ? out->submitted - done : 0;
+  return 0;
+}

@@ -1,0 +1,89 @@
+/* lib/wait.c - clocks, futex sleeping and eventfd flags (Linux). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+uint64_t synchro__now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t synchro__deadline_after(int64_t timeout_ms) {
+  if (timeout_ms < 0)
+    return UINT64_MAX;
+  return synchro__now_ns() + (uint64_t)timeout_ms * 1000000u;
+}
+
+int synchro__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline_ns) {
+  struct timespec rel, *timeout = NULL;
+  if (deadline_ns != UINT64_MAX) {
+    uint64_t now = synchro__now_ns();
+    if (now >= deadline_ns)
+      return SYNCHRO_EPENDING;
+    rel.tv_sec = (time_t)((deadline_ns - now) / 1000000000u);
+    rel.tv_nsec = (long)((deadline_ns - now) % 1000000000u);
+    timeout = &rel;
+  }
+  if (syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, timeout, NULL, 0) ==
+          -1 &&
+      errno == ETIMEDOUT)
+    return SYNCHRO_EPENDING;
+  return 0; /* woken, interrupted, or the word had already changed: caller re-checks */
+}
+
+void synchro__futex_wake(_Atomic uint32_t *word, int count) {
+  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
+}
+
+void synchro__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+int synchro__ncpu(void) {
+  static _Atomic int cached;
+  int n = atomic_load_explicit(&cached, memory_order_relaxed);
+  if (n == 0) {
+    cpu_set_t set;
+    n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+    if (n < 1)
+      n = 1;
+    atomic_store_explicit(&cached, n, memory_order_relaxed);
+  }
+  return n;
+}
+
+int synchro__current_cpu(void) { return sched_getcpu(); }
+
+int synchro__eventfd_new(void) {
+  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  return fd >= 0 ? fd : -errno;
+}
+
+void synchro__eventfd_signal(int fd) {
+  uint64_t one = 1;
+  ssize_t n;
+  do
+    n = write(fd, &one, sizeof(one));
+  while (n == -1 && errno == EINTR);
+}
+
+void synchro__eventfd_clear(int fd) {
+  uint64_t value;
+  ssize_t n;
+  do
+    n = read(fd, &value, sizeof(value));
+  while (n == -1 && errno == EINTR);
+}

@@ -1,0 +1,49 @@
+/* tests/support/testops.h - implementations used by the test programs, each a small
+ * async operation on the synchronizer's loop. */
+#ifndef SYNCHRO_TESTOPS_H
+#define SYNCHRO_TESTOPS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "synchro.h"
+
+typedef struct { int64_t a, b; } test_add_args_t;
+typedef struct { int64_t ms; int64_t cleanup_ms; } test_sleep_args_t;
+typedef struct { int code; } test_fail_args_t;
+typedef struct { char *text; } test_string_args_t;
+
+/* add: returns a + b at once. */
+extern const synchro_op_t test_op_add;
+/* sleep: returns ms after a libuv timer of `ms`; cancel hook stops the timer and,
+ * after `cleanup_ms`, finishes the call with SYNCHRO_ECANCELED. */
+extern const synchro_op_t test_op_sleep;
+/* never: never finishes and registers no hook. */
+extern const synchro_op_t test_op_never;
+/* stubborn: registers a hook that does nothing, never finishes. */
+extern const synchro_op_t test_op_stubborn;
+/* fail: fails with args->code, message "failed on purpose", details {"retry_after": 2}. */
+extern const synchro_op_t test_op_fail;
+/* upper: deep-copied string in, upper-cased copy out (result owns a char *). */
+extern const synchro_op_t test_op_upper;
+/* reenter: makes a blocking call on its own synchronizer and returns that call's code. */
+extern const synchro_op_t test_op_reenter;
+/* twice: finishes, then finishes again; the second code lands in test_second_rc. */
+extern const synchro_op_t test_op_twice;
+
+/* Counters the ops update (reset with testops_reset()). */
+extern atomic_long test_hooks_run;        /* cancel hooks run */
+extern atomic_long test_hooks_off_loop;   /* hooks that ran off the loop thread */
+extern atomic_long test_cleanups_done;    /* sleep cleanups finished */
+extern atomic_long test_results_freed;    /* upper results released */
+extern atomic_long test_args_freed;       /* upper args released */
+extern atomic_int test_second_rc;
+extern atomic_int test_last_cancel_reason;
+void testops_reset(void);
+
+/* Scale for iteration counts: SYNCHRO_TEST_SCALE divides them (sanitizers, valgrind). */
+long test_scaled(long n);
+/* Monotonic milliseconds. */
+double test_now_ms(void);
+
+#endif
