@@ -62,6 +62,7 @@ static void init_record(synchro_call_t *rec, synchro_t *s, const synchro_op_t *o
   rec->cflags = 0;
   rec->then_cb = NULL;
   rec->then_data = NULL;
+  rec->host_prev = rec->host_next = NULL;
 }
 
 /* Pushes onto a closable stack. Returns false if the stack is closed. Wakes the loop

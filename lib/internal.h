@@ -55,9 +55,9 @@ int synchro__error_vnew(synchro_error_t **out, int code, const char *origin,
                         va_list ap);
 
 /* ---- the call record ------------------------------------------------------------
- * One record per call, three cache lines, 64-byte aligned so that records never share
+ * One record per call, four cache lines, 64-byte aligned so that records never share
  * a line. Line 0 holds what crosses threads, line 1 what only the loop touches, line 2
- * the payload. The caller's future is the same record. */
+ * the payload, line 3 the host's bookkeeping. The caller's future is the same record. */
 
 /* state word: phase in the low 2 bits, then flags. Only the loop thread moves the
  * phase (PENDING -> COMPLETING -> DONE); callers only set CANCEL and WAITING. */
@@ -79,6 +79,7 @@ int synchro__error_vnew(synchro_error_t **out, int code, const char *origin,
 #define SYNCHRO__C_RESULT_TAKEN 0x01u
 #define SYNCHRO__C_ERROR_TAKEN 0x02u
 #define SYNCHRO__C_ATTACHED 0x04u      /* owned by a completion queue or host */
+#define SYNCHRO__C_IN_HOST_LIST 0x08u  /* in its host's list of pending calls */
 
 #define SYNCHRO__MAGIC_LIVE 0x53594e43u  /* "SYNC" */
 #define SYNCHRO__MAGIC_FREED 0x46524545u /* "FREE" */
@@ -121,10 +122,13 @@ struct synchro_call_s {
   synchro_host_cb then_cb;
   void *then_data;
   _Alignas(8) unsigned char args_inline[SYNCHRO__ARGS_INLINE];
+  /* line 3: host delivery (host thread only) */
+  synchro_call_t *host_prev; /* attached to a host: its list of pending calls */
+  synchro_call_t *host_next; /* also the link of the host's foreign-thread inbox */
 } __attribute__((aligned(SYNCHRO__CACHE_LINE)));
 
-_Static_assert(sizeof(struct synchro_call_s) == 3 * SYNCHRO__CACHE_LINE,
-               "a call record is three cache lines");
+_Static_assert(sizeof(struct synchro_call_s) == 4 * SYNCHRO__CACHE_LINE,
+               "a call record is four cache lines");
 
 /* record pool (lib/pool.c): per-thread caches over a shared free stack */
 synchro_call_t *synchro__pool_get(void);

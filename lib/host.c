@@ -1,0 +1,341 @@
+/* lib/host.c - delivering completions on the caller's own event loop.
+ *
+ * A host is a sink. When an attached call resolves, the loop thread pushes its record
+ * on the host's lock-free stack and signals the host's eventfd only if the stack was
+ * empty: a burst of completions wakes the host once. The host thread runs the
+ * callbacks in synchro_host_dispatch(), called by the host's own loop (a uv_poll_t on
+ * the eventfd for a libuv host; the program's poller for an fd host).
+ *
+ * The host also keeps, on its own thread, a list of the calls attached to it, so that
+ * freeing the host can cancel them. Calls attached from other threads arrive through
+ * an inbox stack and join the list at the next dispatch. Every attached call holds a
+ * reference on the host, so the host's memory outlives late notifications. */
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct synchro_host_s {
+  synchro__sink_t base;
+  _Atomic uintptr_t done_head; /* resolved records, newest first; CLOSED once freed */
+  _Atomic uintptr_t inbox;     /* attached from other threads; CLOSED once freed */
+  synchro_call_t *pending;     /* attached records (host thread) */
+  synchro_call_t *ready;       /* resolved, not yet dispatched, oldest first */
+  _Atomic uint32_t refs;       /* the owner's + one per attached record */
+  _Atomic uint32_t attached;   /* attached and not yet dispatched */
+  _Atomic bool closed;
+  bool dispatching;
+  bool free_requested;
+  int fd;
+  pthread_t thread;
+  uv_loop_t *loop; /* NULL for an fd host */
+  uv_poll_t poll;
+};
+
+static bool on_host_thread(const synchro_host_t *h) {
+  return pthread_equal(pthread_self(), h->thread) != 0;
+}
+
+static void host_unref(synchro_host_t *h) {
+  if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  close(h->fd);
+  synchro__free(h);
+}
+
+/* ---- the host thread's list of attached calls ---------------------------------- */
+
+static void list_insert(synchro_host_t *h, synchro_call_t *rec) {
+  rec->host_prev = NULL;
+  rec->host_next = h->pending;
+  if (h->pending != NULL)
+    h->pending->host_prev = rec;
+  h->pending = rec;
+  rec->cflags |= SYNCHRO__C_IN_HOST_LIST;
+}
+
+static void list_remove(synchro_host_t *h, synchro_call_t *rec) {
+  if (!(rec->cflags & SYNCHRO__C_IN_HOST_LIST))
+    return;
+  if (rec->host_prev != NULL)
+    rec->host_prev->host_next = rec->host_next;
+  else
+    h->pending = rec->host_next;
+  if (rec->host_next != NULL)
+    rec->host_next->host_prev = rec->host_prev;
+  rec->cflags &= (uint8_t)~SYNCHRO__C_IN_HOST_LIST;
+}
+
+/* Moves calls attached from other threads into the list. */
+static void absorb_inbox(synchro_host_t *h, uintptr_t keep_bits) {
+  uintptr_t top = atomic_exchange_explicit(&h->inbox, keep_bits, memory_order_acquire);
+  synchro_call_t *rec = (synchro_call_t *)(top & ~SYNCHRO__STACK_CLOSED);
+  while (rec != NULL) {
+    synchro_call_t *next = rec->host_next;
+    list_insert(h, rec);
+    rec = next;
+  }
+}
+
+/* ---- stacks ------------------------------------------------------------------------ */
+
+static bool push(_Atomic uintptr_t *head, synchro_call_t *rec, synchro_call_t **link,
+                 uintptr_t *was) {
+  uintptr_t top = atomic_load_explicit(head, memory_order_relaxed);
+  do {
+    if (top & SYNCHRO__STACK_CLOSED)
+      return false;
+    *link = (synchro_call_t *)top;
+  } while (!atomic_compare_exchange_weak_explicit(head, &top, (uintptr_t)rec,
+                                                  memory_order_release, memory_order_relaxed));
+  *was = top;
+  return true;
+}
+
+/* The host was freed: nobody will run this callback; release the call. */
+static void release_detached(synchro_host_t *h, synchro_call_t *rec) {
+  /* cflags untouched: on the loop thread the host thread may be writing them. */
+  atomic_fetch_sub_explicit(&h->attached, 1, memory_order_relaxed);
+  synchro__rec_unref(rec);
+  host_unref(h);
+}
+
+static void push_done(synchro_host_t *h, synchro_call_t *rec) {
+  uintptr_t was;
+  if (!push(&h->done_head, rec, &rec->next, &was))
+    release_detached(h, rec);
+  else if (was == 0)
+    synchro__eventfd_signal(h->fd);
+}
+
+static void host_notify(synchro__sink_t *sink, synchro_call_t *rec) {
+  push_done((synchro_host_t *)sink, rec);
+}
+
+static synchro_call_t *take_ready(synchro_host_t *h) {
+  synchro_call_t *rec;
+  if (h->ready == NULL) {
+    uintptr_t top = atomic_exchange_explicit(&h->done_head, 0, memory_order_acquire);
+    synchro_call_t *list = (synchro_call_t *)top;
+    while (list != NULL) { /* oldest first */
+      synchro_call_t *next = list->next;
+      list->next = h->ready;
+      h->ready = list;
+      list = next;
+    }
+  }
+  if ((rec = h->ready) != NULL)
+    h->ready = rec->next;
+  return rec;
+}
+
+/* ---- creation ------------------------------------------------------------------------ */
+
+static int host_alloc(synchro_host_t **out) {
+  synchro_host_t *h;
+  int fd;
+  if (out == NULL)
+    return SYNCHRO_EINVAL;
+  *out = NULL;
+  h = synchro__calloc(1, sizeof(*h));
+  if (h == NULL)
+    return SYNCHRO_ENOMEM;
+  if ((fd = synchro__eventfd_new()) < 0) {
+    synchro__free(h);
+    return fd;
+  }
+  h->base.notify = host_notify;
+  h->fd = fd;
+  h->thread = pthread_self();
+  atomic_init(&h->refs, 1);
+  *out = h;
+  return 0;
+}
+
+int synchro_host_new_fd(synchro_host_t **out) { return host_alloc(out); }
+
+static void on_host_readable(uv_poll_t *poll, int status, int events) {
+  (void)status;
+  (void)events;
+  synchro_host_dispatch(poll->data, 0);
+}
+
+int synchro_host_new_uv(synchro_host_t **out, uv_loop_t *loop) {
+  synchro_host_t *h;
+  int rc;
+  if (loop == NULL)
+    return SYNCHRO_EINVAL;
+  if ((rc = host_alloc(out)) != 0)
+    return rc;
+  h = *out;
+  h->loop = loop;
+  /* An eventfd of our own rather than uv_async_t: libuv 1.44's uv_async_send can make
+   * the receiving loop spin while a preempted sender is between its two steps. */
+  if ((rc = uv_poll_init(loop, &h->poll, h->fd)) != 0 ||
+      (rc = uv_poll_start(&h->poll, UV_READABLE, on_host_readable)) != 0) {
+    close(h->fd);
+    synchro__free(h);
+    *out = NULL;
+    return rc;
+  }
+  h->poll.data = h;
+  uv_unref((uv_handle_t *)&h->poll); /* nothing pending: do not keep the loop alive */
+  return 0;
+}
+
+int synchro_host_fd(const synchro_host_t *h) {
+  return h != NULL && h->loop == NULL ? h->fd : -1;
+}
+
+/* ---- attaching ------------------------------------------------------------------------ */
+
+/* A libuv host keeps its loop alive exactly while calls are attached. */
+static void update_loop_ref(synchro_host_t *h) {
+  if (h->loop == NULL || uv_is_closing((uv_handle_t *)&h->poll))
+    return;
+  if (atomic_load_explicit(&h->attached, memory_order_relaxed) != 0)
+    uv_ref((uv_handle_t *)&h->poll);
+  else
+    uv_unref((uv_handle_t *)&h->poll);
+}
+
+int synchro_future_then(synchro_future_t *f, synchro_host_t *h, synchro_host_cb cb,
+                        void *data) {
+  uintptr_t sink, was;
+  int rc;
+  if (h == NULL || cb == NULL || synchro__rec_check(f) != 0 ||
+      (f->cflags & SYNCHRO__C_ATTACHED))
+    return SYNCHRO_EINVAL;
+  sink = atomic_load_explicit(&f->sink, memory_order_acquire);
+  if (sink != SYNCHRO__SINK_NONE && sink != SYNCHRO__SINK_DONE)
+    return SYNCHRO_EINVAL;
+  if (atomic_load_explicit(&h->closed, memory_order_acquire))
+    return SYNCHRO_ECLOSED;
+  f->then_cb = cb;
+  f->then_data = data;
+  f->cflags |= SYNCHRO__C_ATTACHED;
+  atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&h->attached, 1, memory_order_relaxed);
+  /* Join the host's list before the loop can notify, so dispatch always finds it. */
+  if (on_host_thread(h)) {
+    list_insert(h, f);
+    update_loop_ref(h);
+  } else if (!push(&h->inbox, f, &f->host_next, &was)) {
+    f->cflags &= (uint8_t)~SYNCHRO__C_ATTACHED;
+    atomic_fetch_sub_explicit(&h->attached, 1, memory_order_relaxed);
+    host_unref(h);
+    return SYNCHRO_ECLOSED;
+  } else {
+    synchro__eventfd_signal(h->fd); /* the host thread refs its loop at dispatch */
+  }
+  rc = synchro__attach_sink(f, &h->base);
+  if (rc == SYNCHRO_EALREADY)
+    push_done(h, f); /* resolved already: still delivered later, never inline */
+  return 0;
+}
+
+/* ---- dispatching ---------------------------------------------------------------------- */
+
+static void run_callback(synchro_host_t *h, synchro_call_t *rec) {
+  if (!(rec->cflags & SYNCHRO__C_IN_HOST_LIST))
+    absorb_inbox(h, 0); /* attached from another thread after the last absorb */
+  list_remove(h, rec);
+  rec->then_cb(rec, rec->status, rec->then_data);
+  rec->cflags &= (uint8_t)~SYNCHRO__C_ATTACHED;
+  atomic_fetch_sub_explicit(&h->attached, 1, memory_order_relaxed);
+  synchro__rec_unref(rec);
+  host_unref(h); /* never the last: the owner's reference is held */
+}
+
+/* Leaves the fd readable iff completions are left to dispatch. */
+static void settle_fd(synchro_host_t *h) {
+  if (h->ready != NULL || atomic_load(&h->done_head) != 0) {
+    synchro__eventfd_signal(h->fd); /* a new edge for edge-triggered pollers */
+    return;
+  }
+  synchro__eventfd_clear(h->fd);
+  if (atomic_load(&h->done_head) != 0) /* a push raced the clear */
+    synchro__eventfd_signal(h->fd);
+}
+
+static void do_free(synchro_host_t *h);
+
+int synchro_host_dispatch(synchro_host_t *h, size_t max) {
+  synchro_call_t *rec;
+  int ran = 0;
+  if (h == NULL)
+    return SYNCHRO_EINVAL;
+  if (!on_host_thread(h))
+    return SYNCHRO_EPERM;
+  if (h->dispatching || atomic_load(&h->closed))
+    return 0; /* re-entered from a callback, or freed */
+  h->dispatching = true;
+  absorb_inbox(h, 0);
+  while ((max == 0 || (size_t)ran < max) && !h->free_requested &&
+         (rec = take_ready(h)) != NULL) {
+    run_callback(h, rec);
+    ran++;
+  }
+  h->dispatching = false;
+  if (h->free_requested) {
+    do_free(h);
+    return ran;
+  }
+  settle_fd(h);
+  update_loop_ref(h);
+  return ran;
+}
+
+/* ---- freeing ---------------------------------------------------------------------------- */
+
+/* Releases resolved, undispatched calls without their callbacks. Calls in the list
+ * carry the extra reference do_free() took. */
+static void release_list(synchro_host_t *h, synchro_call_t *rec) {
+  while (rec != NULL) {
+    synchro_call_t *next = rec->next;
+    bool held = (rec->cflags & SYNCHRO__C_IN_HOST_LIST) != 0;
+    list_remove(h, rec);
+    release_detached(h, rec);
+    if (held)
+      synchro__rec_unref(rec);
+    rec = next;
+  }
+}
+
+static void on_poll_closed(uv_handle_t *handle) { host_unref(handle->data); }
+
+static void do_free(synchro_host_t *h) {
+  synchro_call_t *rec, *next;
+  uintptr_t top;
+  atomic_store_explicit(&h->closed, true, memory_order_release);
+  absorb_inbox(h, SYNCHRO__STACK_CLOSED);
+  /* Once done_head is closed, a notification releases its call at once on the loop
+   * thread; hold every listed call first so the walks below never touch freed ones. */
+  for (rec = h->pending; rec != NULL; rec = rec->host_next)
+    synchro__rec_ref(rec);
+  top = atomic_exchange_explicit(&h->done_head, SYNCHRO__STACK_CLOSED, memory_order_acq_rel);
+  release_list(h, (synchro_call_t *)(top & ~SYNCHRO__STACK_CLOSED));
+  release_list(h, h->ready);
+  h->ready = NULL;
+  /* Still pending: cancel them; their notification releases them. */
+  for (rec = h->pending, h->pending = NULL; rec != NULL; rec = next) {
+    next = rec->host_next;
+    rec->cflags &= (uint8_t)~SYNCHRO__C_IN_HOST_LIST;
+    synchro_future_cancel(rec);
+    synchro__rec_unref(rec);
+  }
+  if (h->loop != NULL)
+    uv_close((uv_handle_t *)&h->poll, on_poll_closed);
+  else
+    host_unref(h);
+}
+
+void synchro_host_free(synchro_host_t *h) {
+  if (h == NULL || !on_host_thread(h) || atomic_load(&h->closed))
+    return;
+  if (h->dispatching) {
+    h->free_requested = true; /* finished when the running callback returns */
+    return;
+  }
+  do_free(h);
+}
