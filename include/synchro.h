@@ -13,5 +13,6 @@
 #include "synchro/future.h"
 #include "synchro/cq.h"
 #include "synchro/host.h"
+#include "synchro/stream.h"
 
 #endif /* SYNCHRO_H */

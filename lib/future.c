@@ -63,6 +63,7 @@ static void init_record(synchro_call_t *rec, synchro_t *s, const synchro_op_t *o
   rec->then_cb = NULL;
   rec->then_data = NULL;
   rec->host_prev = rec->host_next = NULL;
+  rec->stream = NULL;
 }
 
 /* Pushes onto a closable stack. Returns false if the stack is closed. Wakes the loop
@@ -108,8 +109,9 @@ static void unadmit(synchro_t *s) {
   }
 }
 
-static int submit(synchro_t *s, const synchro_op_t *op, const void *args, int64_t timeout_ms,
-                  bool blocking, synchro_call_t **out) {
+int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args,
+                    int64_t timeout_ms, bool blocking, struct synchro_stream_s *stream,
+                    synchro_call_t **out) {
   synchro_call_t *rec;
   int rc;
   if (s == NULL || out == NULL || (args == NULL && op != NULL && op->args_size != 0))
@@ -136,9 +138,12 @@ static int submit(synchro_t *s, const synchro_op_t *op, const void *args, int64_
     unadmit(s);
     return rc;
   }
+  if (stream != NULL)
+    synchro__stream_bind(stream, rec);
   atomic_fetch_add_explicit(&s->n_submitted, 1, memory_order_relaxed);
   if (!push_and_wake(s, &s->submit_head, rec, &rec->next)) {
     atomic_fetch_sub_explicit(&s->n_submitted, 1, memory_order_relaxed);
+    rec->stream = NULL; /* the caller still owns it */
     atomic_store(&rec->refs, 1); /* never reached the loop */
     synchro__rec_unref(rec);
     unadmit(s);
@@ -152,12 +157,14 @@ int synchro_submit(synchro_t *s, const synchro_op_t *op, const void *args, int64
                    synchro_future_t **out) {
   if (out != NULL)
     *out = NULL;
-  return submit(s, op, args, timeout_ms, false, out);
+  if (op != NULL && op->item_size != 0)
+    return SYNCHRO_EINVAL; /* a stream op: use synchro_stream_open() */
+  return synchro__submit(s, op, args, timeout_ms, false, NULL, out);
 }
 
 /* ---- waiting ------------------------------------------------------------------------- */
 
-static bool is_done(const synchro_call_t *rec) {
+bool synchro__is_done(const synchro_call_t *rec) {
   return synchro__phase(atomic_load_explicit(&rec->state, memory_order_acquire)) ==
          SYNCHRO__DONE;
 }
@@ -172,7 +179,7 @@ static void spin_briefly(const synchro_call_t *rec) {
     return;
   until = synchro__now_ns() + (uint64_t)s->opts.caller_spin_ns;
   do {
-    if (is_done(rec))
+    if (synchro__is_done(rec))
       return;
     synchro__cpu_relax();
   } while (synchro__now_ns() < until);
@@ -181,7 +188,7 @@ static void spin_briefly(const synchro_call_t *rec) {
 /* Sleeps until the record is DONE or the deadline passes (SYNCHRO_EPENDING). */
 static int wait_done(synchro_call_t *rec, uint64_t deadline_ns) {
   uint32_t st;
-  if (is_done(rec))
+  if (synchro__is_done(rec))
     return 0;
   spin_briefly(rec);
   for (;;) {
@@ -195,7 +202,7 @@ static int wait_done(synchro_call_t *rec, uint64_t deadline_ns) {
       st |= SYNCHRO__WAITING;
     }
     if (synchro__futex_wait(&rec->state, st, deadline_ns) == SYNCHRO_EPENDING)
-      return is_done(rec) ? 0 : SYNCHRO_EPENDING;
+      return synchro__is_done(rec) ? 0 : SYNCHRO_EPENDING;
   }
 }
 
@@ -220,7 +227,9 @@ int synchro_call(synchro_t *s, const synchro_op_t *op, const void *args, int64_t
     return SYNCHRO_EDEADLK;
   if (op != NULL && op->result_size != 0 && result == NULL)
     return SYNCHRO_EINVAL;
-  if ((rc = submit(s, op, args, timeout_ms, true, &rec)) != 0)
+  if (op != NULL && op->item_size != 0)
+    return SYNCHRO_EINVAL;
+  if ((rc = synchro__submit(s, op, args, timeout_ms, true, NULL, &rec)) != 0)
     return rc;
   wait_done(rec, UINT64_MAX);
   rc = rec->status;
@@ -239,13 +248,13 @@ int synchro_future_status(const synchro_future_t *f) {
   int rc = synchro__rec_check(f);
   if (rc != 0)
     return rc;
-  return is_done(f) ? f->status : SYNCHRO_EPENDING;
+  return synchro__is_done(f) ? f->status : SYNCHRO_EPENDING;
 }
 
 /* A wait that could block on the loop thread that must resolve the call would never
  * return. */
-static bool would_deadlock(const synchro_call_t *rec, int64_t timeout_ms) {
-  return timeout_ms != 0 && !is_done(rec) && synchro__on_loop(rec->sync);
+bool synchro__would_deadlock(const synchro_call_t *rec, int64_t timeout_ms) {
+  return timeout_ms != 0 && !synchro__is_done(rec) && synchro__on_loop(rec->sync);
 }
 
 int synchro_future_wait(synchro_future_t *f, int64_t timeout_ms) {
@@ -254,7 +263,7 @@ int synchro_future_wait(synchro_future_t *f, int64_t timeout_ms) {
     return rc;
   if (timeout_ms < 0 && timeout_ms != SYNCHRO_TIMEOUT_INFINITE)
     return SYNCHRO_EINVAL;
-  if (would_deadlock(f, timeout_ms))
+  if (synchro__would_deadlock(f, timeout_ms))
     return SYNCHRO_EDEADLK;
   if (wait_done(f, synchro__deadline_after(timeout_ms)) != 0)
     return SYNCHRO_EPENDING;
@@ -274,19 +283,27 @@ int synchro_future_cancel(synchro_future_t *f) {
       return 0; /* already requested */
   } while (!atomic_compare_exchange_weak_explicit(&f->state, &st, st | SYNCHRO__CANCEL,
                                                   memory_order_acq_rel, memory_order_relaxed));
-  /* The loop must hear of it to run the hook. The queue holds a reference; once the
-   * loop is gone the queue is closed and the reference is dropped here. */
-  synchro__rec_ref(f);
-  if (!push_and_wake(f->sync, &f->sync->cancel_head, f, &f->cancel_next))
-    synchro__rec_unref(f);
+  synchro__post_control(f, 0); /* the loop must hear of it to run the hook */
   return 0;
+}
+
+void synchro__post_control(synchro_call_t *rec, uint32_t bits) {
+  uint32_t old = atomic_fetch_or_explicit(&rec->state, bits | SYNCHRO__CTL_QUEUED,
+                                          memory_order_acq_rel);
+  if (old & SYNCHRO__CTL_QUEUED)
+    return; /* already queued: the loop reads every bit when it gets there */
+  /* The queue holds a reference; once the loop is gone the queue is closed and the
+   * reference is dropped here. */
+  synchro__rec_ref(rec);
+  if (!push_and_wake(rec->sync, &rec->sync->cancel_head, rec, &rec->cancel_next))
+    synchro__rec_unref(rec);
 }
 
 int synchro_future_result(synchro_future_t *f, void *out) {
   int rc = synchro__rec_check(f);
   if (rc != 0)
     return rc;
-  if (!is_done(f))
+  if (!synchro__is_done(f))
     return SYNCHRO_EPENDING;
   if (f->status != 0)
     return f->status;
@@ -302,7 +319,7 @@ int synchro_future_result(synchro_future_t *f, void *out) {
 }
 
 const synchro_error_t *synchro_future_error(const synchro_future_t *f) {
-  if (synchro__rec_check(f) != 0 || !is_done(f) || f->status == 0 ||
+  if (synchro__rec_check(f) != 0 || !synchro__is_done(f) || f->status == 0 ||
       (f->cflags & SYNCHRO__C_ERROR_TAKEN))
     return NULL;
   return error_of(f);
@@ -313,7 +330,7 @@ int synchro_future_take_error(synchro_future_t *f, synchro_error_t **out) {
   if (rc != 0 || out == NULL)
     return rc != 0 ? rc : SYNCHRO_EINVAL;
   *out = NULL;
-  if (!is_done(f))
+  if (!synchro__is_done(f))
     return SYNCHRO_EPENDING;
   if (f->status == 0 || (f->cflags & SYNCHRO__C_ERROR_TAKEN))
     return SYNCHRO_EALREADY;
@@ -376,7 +393,7 @@ static int check_batch(synchro_future_t *const *fs, size_t n, int64_t timeout_ms
   for (i = 0; i < n; i++) {
     if ((rc = synchro__rec_check(fs[i])) != 0)
       return rc;
-    if (would_deadlock(fs[i], timeout_ms))
+    if (synchro__would_deadlock(fs[i], timeout_ms))
       return SYNCHRO_EDEADLK;
   }
   return 0;
@@ -428,7 +445,7 @@ static int wait_group(group_t *g, int64_t timeout_ms) {
 static size_t first_done(synchro_future_t *const *fs, size_t n) {
   size_t i;
   for (i = 0; i < n; i++)
-    if (is_done(fs[i]))
+    if (synchro__is_done(fs[i]))
       return i;
   return n;
 }

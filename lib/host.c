@@ -199,34 +199,47 @@ static void update_loop_ref(synchro_host_t *h) {
     uv_unref((uv_handle_t *)&h->poll);
 }
 
-int synchro_future_then(synchro_future_t *f, synchro_host_t *h, synchro_host_cb cb,
-                        void *data) {
-  uintptr_t sink, was;
-  int rc;
-  if (h == NULL || cb == NULL || synchro__rec_check(f) != 0 ||
-      (f->cflags & SYNCHRO__C_ATTACHED))
-    return SYNCHRO_EINVAL;
-  sink = atomic_load_explicit(&f->sink, memory_order_acquire);
-  if (sink != SYNCHRO__SINK_NONE && sink != SYNCHRO__SINK_DONE)
-    return SYNCHRO_EINVAL;
+/* Registers `rec` with the host (its list, references, loop ref) so that a later
+ * delivery runs cb on the host thread. The record's reference passes to the host. */
+int synchro__host_attach(synchro_host_t *h, synchro_call_t *rec, synchro_host_cb cb,
+                         void *data) {
+  uintptr_t was;
   if (atomic_load_explicit(&h->closed, memory_order_acquire))
     return SYNCHRO_ECLOSED;
-  f->then_cb = cb;
-  f->then_data = data;
-  f->cflags |= SYNCHRO__C_ATTACHED;
+  rec->then_cb = cb;
+  rec->then_data = data;
   atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&h->attached, 1, memory_order_relaxed);
-  /* Join the host's list before the loop can notify, so dispatch always finds it. */
+  /* Join the host's list before the loop can deliver, so dispatch always finds it. */
   if (on_host_thread(h)) {
-    list_insert(h, f);
+    list_insert(h, rec);
     update_loop_ref(h);
-  } else if (!push(&h->inbox, f, &f->host_next, &was)) {
-    f->cflags &= (uint8_t)~SYNCHRO__C_ATTACHED;
+  } else if (!push(&h->inbox, rec, &rec->host_next, &was)) {
     atomic_fetch_sub_explicit(&h->attached, 1, memory_order_relaxed);
     host_unref(h);
     return SYNCHRO_ECLOSED;
   } else {
     synchro__eventfd_signal(h->fd); /* the host thread refs its loop at dispatch */
+  }
+  return 0;
+}
+
+void synchro__host_deliver(synchro_host_t *h, synchro_call_t *rec) { push_done(h, rec); }
+
+int synchro_future_then(synchro_future_t *f, synchro_host_t *h, synchro_host_cb cb,
+                        void *data) {
+  uintptr_t sink;
+  int rc;
+  if (h == NULL || cb == NULL || synchro__rec_check(f) != 0 ||
+      (f->cflags & SYNCHRO__C_ATTACHED) || f->stream != NULL)
+    return SYNCHRO_EINVAL;
+  sink = atomic_load_explicit(&f->sink, memory_order_acquire);
+  if (sink != SYNCHRO__SINK_NONE && sink != SYNCHRO__SINK_DONE)
+    return SYNCHRO_EINVAL;
+  f->cflags |= SYNCHRO__C_ATTACHED;
+  if ((rc = synchro__host_attach(h, f, cb, data)) != 0) {
+    f->cflags &= (uint8_t)~SYNCHRO__C_ATTACHED;
+    return rc;
   }
   rc = synchro__attach_sink(f, &h->base);
   if (rc == SYNCHRO_EALREADY)

@@ -67,6 +67,8 @@ int synchro__error_vnew(synchro_error_t **out, int code, const char *origin,
 #define SYNCHRO__PHASE_MASK 3u
 #define SYNCHRO__CANCEL 4u  /* cancellation requested before the outcome was decided */
 #define SYNCHRO__WAITING 8u /* a caller sleeps on the futex */
+#define SYNCHRO__CTL_QUEUED 16u /* in the control queue (cancel_next link) */
+#define SYNCHRO__DEMAND 32u     /* a stream consumer made room: run the demand hook */
 
 /* loop-only flags */
 #define SYNCHRO__L_STARTED 0x01u       /* impl has been called */
@@ -100,7 +102,7 @@ struct synchro_call_s {
   _Atomic uint32_t magic;
   int32_t status; /* cancel reason while pending, the outcome once DONE */
   synchro_call_t *next;        /* submission queue, then sink queue */
-  synchro_call_t *cancel_next; /* cancel queue */
+  synchro_call_t *cancel_next; /* control queue: cancel and demand requests */
   _Atomic uintptr_t sink;
   synchro_t *sync;
   const synchro_op_t *op;
@@ -125,6 +127,7 @@ struct synchro_call_s {
   /* line 3: host delivery (host thread only) */
   synchro_call_t *host_prev; /* attached to a host: its list of pending calls */
   synchro_call_t *host_next; /* also the link of the host's foreign-thread inbox */
+  struct synchro_stream_s *stream; /* a stream op's buffer, else NULL */
 } __attribute__((aligned(SYNCHRO__CACHE_LINE)));
 
 _Static_assert(sizeof(struct synchro_call_s) == 4 * SYNCHRO__CACHE_LINE,
@@ -227,5 +230,24 @@ void synchro__heap_free(synchro__heap_t *h);
 
 /* future.c */
 int synchro__attach_sink(synchro_call_t *rec, synchro__sink_t *sink);
+/* Asks the loop to look at `rec` again (cancel and/or demand, as set in `bits`). */
+void synchro__post_control(synchro_call_t *rec, uint32_t bits);
+/* Submits a call; `stream` (NULL for a plain call) is bound to the record before the
+ * loop can see it. */
+int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args,
+                    int64_t timeout_ms, bool blocking, struct synchro_stream_s *stream,
+                    synchro_call_t **out);
+bool synchro__is_done(const synchro_call_t *rec);
+bool synchro__would_deadlock(const synchro_call_t *rec, int64_t timeout_ms);
+
+/* host.c: delivery of records that are not plain futures (streams) */
+int synchro__host_attach(synchro_host_t *h, synchro_call_t *rec, synchro_host_cb cb,
+                         void *data);
+void synchro__host_deliver(synchro_host_t *h, synchro_call_t *rec);
+
+/* stream.c */
+void synchro__stream_destroy(struct synchro_stream_s *st);
+void synchro__stream_bind(struct synchro_stream_s *st, synchro_call_t *rec);
+void synchro__stream_demand(synchro_call_t *rec);
 
 #endif /* SYNCHRO_INTERNAL_H */

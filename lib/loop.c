@@ -170,8 +170,13 @@ static bool drain_once(synchro_t *s) {
   }
   while (cancels != NULL) {
     synchro_call_t *next = cancels->cancel_next;
-    /* Not started yet: the submission pass will see the flag when it gets there. */
-    cancel_call(s, cancels, SYNCHRO_ECANCELED);
+    uint32_t st = atomic_fetch_and_explicit(&cancels->state, ~(SYNCHRO__CTL_QUEUED | SYNCHRO__DEMAND),
+                                            memory_order_acq_rel);
+    /* Not started yet: the submission pass will see the cancel flag when it gets there. */
+    if (st & SYNCHRO__CANCEL)
+      cancel_call(s, cancels, SYNCHRO_ECANCELED);
+    if ((st & SYNCHRO__DEMAND) && cancels->stream != NULL)
+      synchro__stream_demand(cancels);
     synchro__rec_unref(cancels);
     cancels = next;
   }

@@ -23,6 +23,8 @@ static void release_payload(synchro_call_t *rec) {
     op->result_free(rec->result);
   if (!(rec->cflags & SYNCHRO__C_ERROR_TAKEN))
     synchro_error_free(rec->error);
+  if (rec->stream != NULL)
+    synchro__stream_destroy(rec->stream); /* releases the items nobody took */
 }
 
 void synchro__rec_unref(synchro_call_t *rec) {

@@ -49,6 +49,12 @@ typedef struct synchro_op_s {
   size_t result_size;            /* bytes of the result, <= SYNCHRO_RESULT_MAX */
   synchro_release_fn result_free;/* NULL: the result owns nothing */
   int64_t timeout_ms;            /* 0: synchronizer default; SYNCHRO_TIMEOUT_INFINITE: none */
+  /* Streams only (see stream.h): bytes per item (> 0 makes this a stream op), how to
+   * release an item the consumer never took, and the buffer capacity in items
+   * (0: SYNCHRO_STREAM_CAPACITY_DEFAULT). */
+  size_t item_size;
+  synchro_release_fn item_free;
+  uint32_t capacity;
 } synchro_op_t;
 
 /* The call's copied argument block (borrowed; valid until the call is finished and the

@@ -1,0 +1,308 @@
+/* lib/stream.c - streams: a bounded single-producer, single-consumer ring between the
+ * implementation on the loop thread and the consumer.
+ *
+ * The producer publishes items by advancing `head`, the consumer takes them by
+ * advancing `tail`; neither takes a lock. A consumer that finds the ring empty
+ * announces that it sleeps (`waiting`), re-checks, and sleeps on `wake_seq`; the
+ * producer wakes it only when it announced, so a burst of items costs one wakeup. A
+ * producer that finds the ring full announces `paused`; the consumer that next takes
+ * an item posts a demand request to the loop, which runs the demand hook. Each
+ * announce-then-recheck pair is ordered by seq_cst on both sides, so no wakeup is lost.
+ *
+ * The stream's memory belongs to its call record and goes when the record goes, so a
+ * consumer may free its handle while the producer still runs. */
+#include <string.h>
+
+#include "internal.h"
+
+struct synchro_stream_s {
+  synchro__sink_t base; /* notified when the stream's call resolves */
+  synchro_call_t *rec;
+  size_t item_size;
+  uint64_t mask; /* capacity - 1; capacity is a power of two */
+  synchro_release_fn item_free;
+  _Alignas(SYNCHRO__CACHE_LINE) _Atomic uint64_t head; /* producer */
+  _Atomic int paused;
+  synchro_demand_fn demand_fn; /* loop thread */
+  void *demand_data;
+  _Alignas(SYNCHRO__CACHE_LINE) _Atomic uint64_t tail; /* consumer */
+  _Atomic uint32_t waiting;
+  _Atomic uint32_t wake_seq;
+  _Atomic int closed; /* the consumer freed its handle */
+  _Atomic int armed;  /* a host callback waits for the next item */
+  synchro_host_t *host;
+  synchro_stream_cb cb;
+  void *cb_data;
+  unsigned char *scratch; /* the item handed to a host callback */
+  _Alignas(16) unsigned char items[];
+};
+
+static unsigned char *slot(synchro_stream_t *st, uint64_t index) {
+  return st->items + (index & st->mask) * st->item_size;
+}
+
+static uint64_t round_capacity(uint32_t capacity) {
+  uint64_t cap = 1;
+  if (capacity == 0)
+    capacity = SYNCHRO_STREAM_CAPACITY_DEFAULT;
+  while (cap < capacity)
+    cap <<= 1;
+  return cap;
+}
+
+/* Wakes a consumer that announced it sleeps. */
+static void wake_consumer(synchro_stream_t *st) {
+  atomic_thread_fence(memory_order_seq_cst); /* publish before reading `waiting` */
+  if (atomic_load_explicit(&st->waiting, memory_order_relaxed)) {
+    atomic_fetch_add_explicit(&st->wake_seq, 1, memory_order_release);
+    synchro__futex_wake(&st->wake_seq, 1);
+  }
+}
+
+/* Hands the stream to its host callback if one is armed (once per arming). */
+static void deliver_if_armed(synchro_stream_t *st) {
+  if (atomic_load_explicit(&st->armed, memory_order_seq_cst) &&
+      atomic_exchange_explicit(&st->armed, 0, memory_order_acq_rel))
+    synchro__host_deliver(st->host, st->rec);
+}
+
+static void stream_resolved(synchro__sink_t *sink, synchro_call_t *rec) {
+  synchro_stream_t *st = (synchro_stream_t *)sink;
+  (void)rec;
+  wake_consumer(st);
+  deliver_if_armed(st);
+}
+
+void synchro__stream_destroy(synchro_stream_t *st) {
+  uint64_t i, head = atomic_load(&st->head), tail = atomic_load(&st->tail);
+  if (st->item_free != NULL)
+    for (i = tail; i != head; i++)
+      st->item_free(slot(st, i));
+  synchro__free(st->scratch);
+  synchro__free(st);
+}
+
+/* ---- consumer -------------------------------------------------------------------- */
+
+int synchro_stream_open(synchro_t *s, const synchro_op_t *op, const void *args,
+                        int64_t timeout_ms, synchro_stream_t **out) {
+  synchro_stream_t *st;
+  synchro_call_t *rec;
+  uint64_t cap;
+  int rc;
+  if (out == NULL)
+    return SYNCHRO_EINVAL;
+  *out = NULL;
+  if (s == NULL || op == NULL || op->item_size == 0 || op->item_size > SYNCHRO_ARGS_MAX ||
+      op->capacity > SYNCHRO_STREAM_CAPACITY_MAX)
+    return SYNCHRO_EINVAL;
+  cap = round_capacity(op->capacity);
+  st = synchro__calloc(1, sizeof(*st) + cap * op->item_size);
+  if (st == NULL)
+    return SYNCHRO_ENOMEM;
+  st->scratch = synchro__malloc(op->item_size);
+  if (st->scratch == NULL) {
+    synchro__free(st);
+    return SYNCHRO_ENOMEM;
+  }
+  st->base.notify = stream_resolved;
+  st->item_size = op->item_size;
+  st->mask = cap - 1;
+  st->item_free = op->item_free;
+  rc = synchro__submit(s, op, args, timeout_ms, false, st, &rec);
+  if (rc != 0) {
+    synchro__stream_destroy(st);
+    return rc;
+  }
+  *out = st;
+  return 0;
+}
+
+void synchro__stream_bind(synchro_stream_t *st, synchro_call_t *rec) {
+  st->rec = rec;
+  rec->stream = st;
+  atomic_store_explicit(&rec->sink, (uintptr_t)&st->base, memory_order_relaxed);
+}
+
+static bool take_item(synchro_stream_t *st, void *item) {
+  uint64_t tail = atomic_load_explicit(&st->tail, memory_order_relaxed);
+  if (atomic_load_explicit(&st->head, memory_order_acquire) == tail)
+    return false;
+  memcpy(item, slot(st, tail), st->item_size);
+  atomic_store_explicit(&st->tail, tail + 1, memory_order_seq_cst);
+  /* A paused producer can go on: ask the loop to run its demand hook. */
+  if (atomic_load_explicit(&st->paused, memory_order_seq_cst) &&
+      atomic_exchange_explicit(&st->paused, 0, memory_order_acq_rel))
+    synchro__post_control(st->rec, SYNCHRO__DEMAND);
+  return true;
+}
+
+static bool has_item(synchro_stream_t *st) {
+  return atomic_load_explicit(&st->head, memory_order_seq_cst) !=
+         atomic_load_explicit(&st->tail, memory_order_relaxed);
+}
+
+/* The code after the last item: SYNCHRO_EEND, or the call's error. */
+static int end_status(const synchro_stream_t *st) {
+  return st->rec->status == 0 ? SYNCHRO_EEND : st->rec->status;
+}
+
+/* Sleeps until an item arrives, the call resolves, or the deadline passes. */
+static int wait_for_item(synchro_stream_t *st, uint64_t deadline) {
+  uint32_t seq = atomic_load_explicit(&st->wake_seq, memory_order_acquire);
+  int rc = 0;
+  atomic_store_explicit(&st->waiting, 1, memory_order_seq_cst);
+  if (!has_item(st) && !synchro__is_done(st->rec))
+    rc = synchro__futex_wait(&st->wake_seq, seq, deadline);
+  atomic_store_explicit(&st->waiting, 0, memory_order_relaxed);
+  return rc;
+}
+
+int synchro_stream_next(synchro_stream_t *st, void *item, int64_t timeout_ms) {
+  uint64_t deadline;
+  if (st == NULL || item == NULL || (timeout_ms < 0 && timeout_ms != SYNCHRO_TIMEOUT_INFINITE))
+    return SYNCHRO_EINVAL;
+  if (atomic_load(&st->armed))
+    return SYNCHRO_EBUSY;
+  deadline = synchro__deadline_after(timeout_ms);
+  for (;;) {
+    if (take_item(st, item))
+      return 0;
+    if (synchro__is_done(st->rec)) {
+      if (has_item(st)) /* items published before the outcome */
+        continue;
+      return end_status(st);
+    }
+    if (timeout_ms == 0)
+      return SYNCHRO_EPENDING;
+    if (synchro__would_deadlock(st->rec, timeout_ms))
+      return SYNCHRO_EDEADLK;
+    if (wait_for_item(st, deadline) == SYNCHRO_EPENDING && !has_item(st) &&
+        !synchro__is_done(st->rec))
+      return SYNCHRO_EPENDING;
+  }
+}
+
+/* Runs on the host thread when an armed stream has an item or has ended. */
+static void run_host_callback(synchro_future_t *rec, int status, void *data) {
+  synchro_stream_t *st = data;
+  (void)rec;
+  (void)status;
+  if (atomic_load_explicit(&st->closed, memory_order_acquire))
+    return; /* the consumer freed the stream: nobody to call */
+  if (take_item(st, st->scratch))
+    st->cb(st, 0, st->scratch, st->cb_data);
+  else if (synchro__is_done(st->rec) && !has_item(st))
+    st->cb(st, end_status(st), NULL, st->cb_data);
+  else
+    synchro_stream_next_then(st, st->host, st->cb, st->cb_data); /* nothing yet */
+}
+
+int synchro_stream_next_then(synchro_stream_t *st, synchro_host_t *h, synchro_stream_cb cb,
+                             void *data) {
+  int rc;
+  if (st == NULL || h == NULL || cb == NULL)
+    return SYNCHRO_EINVAL;
+  if (atomic_load(&st->armed))
+    return SYNCHRO_EBUSY;
+  st->host = h;
+  st->cb = cb;
+  st->cb_data = data;
+  synchro__rec_ref(st->rec); /* held by the host until the callback ran */
+  if ((rc = synchro__host_attach(h, st->rec, run_host_callback, st)) != 0) {
+    synchro__rec_unref(st->rec);
+    return rc;
+  }
+  atomic_store_explicit(&st->armed, 1, memory_order_seq_cst);
+  /* Something may already be there: deliver it (in the host's next dispatch). */
+  if (has_item(st) || synchro__is_done(st->rec))
+    deliver_if_armed(st);
+  return 0;
+}
+
+const synchro_error_t *synchro_stream_error(const synchro_stream_t *st) {
+  const synchro_call_t *rec;
+  if (st == NULL)
+    return NULL;
+  rec = st->rec;
+  if (!synchro__is_done(rec) || rec->status == 0)
+    return NULL;
+  return rec->error != NULL ? rec->error : synchro__static_error(rec->status);
+}
+
+void synchro_stream_free(synchro_stream_t *st) {
+  synchro_call_t *rec;
+  if (st == NULL)
+    return;
+  rec = st->rec;
+  atomic_store_explicit(&st->closed, 1, memory_order_release);
+  if (!synchro__is_done(rec))
+    synchro_future_cancel(rec); /* the producer's hook runs on the loop */
+  synchro__rec_unref(rec);       /* the stream goes with the record */
+}
+
+/* ---- producer (loop thread) ------------------------------------------------------------ */
+
+static int check_producer(const synchro_call_t *call) {
+  int rc = synchro__rec_check(call);
+  if (rc != 0)
+    return rc;
+  if (!synchro__on_loop(call->sync))
+    return SYNCHRO_EPERM;
+  return call->stream != NULL ? 0 : SYNCHRO_EINVAL;
+}
+
+int synchro_call_room(const synchro_call_t *call) {
+  synchro_stream_t *st;
+  int rc = check_producer(call);
+  if (rc != 0)
+    return rc;
+  st = call->stream;
+  return (int)(st->mask + 1 -
+               (atomic_load_explicit(&st->head, memory_order_relaxed) -
+                atomic_load_explicit(&st->tail, memory_order_acquire)));
+}
+
+int synchro_call_yield(synchro_call_t *call, const void *item) {
+  synchro_stream_t *st;
+  uint64_t head;
+  int rc = check_producer(call);
+  if (rc != 0 || item == NULL)
+    return rc != 0 ? rc : SYNCHRO_EINVAL;
+  st = call->stream;
+  if (call->lflags & SYNCHRO__L_IMPL_DONE)
+    return SYNCHRO_EALREADY;
+  if (atomic_load_explicit(&st->closed, memory_order_acquire) ||
+      (atomic_load_explicit(&call->state, memory_order_acquire) & SYNCHRO__CANCEL))
+    return SYNCHRO_ECLOSED;
+  head = atomic_load_explicit(&st->head, memory_order_relaxed);
+  if (head - atomic_load_explicit(&st->tail, memory_order_acquire) > st->mask) {
+    /* Full: announce the pause, then re-check, so a consumer that just made room
+     * either sees `paused` or is seen here. */
+    atomic_store_explicit(&st->paused, 1, memory_order_seq_cst);
+    if (head - atomic_load_explicit(&st->tail, memory_order_seq_cst) > st->mask)
+      return SYNCHRO_EBUSY;
+  }
+  memcpy(slot(st, head), item, st->item_size);
+  atomic_store_explicit(&st->head, head + 1, memory_order_release);
+  wake_consumer(st);
+  deliver_if_armed(st);
+  return 0;
+}
+
+int synchro_call_on_demand(synchro_call_t *call, synchro_demand_fn fn, void *data) {
+  int rc = check_producer(call);
+  if (rc != 0 || fn == NULL)
+    return rc != 0 ? rc : SYNCHRO_EINVAL;
+  call->stream->demand_fn = fn;
+  call->stream->demand_data = data;
+  return 0;
+}
+
+void synchro__stream_demand(synchro_call_t *rec) {
+  synchro_stream_t *st = rec->stream;
+  if ((rec->lflags & SYNCHRO__L_IMPL_DONE) || !(rec->lflags & SYNCHRO__L_STARTED) ||
+      st->demand_fn == NULL)
+    return;
+  st->demand_fn(rec, st->demand_data);
+}
