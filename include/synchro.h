@@ -14,5 +14,6 @@
 #include "synchro/cq.h"
 #include "synchro/host.h"
 #include "synchro/stream.h"
+#include "synchro/object.h"
 
 #endif /* SYNCHRO_H */

@@ -44,7 +44,7 @@ static int copy_args(synchro_call_t *rec, const void *args) {
   return SYNCHRO_ENOMEM;
 }
 
-static void init_record(synchro_call_t *rec, synchro_t *s, const synchro_op_t *op) {
+void synchro__init_record(synchro_call_t *rec, synchro_t *s, const synchro_op_t *op) {
   atomic_init(&rec->state, SYNCHRO__PENDING);
   atomic_init(&rec->refs, 2); /* the caller's and the loop's */
   atomic_init(&rec->magic, SYNCHRO__MAGIC_LIVE);
@@ -64,6 +64,9 @@ static void init_record(synchro_call_t *rec, synchro_t *s, const synchro_op_t *o
   rec->then_data = NULL;
   rec->host_prev = rec->host_next = NULL;
   rec->stream = NULL;
+  rec->object = NULL;
+  rec->obj_prev = rec->obj_next = NULL;
+  rec->obj_kind = SYNCHRO__OBJ_NONE;
 }
 
 /* Pushes onto a closable stack. Returns false if the stack is closed. Wakes the loop
@@ -110,7 +113,7 @@ static void unadmit(synchro_t *s) {
 }
 
 int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args,
-                    int64_t timeout_ms, bool blocking, struct synchro_stream_s *stream,
+                    int64_t timeout_ms, bool blocking, const synchro__target_t *target,
                     synchro_call_t **out) {
   synchro_call_t *rec;
   int rc;
@@ -130,7 +133,7 @@ int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args,
     unadmit(s);
     return SYNCHRO_ENOMEM;
   }
-  init_record(rec, s, op);
+  synchro__init_record(rec, s, op);
   rec->deadline_ns = deadline_for(s, op, timeout_ms);
   if ((rc = copy_args(rec, args)) != 0) {
     atomic_store_explicit(&rec->magic, SYNCHRO__MAGIC_FREED, memory_order_relaxed);
@@ -138,12 +141,17 @@ int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args,
     unadmit(s);
     return rc;
   }
-  if (stream != NULL)
-    synchro__stream_bind(stream, rec);
+  if (target != NULL) {
+    rec->object = target->object; /* the caller's object hold passes to the record */
+    rec->obj_kind = target->obj_kind;
+    if (target->stream != NULL)
+      synchro__stream_bind(target->stream, rec);
+  }
   atomic_fetch_add_explicit(&s->n_submitted, 1, memory_order_relaxed);
   if (!push_and_wake(s, &s->submit_head, rec, &rec->next)) {
     atomic_fetch_sub_explicit(&s->n_submitted, 1, memory_order_relaxed);
-    rec->stream = NULL; /* the caller still owns it */
+    rec->stream = NULL; /* the caller still owns both */
+    rec->object = NULL;
     atomic_store(&rec->refs, 1); /* never reached the loop */
     synchro__rec_unref(rec);
     unadmit(s);
@@ -231,11 +239,16 @@ int synchro_call(synchro_t *s, const synchro_op_t *op, const void *args, int64_t
     return SYNCHRO_EINVAL;
   if ((rc = synchro__submit(s, op, args, timeout_ms, true, NULL, &rec)) != 0)
     return rc;
+  return synchro__finish_blocking(rec, result, err);
+}
+
+int synchro__finish_blocking(synchro_call_t *rec, void *result, synchro_error_t **err) {
+  int rc;
   wait_done(rec, UINT64_MAX);
   rc = rec->status;
   if (rc == 0) {
-    if (op->result_size != 0)
-      memcpy(result, rec->result, op->result_size);
+    if (rec->op->result_size != 0)
+      memcpy(result, rec->result, rec->op->result_size);
     rec->cflags |= SYNCHRO__C_RESULT_TAKEN;
   } else if (err != NULL) {
     take_error(rec, err);

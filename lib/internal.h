@@ -128,6 +128,10 @@ struct synchro_call_s {
   synchro_call_t *host_prev; /* attached to a host: its list of pending calls */
   synchro_call_t *host_next; /* also the link of the host's foreign-thread inbox */
   struct synchro_stream_s *stream; /* a stream op's buffer, else NULL */
+  struct synchro_object_s *object; /* the object a method/lifecycle call runs on */
+  synchro_call_t *obj_prev;        /* the object's in-flight calls (loop thread) */
+  synchro_call_t *obj_next;
+  uint8_t obj_kind;                /* SYNCHRO__OBJ_* */
 } __attribute__((aligned(SYNCHRO__CACHE_LINE)));
 
 _Static_assert(sizeof(struct synchro_call_s) == 4 * SYNCHRO__CACHE_LINE,
@@ -200,6 +204,10 @@ struct synchro_s {
   uv_timer_t shutdown_timer;
   synchro_call_t *active; /* started, impl not done */
   synchro__heap_t heap;
+  /* objects living on this loop, by state pointer (translation) */
+  struct synchro_object_s **obj_buckets;
+  uint32_t obj_nbuckets;
+  uint32_t obj_count;
 };
 
 /* The synchronizer whose loop runs on this thread, or NULL. */
@@ -232,11 +240,20 @@ void synchro__heap_free(synchro__heap_t *h);
 int synchro__attach_sink(synchro_call_t *rec, synchro__sink_t *sink);
 /* Asks the loop to look at `rec` again (cancel and/or demand, as set in `bits`). */
 void synchro__post_control(synchro_call_t *rec, uint32_t bits);
-/* Submits a call; `stream` (NULL for a plain call) is bound to the record before the
- * loop can see it. */
+/* What a call is bound to besides its op: set on the record before the loop sees it. */
+enum { SYNCHRO__OBJ_NONE, SYNCHRO__OBJ_METHOD, SYNCHRO__OBJ_OPEN, SYNCHRO__OBJ_CLOSE,
+       SYNCHRO__OBJ_TEARDOWN, SYNCHRO__OBJ_CONSTRUCT };
+typedef struct synchro__target_s {
+  struct synchro_stream_s *stream;
+  struct synchro_object_s *object;
+  uint8_t obj_kind;
+} synchro__target_t;
 int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args,
-                    int64_t timeout_ms, bool blocking, struct synchro_stream_s *stream,
+                    int64_t timeout_ms, bool blocking, const synchro__target_t *target,
                     synchro_call_t **out);
+/* Blocking wait + result/error handoff shared by every blocking entry point. */
+int synchro__finish_blocking(synchro_call_t *rec, void *result, synchro_error_t **err);
+void synchro__init_record(synchro_call_t *rec, synchro_t *s, const synchro_op_t *op);
 bool synchro__is_done(const synchro_call_t *rec);
 bool synchro__would_deadlock(const synchro_call_t *rec, int64_t timeout_ms);
 
@@ -245,9 +262,24 @@ int synchro__host_attach(synchro_host_t *h, synchro_call_t *rec, synchro_host_cb
                          void *data);
 void synchro__host_deliver(synchro_host_t *h, synchro_call_t *rec);
 
+/* object.c (loop side) */
+/* Lifecycle checks before a call on an object starts; false: resolved or parked. */
+bool synchro__object_admit(synchro_t *s, synchro_call_t *rec);
+void synchro__object_call_done(synchro_t *s, synchro_call_t *rec);
+void synchro__object_release(struct synchro_object_s *obj); /* a record's hold */
+void synchro__objects_shutdown(synchro_t *s);           /* close every open object */
+void synchro__objects_orphan(synchro_t *s, int reason); /* the loop is gone */
+/* loop.c: starts an admitted call's implementation */
+void synchro__loop_run_impl(synchro_t *s, synchro_call_t *rec);
+/* Counts a call as started (cancellable, seen by shutdown) without running it yet. */
+void synchro__loop_park(synchro_t *s, synchro_call_t *rec);
+
 /* stream.c */
 void synchro__stream_destroy(struct synchro_stream_s *st);
 void synchro__stream_bind(struct synchro_stream_s *st, synchro_call_t *rec);
+int synchro__stream_open(synchro_t *s, const synchro_op_t *op, const void *args,
+                         int64_t timeout_ms, struct synchro_object_s *object,
+                         synchro_stream_t **out);
 void synchro__stream_demand(synchro_call_t *rec);
 
 #endif /* SYNCHRO_INTERNAL_H */

@@ -46,6 +46,8 @@ void synchro__loop_finish_call(synchro_t *s, synchro_call_t *rec) {
   active_remove(s, rec);
   if (rec->deadline_ns != 0)
     synchro__heap_remove(&s->heap, rec);
+  if (rec->object != NULL)
+    synchro__object_call_done(s, rec);
   if (synchro__phase(atomic_load_explicit(&rec->state, memory_order_acquire)) ==
       SYNCHRO__DONE) {
     rec->lflags &= (uint16_t)~SYNCHRO__L_LOOP_REF;
@@ -150,6 +152,17 @@ static void start_call(synchro_t *s, synchro_call_t *rec, uint64_t now) {
     synchro__loop_finish_call(s, rec);
     return;
   }
+  if (rec->object != NULL && !synchro__object_admit(s, rec))
+    return; /* refused (and resolved) or parked by the object's lifecycle */
+  synchro__loop_run_impl(s, rec);
+}
+
+void synchro__loop_park(synchro_t *s, synchro_call_t *rec) {
+  rec->lflags |= SYNCHRO__L_STARTED;
+  active_insert(s, rec);
+}
+
+void synchro__loop_run_impl(synchro_t *s, synchro_call_t *rec) {
   rec->lflags |= SYNCHRO__L_STARTED;
   active_insert(s, rec);
   rec->op->impl(rec); /* may finish (and release) rec before returning */
@@ -292,6 +305,7 @@ static void on_grace_over(uv_timer_t *timer) {
 
 static void begin_shutdown(synchro_t *s) {
   s->shutting_down = true;
+  synchro__objects_shutdown(s); /* open objects close within the grace period */
   if (s->active == NULL) {
     begin_teardown(s);
     return;
@@ -373,6 +387,7 @@ void *synchro__loop_main(void *arg) {
   synchro__tls_loop = s;
   uv_run(&s->loop, UV_RUN_DEFAULT);
   synchro__loop_drop_all(s, SYNCHRO_ESHUTDOWN);
+  synchro__objects_orphan(s, SYNCHRO_ESHUTDOWN);
   synchro__loop_dispose(s);
   /* wake_fd stays open until synchro_free(): a caller that pushed its call just
    * before the close may still be about to signal it. */

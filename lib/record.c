@@ -25,6 +25,8 @@ static void release_payload(synchro_call_t *rec) {
     synchro_error_free(rec->error);
   if (rec->stream != NULL)
     synchro__stream_destroy(rec->stream); /* releases the items nobody took */
+  if (rec->object != NULL)
+    synchro__object_release(rec->object);
 }
 
 void synchro__rec_unref(synchro_call_t *rec) {

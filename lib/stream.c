@@ -86,6 +86,13 @@ void synchro__stream_destroy(synchro_stream_t *st) {
 
 int synchro_stream_open(synchro_t *s, const synchro_op_t *op, const void *args,
                         int64_t timeout_ms, synchro_stream_t **out) {
+  return synchro__stream_open(s, op, args, timeout_ms, NULL, out);
+}
+
+int synchro__stream_open(synchro_t *s, const synchro_op_t *op, const void *args,
+                         int64_t timeout_ms, struct synchro_object_s *object,
+                         synchro_stream_t **out) {
+  synchro__target_t target = {NULL, object, SYNCHRO__OBJ_METHOD};
   synchro_stream_t *st;
   synchro_call_t *rec;
   uint64_t cap;
@@ -109,7 +116,10 @@ int synchro_stream_open(synchro_t *s, const synchro_op_t *op, const void *args,
   st->item_size = op->item_size;
   st->mask = cap - 1;
   st->item_free = op->item_free;
-  rc = synchro__submit(s, op, args, timeout_ms, false, st, &rec);
+  target.stream = st;
+  if (object == NULL)
+    target.obj_kind = SYNCHRO__OBJ_NONE;
+  rc = synchro__submit(s, op, args, timeout_ms, false, &target, &rec);
   if (rc != 0) {
     synchro__stream_destroy(st);
     return rc;

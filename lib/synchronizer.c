@@ -103,6 +103,7 @@ static void recover_after_fork(synchro_t *s) {
   if (uv_loop_fork(&s->loop) == 0)
     synchro__loop_dispose(s);
   synchro__loop_drop_all(s, SYNCHRO_EFORKED);
+  synchro__objects_orphan(s, SYNCHRO_EFORKED);
   close(s->wake_fd);
   s->wake_fd = -1;
   atomic_store(&s->run_gen, SYNCHRO__NOT_STARTED);

@@ -1,0 +1,582 @@
+/* lib/object.c - objects: state on the loop thread, reference-counted handles anywhere.
+ *
+ * A handle has two counts. `refs` counts its owners (callers, argument blocks); the
+ * last owner posts a teardown call to the loop. `holds` keeps the memory: one for the
+ * object's life on the loop (dropped after the destructor ran) and one per call record
+ * bound to it, so a record can always look at its object. The lifecycle state below is
+ * touched by the loop thread only. Handle memory is never returned to the allocator
+ * but recycled (cleared to FREED first), so a stale handle is refused, not a crash; a
+ * debug build (SYNCHRO_DEBUG) never recycles, so every stale use is caught. */
+#include <string.h>
+
+#include "internal.h"
+
+enum { OBJ_NEW, OBJ_OPENING, OBJ_OPEN, OBJ_CLOSING, OBJ_CLOSED };
+
+struct synchro_object_s {
+  _Atomic uint32_t magic;
+  _Atomic uint32_t refs;
+  _Atomic uint32_t holds;
+  _Atomic int gone; /* 0, or why the loop can no longer run it (shut down, forked) */
+  synchro_t *sync;
+  const synchro_class_t *cls;
+  void *state;
+  /* loop thread */
+  int lstate;
+  bool tearing_down;
+  bool destroyed;
+  synchro_call_t *calls;        /* in-flight calls bound to this object */
+  synchro_call_t *parked_close; /* a close that waits for open to finish */
+  synchro_object_t *bucket_next;
+  synchro_object_t *recycle_next;
+};
+
+/* ---- handle memory --------------------------------------------------------------- */
+
+static pthread_mutex_t recycle_mutex = PTHREAD_MUTEX_INITIALIZER;
+static synchro_object_t *recycled;
+
+static synchro_object_t *object_alloc(void) {
+  synchro_object_t *obj = NULL;
+#ifndef SYNCHRO_DEBUG
+  pthread_mutex_lock(&recycle_mutex);
+  if ((obj = recycled) != NULL)
+    recycled = obj->recycle_next;
+  pthread_mutex_unlock(&recycle_mutex);
+#endif
+  if (obj == NULL && (obj = synchro__malloc(sizeof(*obj))) == NULL)
+    return NULL;
+  memset(obj, 0, sizeof(*obj));
+  return obj;
+}
+
+static void object_recycle(synchro_object_t *obj) {
+  atomic_store(&obj->magic, SYNCHRO__MAGIC_FREED);
+  pthread_mutex_lock(&recycle_mutex);
+  obj->recycle_next = recycled;
+  recycled = obj;
+  pthread_mutex_unlock(&recycle_mutex);
+}
+
+void synchro__object_release(synchro_object_t *obj) {
+  if (atomic_fetch_sub_explicit(&obj->holds, 1, memory_order_acq_rel) == 1)
+    object_recycle(obj);
+}
+
+static void object_hold(synchro_object_t *obj) {
+  atomic_fetch_add_explicit(&obj->holds, 1, memory_order_relaxed);
+}
+
+static int check_handle(const synchro_object_t *obj) {
+  if (obj == NULL)
+    return SYNCHRO_EINVAL;
+  if (atomic_load_explicit(&obj->magic, memory_order_acquire) != SYNCHRO__MAGIC_LIVE ||
+      atomic_load_explicit(&obj->refs, memory_order_acquire) == 0)
+    return SYNCHRO_EFREED;
+  return 0;
+}
+
+/* ---- the synchronizer's registry: state pointer -> handle (loop thread) -------- */
+
+static uint32_t bucket_of(const synchro_t *s, const void *state) {
+  uintptr_t h = (uintptr_t)state;
+  h ^= h >> 17;
+  h *= 0x9E3779B97F4A7C15u;
+  return (uint32_t)(h >> 32) & (s->obj_nbuckets - 1);
+}
+
+static synchro_object_t *registry_find(const synchro_t *s, const void *state) {
+  synchro_object_t *obj;
+  if (s->obj_nbuckets == 0)
+    return NULL;
+  for (obj = s->obj_buckets[bucket_of(s, state)]; obj != NULL; obj = obj->bucket_next)
+    if (obj->state == state)
+      return obj;
+  return NULL;
+}
+
+static int registry_grow(synchro_t *s) {
+  uint32_t i, old_n = s->obj_nbuckets, n = old_n ? old_n * 2 : 64;
+  synchro_object_t **old = s->obj_buckets;
+  s->obj_buckets = synchro__calloc(n, sizeof(*s->obj_buckets));
+  if (s->obj_buckets == NULL) {
+    s->obj_buckets = old;
+    return SYNCHRO_ENOMEM;
+  }
+  s->obj_nbuckets = n;
+  for (i = 0; i < old_n; i++) {
+    synchro_object_t *obj = old[i];
+    while (obj != NULL) {
+      synchro_object_t *next = obj->bucket_next;
+      uint32_t b = bucket_of(s, obj->state);
+      obj->bucket_next = s->obj_buckets[b];
+      s->obj_buckets[b] = obj;
+      obj = next;
+    }
+  }
+  synchro__free(old);
+  return 0;
+}
+
+static int registry_add(synchro_t *s, synchro_object_t *obj) {
+  uint32_t b;
+  if (s->obj_count >= s->obj_nbuckets && registry_grow(s) != 0 && s->obj_nbuckets == 0)
+    return SYNCHRO_ENOMEM;
+  b = bucket_of(s, obj->state);
+  obj->bucket_next = s->obj_buckets[b];
+  s->obj_buckets[b] = obj;
+  s->obj_count++;
+  return 0;
+}
+
+static void registry_remove(synchro_t *s, synchro_object_t *obj) {
+  synchro_object_t **link;
+  if (s->obj_nbuckets == 0)
+    return;
+  for (link = &s->obj_buckets[bucket_of(s, obj->state)]; *link != NULL;
+       link = &(*link)->bucket_next)
+    if (*link == obj) {
+      *link = obj->bucket_next;
+      s->obj_count--;
+      return;
+    }
+}
+
+/* ---- loop side: lifecycle ------------------------------------------------------------ */
+
+static void calls_insert(synchro_object_t *obj, synchro_call_t *rec) {
+  rec->obj_prev = NULL;
+  rec->obj_next = obj->calls;
+  if (obj->calls != NULL)
+    obj->calls->obj_prev = rec;
+  obj->calls = rec;
+}
+
+static void calls_remove(synchro_object_t *obj, synchro_call_t *rec) {
+  if (rec->obj_prev != NULL)
+    rec->obj_prev->obj_next = rec->obj_next;
+  else if (obj->calls == rec)
+    obj->calls = rec->obj_next;
+  else
+    return; /* not in the list */
+  if (rec->obj_next != NULL)
+    rec->obj_next->obj_prev = rec->obj_prev;
+  rec->obj_prev = rec->obj_next = NULL;
+}
+
+static void destroy_state(synchro_t *s, synchro_object_t *obj) {
+  obj->destroyed = true;
+  registry_remove(s, obj);
+  if (obj->cls->destroy != NULL)
+    obj->cls->destroy(obj->state);
+  synchro__object_release(obj); /* the object's life on the loop */
+}
+
+/* The destructor runs once nothing is open and no call is bound to the object. */
+static void maybe_destroy(synchro_t *s, synchro_object_t *obj) {
+  if (obj->tearing_down && !obj->destroyed &&
+      (obj->lstate == OBJ_NEW || obj->lstate == OBJ_CLOSED) && obj->calls == NULL &&
+      obj->parked_close == NULL)
+    destroy_state(s, obj);
+}
+
+static void noop_impl(synchro_call_t *call) { synchro_call_return(call, NULL); }
+static const synchro_op_t noop_op = {.name = "close", .impl = noop_impl};
+
+/* Runs close without a caller: after a failed open, or for a teardown. */
+static void close_internally(synchro_t *s, synchro_object_t *obj) {
+  const synchro_op_t *op = obj->cls->close != NULL ? obj->cls->close : &noop_op;
+  synchro_call_t *rec = synchro__pool_get();
+  if (rec == NULL) {
+    obj->lstate = OBJ_CLOSED; /* nothing can run it; do not wedge the teardown */
+    return;
+  }
+  synchro__init_record(rec, s, op);
+  atomic_store(&rec->refs, 1); /* the loop's only */
+  rec->args = rec->args_inline;
+  rec->deadline_ns = 0;
+  rec->object = obj;
+  rec->obj_kind = SYNCHRO__OBJ_CLOSE;
+  object_hold(obj);
+  atomic_fetch_add_explicit(&s->n_submitted, 1, memory_order_relaxed);
+  obj->lstate = OBJ_CLOSING;
+  calls_insert(obj, rec);
+  synchro__loop_run_impl(s, rec);
+}
+
+static bool refuse(synchro_t *s, synchro_call_t *rec, int code) {
+  synchro__resolve(rec, code, NULL, NULL);
+  synchro__loop_finish_call(s, rec);
+  return false;
+}
+
+static bool admit_close(synchro_t *s, synchro_object_t *obj, synchro_call_t *rec) {
+  switch (obj->lstate) {
+  case OBJ_NEW: /* never opened: nothing to close */
+    obj->lstate = OBJ_CLOSED;
+    synchro__resolve(rec, 0, NULL, NULL);
+    synchro__loop_finish_call(s, rec);
+    return false;
+  case OBJ_OPENING:
+    if (obj->parked_close != NULL)
+      return refuse(s, rec, SYNCHRO_EALREADY);
+    /* Waits for open; counts as started so cancellation and shutdown see it. */
+    obj->parked_close = rec;
+    calls_insert(obj, rec);
+    synchro__loop_park(s, rec);
+    return false;
+  case OBJ_OPEN:
+    obj->lstate = OBJ_CLOSING;
+    calls_insert(obj, rec);
+    return true;
+  default:
+    return refuse(s, rec, SYNCHRO_EALREADY);
+  }
+}
+
+static void teardown(synchro_t *s, synchro_object_t *obj);
+
+bool synchro__object_admit(synchro_t *s, synchro_call_t *rec) {
+  synchro_object_t *obj = rec->object;
+  if (rec->obj_kind == SYNCHRO__OBJ_CONSTRUCT) {
+    calls_insert(obj, rec);
+    return true;
+  }
+  if (rec->obj_kind == SYNCHRO__OBJ_TEARDOWN) {
+    teardown(s, obj);
+    return refuse(s, rec, 0);
+  }
+  if (obj->destroyed)
+    return refuse(s, rec, SYNCHRO_ECLOSED);
+  if (rec->obj_kind == SYNCHRO__OBJ_CLOSE)
+    return admit_close(s, obj, rec);
+  if (obj->tearing_down || obj->lstate == OBJ_CLOSING || obj->lstate == OBJ_CLOSED)
+    return refuse(s, rec, SYNCHRO_ECLOSED);
+  if (rec->obj_kind == SYNCHRO__OBJ_OPEN) {
+    if (obj->lstate != OBJ_NEW)
+      return refuse(s, rec, SYNCHRO_EALREADY);
+    obj->lstate = OBJ_OPENING;
+  }
+  calls_insert(obj, rec);
+  return true;
+}
+
+static void open_finished(synchro_t *s, synchro_object_t *obj, bool ok) {
+  synchro_call_t *parked = obj->parked_close;
+  obj->lstate = ok ? OBJ_OPEN : OBJ_CLOSING;
+  if (parked != NULL) { /* the user's close waited for open: run it now */
+    obj->parked_close = NULL;
+    obj->lstate = OBJ_CLOSING;
+    parked->op->impl(parked); /* even if cancelled meanwhile: close runs once */
+  } else if (!ok) {
+    close_internally(s, obj); /* release what the failed open set up */
+  } else if (obj->tearing_down) {
+    close_internally(s, obj);
+  }
+}
+
+void synchro__object_call_done(synchro_t *s, synchro_call_t *rec) {
+  synchro_object_t *obj = rec->object;
+  if (!(rec->lflags & SYNCHRO__L_STARTED))
+    return; /* refused before it started: no lifecycle effect */
+  calls_remove(obj, rec);
+  if (obj->parked_close == rec) { /* cancelled or shut down while parked */
+    obj->parked_close = NULL;
+    return;
+  }
+  if (rec->obj_kind == SYNCHRO__OBJ_OPEN)
+    open_finished(s, obj, rec->status == 0);
+  else if (rec->obj_kind == SYNCHRO__OBJ_CLOSE)
+    obj->lstate = OBJ_CLOSED;
+  maybe_destroy(s, obj);
+}
+
+/* The last handle reference is gone: cancel its calls, close it, destroy it. */
+static void teardown(synchro_t *s, synchro_object_t *obj) {
+  synchro_call_t *rec, *next;
+  if (obj->tearing_down || obj->destroyed)
+    return;
+  obj->tearing_down = true;
+  for (rec = obj->calls; rec != NULL; rec = next) {
+    next = rec->obj_next;
+    if (rec->obj_kind == SYNCHRO__OBJ_METHOD)
+      synchro_future_cancel(rec); /* its hook runs on the next loop turn */
+  }
+  if (obj->lstate == OBJ_OPEN)
+    close_internally(s, obj);
+  maybe_destroy(s, obj);
+}
+
+void synchro__objects_shutdown(synchro_t *s) {
+  uint32_t i;
+  for (i = 0; i < s->obj_nbuckets; i++) {
+    synchro_object_t *obj;
+    for (obj = s->obj_buckets[i]; obj != NULL; obj = obj->bucket_next)
+      if (obj->lstate == OBJ_OPEN)
+        close_internally(s, obj);
+  }
+}
+
+void synchro__objects_orphan(synchro_t *s, int reason) {
+  uint32_t i;
+  for (i = 0; i < s->obj_nbuckets; i++) {
+    synchro_object_t *obj;
+    while ((obj = s->obj_buckets[i]) != NULL) {
+      atomic_store(&obj->gone, reason);
+      destroy_state(s, obj); /* unlinks it */
+    }
+  }
+  synchro__free(s->obj_buckets);
+  s->obj_buckets = NULL;
+  s->obj_nbuckets = s->obj_count = 0;
+}
+
+/* ---- caller side --------------------------------------------------------------------- */
+
+typedef struct {
+  synchro_object_t *obj;
+  const void *args;
+} construct_args_t;
+
+static void construct_impl(synchro_call_t *call) {
+  const construct_args_t *a = synchro_call_args(call);
+  synchro_object_t *obj = a->obj;
+  synchro_t *s = synchro_call_synchronizer(call);
+  int rc = obj->cls->construct(s, a->args, &obj->state);
+  if (rc == 0 && (rc = registry_add(s, obj)) != 0 && obj->cls->destroy != NULL)
+    obj->cls->destroy(obj->state);
+  if (rc != 0) {
+    obj->destroyed = true; /* never lived: no close, no destructor */
+    synchro_call_fail(call, rc, NULL, "%s: constructor failed", obj->cls->name);
+    return;
+  }
+  synchro_call_return(call, NULL);
+}
+
+static const synchro_op_t construct_op = {
+    .name = "construct", .impl = construct_impl, .args_size = sizeof(construct_args_t),
+    .timeout_ms = SYNCHRO_TIMEOUT_INFINITE};
+
+static void teardown_impl(synchro_call_t *call) { synchro_call_return(call, NULL); }
+static const synchro_op_t teardown_op = {
+    .name = "teardown", .impl = teardown_impl, .timeout_ms = SYNCHRO_TIMEOUT_INFINITE};
+
+static synchro_object_t *handle_new(synchro_t *s, const synchro_class_t *cls) {
+  synchro_object_t *obj = object_alloc();
+  if (obj == NULL)
+    return NULL;
+  atomic_init(&obj->refs, 1);
+  atomic_init(&obj->holds, 2); /* its life on the loop, and its handle references */
+  obj->sync = s;
+  obj->cls = cls;
+  obj->lstate = OBJ_NEW;
+  atomic_store_explicit(&obj->magic, SYNCHRO__MAGIC_LIVE, memory_order_release);
+  return obj;
+}
+
+/* Submits a call bound to `obj`; the record holds the object's memory. */
+static int submit_on(synchro_object_t *obj, const synchro_op_t *op, const void *args,
+                     int64_t timeout_ms, bool blocking, uint8_t kind, synchro_call_t **out) {
+  synchro__target_t target = {NULL, obj, kind};
+  int rc = check_handle(obj);
+  if (rc != 0)
+    return rc;
+  if ((rc = atomic_load(&obj->gone)) != 0)
+    return rc == SYNCHRO_EFORKED ? rc : SYNCHRO_ECLOSED;
+  object_hold(obj);
+  rc = synchro__submit(obj->sync, op, args, timeout_ms, blocking, &target, out);
+  if (rc != 0)
+    synchro__object_release(obj);
+  return rc;
+}
+
+int synchro_object_new(synchro_t *s, const synchro_class_t *cls, const void *args,
+                       synchro_object_t **out, synchro_error_t **err) {
+  construct_args_t cargs;
+  synchro_call_t *rec;
+  synchro_object_t *obj;
+  int rc;
+  if (err != NULL)
+    *err = NULL;
+  if (out == NULL)
+    return SYNCHRO_EINVAL;
+  *out = NULL;
+  if (s == NULL || cls == NULL || cls->construct == NULL)
+    return SYNCHRO_EINVAL;
+  if ((obj = handle_new(s, cls)) == NULL)
+    return SYNCHRO_ENOMEM;
+  cargs.obj = obj;
+  cargs.args = args;
+  if (synchro__on_loop(s)) { /* on the loop: construct inline, nothing to wait for */
+    rc = cls->construct(s, args, &obj->state);
+    if (rc == 0 && (rc = registry_add(s, obj)) != 0 && cls->destroy != NULL)
+      cls->destroy(obj->state);
+  } else if ((rc = submit_on(obj, &construct_op, &cargs, SYNCHRO_TIMEOUT_INFINITE, true,
+                             SYNCHRO__OBJ_CONSTRUCT, &rec)) == 0) {
+    rc = synchro__finish_blocking(rec, NULL, err);
+  }
+  if (rc != 0) {
+    atomic_store(&obj->refs, 0);
+    synchro__object_release(obj); /* never lived on the loop */
+    synchro__object_release(obj); /* no handle reference left */
+    return rc;
+  }
+  *out = obj;
+  return 0;
+}
+
+synchro_object_t *synchro_object_ref(synchro_object_t *obj) {
+  if (check_handle(obj) == 0)
+    atomic_fetch_add_explicit(&obj->refs, 1, memory_order_relaxed);
+  return obj;
+}
+
+void synchro_object_free(synchro_object_t *obj) {
+  synchro_call_t *rec;
+  if (check_handle(obj) != 0)
+    return;
+  if (atomic_fetch_sub_explicit(&obj->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  /* The last reference: the loop tears the object down. When the synchronizer is
+   * gone (or going) it does so itself at shutdown. Never waits. */
+  if (atomic_load(&obj->gone) == 0) {
+    object_hold(obj);
+    if (synchro__submit(obj->sync, &teardown_op, NULL, SYNCHRO_TIMEOUT_INFINITE, false,
+                        &(synchro__target_t){NULL, obj, SYNCHRO__OBJ_TEARDOWN}, &rec) == 0)
+      synchro_future_free(rec);
+    else
+      synchro__object_release(obj);
+  }
+  synchro__object_release(obj); /* the handle references' hold */
+}
+
+static const synchro_op_t *lifecycle_op(const synchro_op_t *op) {
+  return op != NULL ? op : &noop_op;
+}
+
+int synchro_object_open_future(synchro_object_t *obj, const void *args, int64_t timeout_ms,
+                               synchro_future_t **out) {
+  if (out != NULL)
+    *out = NULL;
+  if (check_handle(obj) != 0 || out == NULL)
+    return check_handle(obj) != 0 ? check_handle(obj) : SYNCHRO_EINVAL;
+  return submit_on(obj, lifecycle_op(obj->cls->open), args, timeout_ms, false,
+                   SYNCHRO__OBJ_OPEN, out);
+}
+
+int synchro_object_close_future(synchro_object_t *obj, int64_t timeout_ms,
+                                synchro_future_t **out) {
+  if (out != NULL)
+    *out = NULL;
+  if (check_handle(obj) != 0 || out == NULL)
+    return check_handle(obj) != 0 ? check_handle(obj) : SYNCHRO_EINVAL;
+  return submit_on(obj, lifecycle_op(obj->cls->close), NULL, timeout_ms, false,
+                   SYNCHRO__OBJ_CLOSE, out);
+}
+
+static int call_blocking(synchro_object_t *obj, const synchro_op_t *op, const void *args,
+                         int64_t timeout_ms, uint8_t kind, void *result,
+                         synchro_error_t **err) {
+  synchro_call_t *rec;
+  int rc;
+  if (err != NULL)
+    *err = NULL;
+  if ((rc = check_handle(obj)) != 0)
+    return rc;
+  if (synchro__on_loop(obj->sync))
+    return SYNCHRO_EDEADLK;
+  if (op != NULL && op->result_size != 0 && result == NULL)
+    return SYNCHRO_EINVAL;
+  if ((rc = submit_on(obj, op, args, timeout_ms, true, kind, &rec)) != 0)
+    return rc;
+  return synchro__finish_blocking(rec, result, err);
+}
+
+int synchro_object_open(synchro_object_t *obj, const void *args, int64_t timeout_ms,
+                        synchro_error_t **err) {
+  if (check_handle(obj) != 0)
+    return check_handle(obj);
+  return call_blocking(obj, lifecycle_op(obj->cls->open), args, timeout_ms, SYNCHRO__OBJ_OPEN,
+                       NULL, err);
+}
+
+int synchro_object_close(synchro_object_t *obj, int64_t timeout_ms, synchro_error_t **err) {
+  if (check_handle(obj) != 0)
+    return check_handle(obj);
+  return call_blocking(obj, lifecycle_op(obj->cls->close), NULL, timeout_ms,
+                       SYNCHRO__OBJ_CLOSE, NULL, err);
+}
+
+int synchro_object_submit(synchro_object_t *obj, const synchro_op_t *op, const void *args,
+                          int64_t timeout_ms, synchro_future_t **out) {
+  if (out != NULL)
+    *out = NULL;
+  if (out == NULL || (op != NULL && op->item_size != 0))
+    return SYNCHRO_EINVAL;
+  return submit_on(obj, op, args, timeout_ms, false, SYNCHRO__OBJ_METHOD, out);
+}
+
+int synchro_object_call(synchro_object_t *obj, const synchro_op_t *op, const void *args,
+                        int64_t timeout_ms, void *result, synchro_error_t **err) {
+  if (op != NULL && op->item_size != 0)
+    return SYNCHRO_EINVAL;
+  return call_blocking(obj, op, args, timeout_ms, SYNCHRO__OBJ_METHOD, result, err);
+}
+
+int synchro_object_stream_open(synchro_object_t *obj, const synchro_op_t *op,
+                               const void *args, int64_t timeout_ms, synchro_stream_t **out) {
+  int rc = check_handle(obj);
+  if (rc != 0)
+    return rc;
+  if ((rc = atomic_load(&obj->gone)) != 0)
+    return rc == SYNCHRO_EFORKED ? rc : SYNCHRO_ECLOSED;
+  object_hold(obj);
+  rc = synchro__stream_open(obj->sync, op, args, timeout_ms, obj, out);
+  if (rc != 0)
+    synchro__object_release(obj);
+  return rc;
+}
+
+void *synchro_call_object(const synchro_call_t *call) {
+  if (synchro__rec_check(call) != 0 || !synchro__on_loop(call->sync) || call->object == NULL)
+    return NULL;
+  return call->object->state;
+}
+
+void *synchro_object_state(const synchro_object_t *obj) {
+  if (check_handle(obj) != 0 || !synchro__on_loop(obj->sync))
+    return NULL;
+  return obj->state;
+}
+
+int synchro_object_wrap(synchro_t *s, const synchro_class_t *cls, void *state,
+                        synchro_object_t **out) {
+  synchro_object_t *obj;
+  if (out == NULL)
+    return SYNCHRO_EINVAL;
+  *out = NULL;
+  if (s == NULL || cls == NULL || state == NULL)
+    return SYNCHRO_EINVAL;
+  if (!synchro__on_loop(s))
+    return SYNCHRO_EPERM;
+  if ((obj = registry_find(s, state)) != NULL) {
+    if (obj->tearing_down || obj->cls != cls ||
+        atomic_load_explicit(&obj->refs, memory_order_acquire) == 0)
+      return SYNCHRO_ECLOSED; /* being torn down, or a different class's state */
+    atomic_fetch_add_explicit(&obj->refs, 1, memory_order_relaxed);
+    *out = obj;
+    return 0;
+  }
+  if ((obj = handle_new(s, cls)) == NULL)
+    return SYNCHRO_ENOMEM;
+  obj->state = state;
+  obj->lstate = OBJ_OPEN; /* built by the implementation: ready, and closed at the end */
+  if (registry_add(s, obj) != 0) {
+    atomic_store(&obj->refs, 0);
+    synchro__object_release(obj);
+    synchro__object_release(obj);
+    return SYNCHRO_ENOMEM;
+  }
+  *out = obj;
+  return 0;
+}
