@@ -104,13 +104,6 @@ static int admit(synchro_t *s, bool wait) {
   }
 }
 
-static void unadmit(synchro_t *s) {
-  if (s->opts.max_inflight != 0) {
-    atomic_fetch_sub(&s->inflight, 1);
-    if (atomic_load(&s->inflight_waiters) != 0)
-      synchro__futex_wake(&s->inflight, 1);
-  }
-}
 
 int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args,
                     int64_t timeout_ms, bool blocking, const synchro__target_t *target,
@@ -130,7 +123,7 @@ int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args,
     return rc;
   rec = synchro__pool_get();
   if (rec == NULL) {
-    unadmit(s);
+    synchro__release_admission(s);
     return SYNCHRO_ENOMEM;
   }
   synchro__init_record(rec, s, op);
@@ -138,7 +131,7 @@ int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args,
   if ((rc = copy_args(rec, args)) != 0) {
     atomic_store_explicit(&rec->magic, SYNCHRO__MAGIC_FREED, memory_order_relaxed);
     synchro__pool_put(rec);
-    unadmit(s);
+    synchro__release_admission(s);
     return rc;
   }
   if (target != NULL) {
@@ -154,7 +147,7 @@ int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args,
     rec->object = NULL;
     atomic_store(&rec->refs, 1); /* never reached the loop */
     synchro__rec_unref(rec);
-    unadmit(s);
+    synchro__release_admission(s);
     return SYNCHRO_ESHUTDOWN;
   }
   *out = rec;
@@ -175,6 +168,15 @@ int synchro_submit(synchro_t *s, const synchro_op_t *op, const void *args, int64
 bool synchro__is_done(const synchro_call_t *rec) {
   return synchro__phase(atomic_load_explicit(&rec->state, memory_order_acquire)) ==
          SYNCHRO__DONE;
+}
+
+/* A pending record seen in a fork child belongs to a loop that is gone there: settle
+ * the inheritance first, so it reports SYNCHRO_EFORKED instead of waiting forever. */
+static bool settled_done(const synchro_call_t *rec) {
+  if (synchro__is_done(rec))
+    return true;
+  synchro__check_fork(rec->sync);
+  return synchro__is_done(rec);
 }
 
 /* Spinning pays only when the loop runs on another CPU; on a shared CPU it would
@@ -261,7 +263,7 @@ int synchro_future_status(const synchro_future_t *f) {
   int rc = synchro__rec_check(f);
   if (rc != 0)
     return rc;
-  return synchro__is_done(f) ? f->status : SYNCHRO_EPENDING;
+  return settled_done(f) ? f->status : SYNCHRO_EPENDING;
 }
 
 /* A wait that could block on the loop thread that must resolve the call would never
@@ -276,7 +278,7 @@ int synchro_future_wait(synchro_future_t *f, int64_t timeout_ms) {
     return rc;
   if (timeout_ms < 0 && timeout_ms != SYNCHRO_TIMEOUT_INFINITE)
     return SYNCHRO_EINVAL;
-  if (synchro__would_deadlock(f, timeout_ms))
+  if (!settled_done(f) && synchro__would_deadlock(f, timeout_ms))
     return SYNCHRO_EDEADLK;
   if (wait_done(f, synchro__deadline_after(timeout_ms)) != 0)
     return SYNCHRO_EPENDING;
@@ -288,6 +290,8 @@ int synchro_future_cancel(synchro_future_t *f) {
   uint32_t st;
   if (rc != 0)
     return rc;
+  if (settled_done(f))
+    return SYNCHRO_EALREADY;
   st = atomic_load_explicit(&f->state, memory_order_relaxed);
   do {
     if (synchro__phase(st) != SYNCHRO__PENDING)
@@ -406,7 +410,7 @@ static int check_batch(synchro_future_t *const *fs, size_t n, int64_t timeout_ms
   for (i = 0; i < n; i++) {
     if ((rc = synchro__rec_check(fs[i])) != 0)
       return rc;
-    if (synchro__would_deadlock(fs[i], timeout_ms))
+    if (!settled_done(fs[i]) && synchro__would_deadlock(fs[i], timeout_ms))
       return SYNCHRO_EDEADLK;
   }
   return 0;

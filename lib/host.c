@@ -102,10 +102,14 @@ static void release_detached(synchro_host_t *h, synchro_call_t *rec) {
 
 static void push_done(synchro_host_t *h, synchro_call_t *rec) {
   uintptr_t was;
+  /* Once pushed, the host thread may dispatch the call and drop the reference that
+   * kept the host (and its fd) alive: hold our own until the signal is written. */
+  atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
   if (!push(&h->done_head, rec, &rec->next, &was))
     release_detached(h, rec);
   else if (was == 0)
     synchro__eventfd_signal(h->fd);
+  host_unref(h);
 }
 
 static void host_notify(synchro__sink_t *sink, synchro_call_t *rec) {
@@ -344,10 +348,12 @@ static void do_free(synchro_host_t *h) {
 }
 
 void synchro_host_free(synchro_host_t *h) {
-  if (h == NULL || !on_host_thread(h) || atomic_load(&h->closed))
+  if (h == NULL || !on_host_thread(h) || h->free_requested || atomic_load(&h->closed))
     return;
   if (h->dispatching) {
-    h->free_requested = true; /* finished when the running callback returns */
+    /* Inside one of our callbacks: refuse new work now, finish when it returns. */
+    atomic_store_explicit(&h->closed, true, memory_order_release);
+    h->free_requested = true;
     return;
   }
   do_free(h);

@@ -117,7 +117,7 @@ struct synchro_call_s {
   uint32_t heap_idx;
   uint16_t lflags;
   uint8_t cflags;
-  uint8_t mem_off; /* offset from the allocation to the aligned record */
+  uint8_t spare;
   void *args;      /* args_inline, or a heap block */
   /* line 2: payload */
   _Alignas(16) unsigned char result[SYNCHRO_RESULT_MAX];
@@ -137,6 +137,12 @@ struct synchro_call_s {
 _Static_assert(sizeof(struct synchro_call_s) == 4 * SYNCHRO__CACHE_LINE,
                "a call record is four cache lines");
 
+/* Adds one to a counter that only one thread writes at a time: no atomic RMW. */
+static inline void synchro__count(_Atomic uint64_t *counter) {
+  atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
+}
+
 /* record pool (lib/pool.c): per-thread caches over a shared free stack */
 synchro_call_t *synchro__pool_get(void);
 void synchro__pool_put(synchro_call_t *rec);
@@ -150,6 +156,8 @@ void synchro__rec_unref(synchro_call_t *rec);
  * loop's state: fork recovery, teardown). Returns 0 or SYNCHRO_EALREADY. */
 int synchro__resolve(synchro_call_t *rec, int outcome, const void *result,
                      synchro_error_t *err);
+/* Gives back one max_inflight admission slot and wakes a blocked caller. */
+void synchro__release_admission(synchro_t *s);
 /* Releases what a result (not yet stored in a record) owns. */
 void synchro__release_result(const synchro_op_t *op, const void *result);
 static inline uint32_t synchro__phase(uint32_t state) { return state & SYNCHRO__PHASE_MASK; }
@@ -183,8 +191,9 @@ struct synchro_s {
   _Atomic uint32_t inflight;
   _Atomic uint32_t inflight_waiters;
   /* counters */
-  _Alignas(SYNCHRO__CACHE_LINE) _Atomic uint64_t n_submitted;
-  _Atomic uint64_t n_completed;
+  _Alignas(SYNCHRO__CACHE_LINE) _Atomic uint64_t n_submitted; /* callers' line */
+  /* written by one thread at a time (the loop, or the thread that owns its state) */
+  _Alignas(SYNCHRO__CACHE_LINE) _Atomic uint64_t n_completed;
   _Atomic uint64_t n_failed;
   _Atomic uint64_t n_cancelled;
   _Atomic uint64_t n_wakeups;
@@ -219,6 +228,8 @@ static inline bool synchro__on_loop(const synchro_t *s) { return synchro__tls_lo
 
 /* synchronizer.c */
 int synchro__ensure_running(synchro_t *s);
+/* In a fork child, resolves the calls inherited from the parent (SYNCHRO_EFORKED). */
+void synchro__check_fork(synchro_t *s);
 void synchro__wake_loop(synchro_t *s);
 
 /* loop.c: the loop thread */

@@ -206,7 +206,7 @@ static bool queues_empty(synchro_t *s) {
 static void begin_shutdown(synchro_t *s);
 
 static void drain(synchro_t *s) {
-  atomic_fetch_add_explicit(&s->n_wakeups, 1, memory_order_relaxed);
+  synchro__count(&s->n_wakeups);
   atomic_store_explicit(&s->awake, 1, memory_order_relaxed);
   for (;;) {
     if (drain_once(s))

@@ -57,8 +57,7 @@ static synchro_call_t *allocate_record(void) {
   if (mem == NULL)
     return NULL;
   aligned = ((uintptr_t)mem + SYNCHRO__CACHE_LINE - 1) & ~(uintptr_t)(SYNCHRO__CACHE_LINE - 1);
-  rec = (synchro_call_t *)aligned;
-  rec->mem_off = (uint8_t)(aligned - (uintptr_t)mem);
+  rec = (synchro_call_t *)aligned; /* never freed: records are recycled, see above */
   return rec;
 }
 

@@ -60,15 +60,19 @@ static uint32_t claim(synchro_call_t *rec) {
 }
 
 static void count_outcome(synchro_t *s, int outcome, bool runtime_outcome) {
-  _Atomic uint64_t *counter = outcome == 0       ? &s->n_completed
-                              : runtime_outcome ? &s->n_cancelled
-                                                 : &s->n_failed;
-  atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
-  if (s->opts.max_inflight != 0) {
-    atomic_fetch_sub_explicit(&s->inflight, 1, memory_order_release);
-    if (atomic_load_explicit(&s->inflight_waiters, memory_order_acquire) != 0)
-      synchro__futex_wake(&s->inflight, 1);
-  }
+  synchro__count(outcome == 0       ? &s->n_completed
+                 : runtime_outcome ? &s->n_cancelled
+                                    : &s->n_failed);
+}
+
+/* Gives the call's admission slot back (max_inflight). Done before the outcome is
+ * published, so a caller that saw its call finish can submit again at once. */
+void synchro__release_admission(synchro_t *s) {
+  if (s->opts.max_inflight == 0)
+    return;
+  atomic_fetch_sub(&s->inflight, 1);
+  if (atomic_load(&s->inflight_waiters) != 0)
+    synchro__futex_wake(&s->inflight, 1);
 }
 
 void synchro__release_result(const synchro_op_t *op, const void *result) {
@@ -107,11 +111,12 @@ int synchro__resolve(synchro_call_t *rec, int outcome, const void *result,
   }
   rec->status = outcome;
   rec->error = outcome == 0 ? NULL : err;
+  count_outcome(rec->sync, outcome, runtime_outcome);
+  synchro__release_admission(rec->sync);
   /* COMPLETING -> DONE; release publishes status, result and error. */
   old = atomic_fetch_add_explicit(&rec->state, 1, memory_order_acq_rel);
   if (old & SYNCHRO__WAITING)
     synchro__futex_wake(&rec->state, INT32_MAX);
-  count_outcome(rec->sync, outcome, runtime_outcome);
   sink = atomic_exchange_explicit(&rec->sink, SYNCHRO__SINK_DONE, memory_order_acq_rel);
   if (sink > SYNCHRO__SINK_DONE)
     ((synchro__sink_t *)sink)->notify((synchro__sink_t *)sink, rec);

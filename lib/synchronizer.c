@@ -131,6 +131,8 @@ static int start_locked(synchro_t *s) {
   if (atomic_load(&s->submit_head) & SYNCHRO__STACK_CLOSED)
     return SYNCHRO_ESHUTDOWN;
   atomic_store(&s->cancel_head, 0);
+  /* A fork child inherits whatever the parent's loop was doing: it is not awake. */
+  atomic_store(&s->awake, 0);
   if ((rc = synchro__loop_init(s)) != 0)
     return SYNCHRO_ESTART;
   start_thread_signals_blocked(s, &rc);
@@ -147,6 +149,15 @@ static int start_locked(synchro_t *s) {
   }
   atomic_store_explicit(&s->run_gen, current_gen(), memory_order_release);
   return 0;
+}
+
+void synchro__check_fork(synchro_t *s) {
+  if (SYNCHRO__LIKELY(!inherited(s)))
+    return;
+  pthread_mutex_lock(&start_mutex);
+  if (inherited(s))
+    recover_after_fork(s); /* resolves the parent's calls as SYNCHRO_EFORKED */
+  pthread_mutex_unlock(&start_mutex);
 }
 
 int synchro__ensure_running(synchro_t *s) {

@@ -66,8 +66,10 @@ SYNCHRO_EXTERN int synchro_future_cancel(synchro_future_t *f);
 SYNCHRO_EXTERN int synchro_future_result(synchro_future_t *f, void *out);
 
 /* The error of a future resolved with a non-zero outcome, borrowed until the future is
- * freed; NULL while pending or on success. Always non-NULL for an error outcome (the
- * runtime's own outcomes use shared static errors). Thread-safe: yes. */
+ * freed; NULL while pending, on success, or after it was moved out. The runtime's own
+ * outcomes use shared static errors. For an implementation's error it is NULL only if
+ * memory ran out while the error was recorded: the status still carries its code.
+ * Thread-safe: yes. */
 SYNCHRO_EXTERN const synchro_error_t *synchro_future_error(const synchro_future_t *f);
 
 /* Moves the error out: *out owned by the caller (free with synchro_error_free).
