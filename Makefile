@@ -35,14 +35,15 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(B)/tests/%)
 TEST_SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
 TEST_SUPPORT_OBJS := $(TEST_SUPPORT_SRCS:%.c=$(B)/obj/%.o)
 DEMO_SRCS := $(sort $(wildcard examples/runtime/*.c))
-DEMO_BINS := $(DEMO_SRCS:examples/runtime/%.c=$(B)/examples/%)
+DEMO_BINS := $(DEMO_SRCS:examples/runtime/%.c=$(B)/examples/%) $(B)/examples/host_loop
 
 STATIC_LIB := $(B)/libsynchro.a
 SHARED_LIB := $(B)/libsynchro.so.$(VERSION)
 SONAME := libsynchro.so.$(MAJOR)
 
 # Debian packages the build, the tests and the examples need.
-DEB_PKGS := build-essential pkg-config libuv1-dev libjansson-dev check valgrind
+DEB_PKGS := build-essential pkg-config libuv1-dev libjansson-dev check valgrind \
+            libglib2.0-dev libevent-dev
 DEB_MISSING = $(shell for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -90,9 +91,16 @@ $(B)/bridge: $(BRIDGE_OBJS)
 $(B)/tests/%: tests/%.c $(TEST_SUPPORT_OBJS) $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests -MMD -MP $< $(TEST_SUPPORT_OBJS) $(STATIC_LIB) -o $@ \
-	  $(ALL_LDFLAGS) $(CHECK_LIBS) $(LIBS) -lm
+	  $(ALL_LDFLAGS) $(CHECK_LIBS) $(LIBS) -lm $(EXTRA_TEST_FLAGS)
+
+# check_host also drives a GLib main loop and a libevent base.
+$(B)/tests/check_host: EXTRA_TEST_FLAGS := $$(pkg-config --cflags --libs glib-2.0 libevent)
 
 $(B)/examples/%: examples/runtime/%.c $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $< $(STATIC_LIB) -o $@ $(ALL_LDFLAGS) $(LIBS)
+
+$(B)/examples/host_loop: examples/host_loop/main.c $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $< $(STATIC_LIB) -o $@ $(ALL_LDFLAGS) $(LIBS)
 
@@ -133,3 +141,13 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJS:.o=.d) $(BRIDGE_OBJS:.o=.d) $(TEST_BINS:=.d)
+
+# Benchmarks (not part of `make check`): `make bench`, `QUICK=1 make bench`,
+# BENCH_ARGS="--only blocking_cross --rounds 9" for more. See docs/performance.md.
+BENCH_SRCS := $(sort $(wildcard tests/bench/*.c))
+$(B)/bench/bench: $(BENCH_SRCS) tests/bench/bench.h $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/bench $(BENCH_SRCS) $(STATIC_LIB) -o $@ $(ALL_LDFLAGS) $(LIBS) -lm
+.PHONY: bench
+bench: $(B)/bench/bench
+	$(B)/bench/bench $(if $(filter-out 0,$(QUICK)),--quick) --json $(B)/bench.json $(BENCH_ARGS)
