@@ -1,0 +1,924 @@
+/* bridge/emit_source.c - MOD.c: the module's synchronizer, argument marshalling, and
+ * the blocking, _future and _aio wrappers around synchro_call/synchro_submit. */
+#include "emit.h"
+
+#include <string.h>
+
+/* ---- module-wide parts ---------------------------------------------------------- */
+
+static void add_prologue(const bridge_emit_t *e, bridge_buf_t *b) {
+  char file[BRIDGE_NAME_MAX + 8];
+  char what[BRIDGE_NAME_MAX + 64];
+
+  bridge_format(file, sizeof(file), "%s.c", e->mod);
+  bridge_format(what, sizeof(what), "the wrappers and marshalling of module %s.", e->mod);
+  bridge_add_banner(b, file, what);
+  bridge_buf_addf(b, "#include \"%s.h\"\n#include \"%s_impl.h\"\n\n", e->mod, e->mod);
+  bridge_buf_add(b, "#include <stdarg.h>\n#include <stdatomic.h>\n#include <string.h>\n\n");
+}
+
+static void add_synchronizer(const bridge_emit_t *e, bridge_buf_t *b) {
+  const char *m = e->mod;
+
+  bridge_add_rule(b, "the synchronizer");
+  bridge_buf_addf(
+      b,
+      "/* Set once, by %s_use_synchronizer() or by the first call, then only read. */\n"
+      "static _Atomic(synchro_t *) %s__synchronizer;\n\n",
+      m, m);
+  bridge_buf_addf(
+      b,
+      "int %s_synchronizer(synchro_t **out) {\n"
+      "  synchro_t *s;\n"
+      "  synchro_t *created;\n"
+      "  synchro_options_t opts;\n"
+      "  int rc;\n\n"
+      "  if (out == NULL)\n"
+      "    return SYNCHRO_EINVAL;\n"
+      "  s = atomic_load_explicit(&%s__synchronizer, memory_order_acquire);\n"
+      "  if (s == NULL) {\n"
+      "    synchro_options_init(&opts);\n"
+      "    opts.name = \"%s\";\n"
+      "    rc = synchro_new(&created, &opts);\n"
+      "    if (rc != 0)\n"
+      "      return rc;\n"
+      "    /* Threads may race here: one wins, the others free theirs, which is cheap\n"
+      "     * because a synchronizer starts no thread before its first call. */\n"
+      "    if (atomic_compare_exchange_strong_explicit(&%s__synchronizer, &s, created,\n"
+      "                                                memory_order_acq_rel,\n"
+      "                                                memory_order_acquire))\n"
+      "      s = created;\n"
+      "    else\n"
+      "      synchro_free(created);\n"
+      "  }\n"
+      "  *out = s;\n"
+      "  return 0;\n"
+      "}\n\n",
+      m, m, m, m);
+  bridge_buf_addf(
+      b,
+      "int %s_use_synchronizer(synchro_t *s) {\n"
+      "  synchro_t *current = NULL;\n\n"
+      "  if (s == NULL)\n"
+      "    return SYNCHRO_EINVAL;\n"
+      "  if (atomic_compare_exchange_strong_explicit(&%s__synchronizer, &current, s,\n"
+      "                                              memory_order_acq_rel,\n"
+      "                                              memory_order_acquire))\n"
+      "    return 0;\n"
+      "  return current == s ? 0 : SYNCHRO_EALREADY;\n"
+      "}\n\n",
+      m, m);
+}
+
+static void add_strerror(const bridge_emit_t *e, bridge_buf_t *b) {
+  const bridge_spec_t *spec = e->spec;
+  size_t i;
+
+  bridge_add_rule(b, "errors");
+  if (spec->nerrors == 0) {
+    bridge_buf_addf(b, "const char *%s_strerror(int code) { return synchro_strerror(code); }"
+                       "\n\n",
+                    e->mod);
+    return;
+  }
+  bridge_buf_addf(b, "const char *%s_strerror(int code) {\n  switch (code) {\n", e->mod);
+  for (i = 0; i < spec->nerrors; i++) {
+    const bridge_errdef_t *d = &spec->errors[i];
+    char upper[BRIDGE_NAME_MAX + 1];
+    bridge_upper(upper, sizeof(upper), d->name);
+    bridge_buf_addf(b, "  case %s_E%s:\n    return \"", e->upper, upper);
+    if (d->message != NULL) {
+      bridge_buf_add_c_string(b, d->message);
+    } else {
+      /* no message in the spec: the name, "rate_limited" -> "rate limited" */
+      const char *p;
+      for (p = d->name; *p; p++)
+        bridge_buf_addn(b, *p == '_' ? " " : p, 1);
+    }
+    bridge_buf_add(b, "\";\n");
+  }
+  bridge_buf_add(b, "  default:\n    return synchro_strerror(code);\n  }\n}\n\n");
+}
+
+/* ---- copy and release helpers --------------------------------------------------- */
+
+static void add_scalar_dups(const bridge_emit_t *e, bridge_buf_t *b) {
+  const char *m = e->mod;
+
+  if (e->dup[BRIDGE_STRING])
+    bridge_buf_addf(b,
+                    "/* Copies a string; NULL stays NULL. */\n"
+                    "static char *%s__dup_string(const char *s) {\n"
+                    "  return s != NULL ? synchro_mem_strdup(s) : NULL;\n"
+                    "}\n\n",
+                    m);
+  if (e->dup[BRIDGE_BYTES])
+    bridge_buf_addf(b,
+                    "/* Copies `len` bytes; NULL stays NULL, and an empty non-NULL buffer "
+                    "stays non-NULL. */\n"
+                    "static void *%s__dup_bytes(const void *data, size_t len) {\n"
+                    "  void *copy;\n\n"
+                    "  if (data == NULL)\n"
+                    "    return NULL;\n"
+                    "  copy = synchro_mem_malloc(len > 0 ? len : 1);\n"
+                    "  if (copy != NULL)\n"
+                    "    memcpy(copy, data, len);\n"
+                    "  return copy;\n"
+                    "}\n\n",
+                    m);
+  if (e->dup[BRIDGE_JSON])
+    bridge_buf_addf(b,
+                    "/* Copies a JSON value deeply, so that no thread shares it; NULL stays "
+                    "NULL. */\n"
+                    "static json_t *%s__dup_json(const json_t *v) {\n"
+                    "  return v != NULL ? json_deep_copy(v) : NULL;\n"
+                    "}\n\n",
+                    m);
+}
+
+/* How one element of an owning array kind is copied, tested and freed. */
+typedef struct owning_elem_s {
+  bridge_kind_t kind;
+  const char *dup;     /* statements copying items[i] into copy[i]; %s = module */
+  const char *present; /* true when items[i] holds a value to copy */
+  const char *missing; /* true when copy[i] holds no copy */
+  const char *free;    /* frees items[i] */
+  const char *plural;  /* for comments */
+} owning_elem_t;
+
+static const owning_elem_t owning_elems[] = {
+    {BRIDGE_STRING, "    copy[i] = %s__dup_string(items[i]);\n", "items[i] != NULL",
+     "copy[i] == NULL", "synchro_mem_free(items[i]);", "strings"},
+    {BRIDGE_BYTES,
+     "    copy[i].data = %s__dup_bytes(items[i].data, items[i].len);\n"
+     "    copy[i].len = items[i].len;\n",
+     "items[i].data != NULL", "copy[i].data == NULL", "synchro_mem_free(items[i].data);",
+     "byte strings"},
+    {BRIDGE_JSON, "    copy[i] = %s__dup_json(items[i]);\n", "items[i] != NULL",
+     "copy[i] == NULL", "json_decref(items[i]);", "JSON values"},
+};
+
+static const owning_elem_t *owning_elem(bridge_kind_t k) {
+  size_t i;
+
+  for (i = 0; i < sizeof(owning_elems) / sizeof(owning_elems[0]); i++)
+    if (owning_elems[i].kind == k)
+      return &owning_elems[i];
+  return NULL;
+}
+
+static void add_owning_array_dup(const bridge_emit_t *e, bridge_buf_t *b, bridge_kind_t k) {
+  const owning_elem_t *o = owning_elem(k);
+  const char *kind = bridge_kind_name(k);
+  const char *elem = bridge_c_elem(e, k).s;
+  bridge_buf_t decl;
+
+  bridge_buf_addf(b, "/* Frees an array of %s and what its items own. */\n", o->plural);
+  bridge_buf_addf(b, "static void %s__free_%s_array(", e->mod, kind);
+  bridge_add_pointer_decl(b, elem, "items, size_t count) {\n");
+  bridge_buf_addf(b,
+                  "  size_t i;\n\n"
+                  "  if (items == NULL)\n"
+                  "    return;\n"
+                  "  for (i = 0; i < count; i++)\n"
+                  "    %s\n"
+                  "  synchro_mem_free(items);\n"
+                  "}\n\n",
+                  o->free);
+  bridge_buf_addf(b, "/* Copies an array of %s; on failure nothing is left to free. */\n",
+                  o->plural);
+  bridge_buf_init(&decl);
+  bridge_buf_add(&decl, "static ");
+  bridge_add_pointer_decl(&decl, elem, "");
+  bridge_buf_addf(&decl, "%s__dup_%s_array(", e->mod, kind);
+  bridge_add_decl(&decl, bridge_c_param(e, &(bridge_type_t){k, false, true, NULL}).s,
+                  "items, size_t count) {");
+  bridge_add_wrapped(b, bridge_buf_str(&decl));
+  bridge_buf_free(&decl);
+  bridge_buf_add(b, "  ");
+  bridge_add_pointer_decl(b, elem, "copy;\n");
+  bridge_buf_add(b, "  size_t i;\n\n"
+                    "  if (count == 0)\n"
+                    "    return NULL;\n"
+                    "  copy = synchro_mem_calloc(count, sizeof(*copy));\n"
+                    "  if (copy == NULL)\n"
+                    "    return NULL;\n"
+                    "  for (i = 0; i < count; i++) {\n");
+  bridge_buf_addf(b, o->dup, e->mod);
+  bridge_buf_addf(b,
+                  "    if (%s && %s) {\n"
+                  "      %s__free_%s_array(copy, i);\n"
+                  "      return NULL;\n"
+                  "    }\n"
+                  "  }\n"
+                  "  return copy;\n"
+                  "}\n\n",
+                  o->present, o->missing, e->mod, kind);
+}
+
+static void add_plain_array_dup(const bridge_emit_t *e, bridge_buf_t *b, bridge_kind_t k) {
+  const char *elem = bridge_c_elem(e, k).s;
+  bridge_buf_t decl;
+
+  bridge_buf_addf(b, "/* Copies an array of %s values. */\n", bridge_kind_name(k));
+  bridge_buf_init(&decl);
+  bridge_buf_add(&decl, "static ");
+  bridge_add_pointer_decl(&decl, elem, "");
+  bridge_buf_addf(&decl, "%s__dup_%s_array(", e->mod, bridge_kind_name(k));
+  bridge_add_decl(&decl, bridge_c_param(e, &(bridge_type_t){k, false, true, NULL}).s,
+                  "items, size_t count) {");
+  bridge_add_wrapped(b, bridge_buf_str(&decl));
+  bridge_buf_free(&decl);
+  bridge_buf_add(b, "  ");
+  bridge_add_pointer_decl(b, elem, "copy;\n\n");
+  bridge_buf_add(b, "  if (count == 0)\n"
+                    "    return NULL;\n"
+                    "  copy = synchro_mem_calloc(count, sizeof(*copy));\n"
+                    "  if (copy != NULL)\n"
+                    "    memcpy(copy, items, count * sizeof(*copy));\n"
+                    "  return copy;\n"
+                    "}\n\n");
+}
+
+static void add_array_free(const bridge_emit_t *e, bridge_buf_t *b, bridge_kind_t k) {
+  const char *kind = bridge_kind_name(k);
+
+  bridge_buf_addf(b, "void %s_%s_array_free(%s_%s_array_t *a) {\n"
+                     "  if (a == NULL)\n"
+                     "    return;\n",
+                  e->mod, kind, e->mod, kind);
+  if (owning_elem(k) != NULL)
+    bridge_buf_addf(b, "  %s__free_%s_array(a->items, a->count);\n", e->mod, kind);
+  else
+    bridge_buf_add(b, "  synchro_mem_free(a->items);\n");
+  bridge_buf_add(b, "  a->items = NULL;\n  a->count = 0;\n}\n\n");
+}
+
+static void add_releasers(const bridge_emit_t *e, bridge_buf_t *b) {
+  const char *m = e->mod;
+  bool any = false;
+  int k;
+
+  for (k = 0; k < BRIDGE_KIND_COUNT_; k++)
+    any = any || e->release[k] || e->result_array[k];
+  if (!any)
+    return;
+  bridge_buf_add(b, "/* The result_free functions of the descriptors below. */\n\n");
+  if (e->release[BRIDGE_STRING])
+    bridge_buf_addf(b, "static void %s__release_string(void *value) {\n"
+                       "  synchro_mem_free(*(char **)value);\n}\n\n",
+                    m);
+  if (e->release[BRIDGE_BYTES])
+    bridge_buf_addf(b, "static void %s__release_bytes(void *value) {\n"
+                       "  synchro_mem_free(((%s_bytes_t *)value)->data);\n}\n\n",
+                    m, m);
+  if (e->release[BRIDGE_JSON])
+    bridge_buf_addf(b, "static void %s__release_json(void *value) {\n"
+                       "  json_decref(*(json_t **)value);\n}\n\n",
+                    m);
+  for (k = 0; k < BRIDGE_KIND_COUNT_; k++)
+    if (e->result_array[k])
+      bridge_buf_addf(b, "static void %s__release_%s_array(void *value) {\n"
+                         "  %s_%s_array_free(value);\n}\n\n",
+                      m, bridge_kind_name((bridge_kind_t)k), m,
+                      bridge_kind_name((bridge_kind_t)k));
+}
+
+/* Appends a signature whose two "%s" are the module name, wrapped to the line width. */
+static void add_signature(bridge_buf_t *b, const char *fmt, const char *m) {
+  bridge_buf_t line;
+
+  bridge_buf_init(&line);
+  bridge_buf_addf(&line, fmt, m, m);
+  bridge_add_wrapped(b, bridge_buf_str(&line));
+  if (line.failed)
+    b->failed = true;
+  bridge_buf_free(&line);
+}
+
+static void add_call_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
+  const char *m = e->mod;
+
+  if (e->spec->nfunctions == 0)
+    return;
+  bridge_buf_addf(
+      b,
+      "/* True if `f` is a future of `op`, so that its result has the layout the "
+      "caller\n * expects. */\n"
+      "static bool %s__future_is(const synchro_future_t *f, const synchro_op_t *op) {\n"
+      "  const char *name = f != NULL ? synchro_future_name(f) : NULL;\n"
+      "  return name != NULL && strcmp(name, op->name) == 0;\n"
+      "}\n\n",
+      m);
+  bridge_buf_addf(
+      b,
+      "/* What every *_fail() helper does: a NULL fmt means the code's own message. */\n"
+      "static int %s__vfail(synchro_call_t *call, int code, const char *fmt, va_list ap) {\n"
+      "  if (fmt == NULL)\n"
+      "    return synchro_call_fail(call, code, NULL, \"%%s\", %s_strerror(code));\n"
+      "  return synchro_call_vfail(call, code, NULL, fmt, ap);\n"
+      "}\n\n",
+      m, m);
+  bridge_buf_addf(
+      b,
+      "/* Checks the argument values the spec constrains (see each op's check_args). */\n"
+      "typedef int (*%s__check_fn)(const void *args);\n\n"
+      "/* Checks the arguments and finds the synchronizer: what every call does first. */\n"
+      "static int %s__prepare(%s__check_fn check, const void *args, synchro_t **s) {\n"
+      "  int rc = check != NULL ? check(args) : 0;\n"
+      "  return rc != 0 ? rc : %s_synchronizer(s);\n"
+      "}\n\n",
+      m, m, m, m);
+  bridge_buf_addf(b, "/* The blocking call behind every %s_op(). */\n", m);
+  add_signature(b, "static int %s__call(const synchro_op_t *op, %s__check_fn check, "
+                   "const void *args, void *out, synchro_error_t **err) {", m);
+  bridge_buf_addf(b,
+                  "  synchro_t *s;\n"
+                  "  int rc;\n\n"
+                  "  if (err != NULL)\n"
+                  "    *err = NULL;\n"
+                  "  if (out == NULL && op->result_size > 0)\n"
+                  "    return SYNCHRO_EINVAL;\n"
+                  "  rc = %s__prepare(check, args, &s);\n"
+                  "  if (rc != 0)\n"
+                  "    return rc;\n"
+                  "  return synchro_call(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out, err);\n"
+                  "}\n\n",
+                  m);
+  bridge_buf_addf(b, "/* The submission behind every %s_op_future(). */\n", m);
+  add_signature(b, "static int %s__submit(const synchro_op_t *op, %s__check_fn check, "
+                   "const void *args, synchro_future_t **out) {", m);
+  bridge_buf_addf(b,
+                  "  synchro_t *s;\n"
+                  "  int rc;\n\n"
+                  "  if (out == NULL)\n"
+                  "    return SYNCHRO_EINVAL;\n"
+                  "  rc = %s__prepare(check, args, &s);\n"
+                  "  if (rc != 0)\n"
+                  "    return rc;\n"
+                  "  return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);\n"
+                  "}\n\n",
+                  m);
+  bridge_buf_addf(b,
+                  "/* An _aio call's callback, as a generic function pointer that the op's "
+                  "done\n"
+                  " * function casts back to its own type, and the callback's data. */\n"
+                  "typedef struct %s__request_s {\n"
+                  "  void (*cb)(void);\n"
+                  "  void *data;\n"
+                  "} %s__request_t;\n\n",
+                  m, m);
+  bridge_buf_addf(b,
+                  "/* The submission behind every %s_op_aio(): `done` runs on the host's "
+                  "thread. */\n",
+                  m);
+  add_signature(b, "static int %s__submit_aio(const synchro_op_t *op, %s__check_fn check, "
+                   "const void *args, synchro_host_t *host, synchro_host_cb done, "
+                   "void (*cb)(void), void *data) {", m);
+  bridge_buf_addf(b,
+                  "  %s__request_t *req;\n"
+                  "  synchro_future_t *f;\n"
+                  "  int rc;\n\n"
+                  "  if (host == NULL || cb == NULL)\n"
+                  "    return SYNCHRO_EINVAL;\n"
+                  "  req = synchro_mem_malloc(sizeof(*req));\n"
+                  "  if (req == NULL)\n"
+                  "    return SYNCHRO_ENOMEM;\n"
+                  "  req->cb = cb;\n"
+                  "  req->data = data;\n"
+                  "  rc = %s__submit(op, check, args, &f);\n"
+                  "  if (rc == 0) {\n"
+                  "    rc = synchro_future_then(f, host, done, req);\n"
+                  "    if (rc != 0) {\n"
+                  "      /* Nobody would see the outcome: stop the call. */\n"
+                  "      (void)synchro_future_cancel(f);\n"
+                  "      synchro_future_free(f);\n"
+                  "    }\n"
+                  "  }\n"
+                  "  if (rc != 0)\n"
+                  "    synchro_mem_free(req);\n"
+                  "  return rc;\n"
+                  "}\n\n",
+                  m, m);
+  if (e->reject_result)
+    bridge_buf_addf(
+        b,
+        "/* Fails a call whose implementation returned a value that cannot be delivered "
+        "(NULL\n"
+        " * where the spec forbids it, or no memory for the copy), and says so. */\n"
+        "static int %s__reject_result(synchro_call_t *call, int code, const char *why) {\n"
+        "  int rc = synchro_call_fail(call, code, NULL, \"%%s: %%s\", "
+        "synchro_call_name(call), why);\n"
+        "  return rc != 0 ? rc : code;\n"
+        "}\n\n",
+        m);
+}
+
+static void add_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
+  int k;
+
+  bridge_add_rule(b, "helpers");
+  bridge_buf_add(b, "/* Arguments are copied into memory the call owns; their fields are "
+                    "const only so\n"
+                    " * that the implementation cannot change them, hence the casts where "
+                    "they are freed. */\n\n");
+  add_scalar_dups(e, b);
+  for (k = 0; k < BRIDGE_KIND_COUNT_; k++) {
+    if (!e->dup_array[k])
+      continue;
+    if (owning_elem((bridge_kind_t)k) != NULL)
+      add_owning_array_dup(e, b, (bridge_kind_t)k);
+    else
+      add_plain_array_dup(e, b, (bridge_kind_t)k);
+  }
+  for (k = 0; k < BRIDGE_KIND_COUNT_; k++)
+    if (e->result_array[k])
+      add_array_free(e, b, (bridge_kind_t)k);
+  add_releasers(e, b);
+  add_call_helpers(e, b);
+}
+
+/* ---- one function: arguments ------------------------------------------------------ */
+
+static bool args_own_memory(const bridge_func_t *f) {
+  size_t i;
+
+  for (i = 0; i < f->nargs; i++)
+    if (bridge_type_owns_memory(&f->args[i].type))
+      return true;
+  return false;
+}
+
+/* Frees one copied argument `a->name`. */
+static void add_arg_free(const bridge_emit_t *e, const bridge_arg_t *a, bridge_buf_t *b) {
+  const bridge_type_t *t = &a->type;
+
+  if (t->array && owning_elem(t->kind) != NULL) {
+    bridge_buf_addf(b, "  %s__free_%s_array((", e->mod, bridge_kind_name(t->kind));
+    bridge_add_pointer_decl(b, bridge_c_elem(e, t->kind).s, "");
+    bridge_buf_addf(b, ")a->%s, a->%s_count);\n", a->name, a->name);
+  } else if (t->kind == BRIDGE_JSON && !t->array) {
+    bridge_buf_addf(b, "  json_decref((json_t *)a->%s);\n", a->name);
+  } else if (bridge_type_owns_memory(t)) {
+    bridge_buf_addf(b, "  synchro_mem_free((void *)a->%s);\n", a->name);
+  }
+}
+
+/* Copies one argument into `to`; and the condition telling that its copy failed. */
+static void add_arg_dup(const bridge_emit_t *e, const bridge_arg_t *a, bridge_buf_t *b,
+                        bridge_buf_t *failed) {
+  const bridge_type_t *t = &a->type;
+  const char *n = a->name;
+
+  if (!bridge_type_owns_memory(t))
+    return;
+  if (failed->len > 0)
+    bridge_buf_add(failed, " ||\n      ");
+  else
+    bridge_buf_add(failed, "\001"); /* marks a single condition; see add_args_copy */
+  if (t->array) {
+    bridge_buf_t line;
+    bridge_buf_init(&line);
+    bridge_buf_addf(&line, "  to->%s = %s%s__dup_%s_array(from->%s, from->%s_count);", n,
+                    t->kind == BRIDGE_STRING ? "(const char *const *)" : "", e->mod,
+                    bridge_kind_name(t->kind), n, n);
+    bridge_add_wrapped(b, bridge_buf_str(&line));
+    if (line.failed)
+      b->failed = true;
+    bridge_buf_free(&line);
+    bridge_buf_addf(failed, "(from->%s_count != 0 && to->%s == NULL)", n, n);
+    return;
+  }
+  if (t->kind == BRIDGE_BYTES)
+    bridge_buf_addf(b, "  to->%s = %s__dup_bytes(from->%s, from->%s_len);\n", n, e->mod, n,
+                    n);
+  else
+    bridge_buf_addf(b, "  to->%s = %s__dup_%s(from->%s);\n", n, e->mod,
+                    bridge_kind_name(t->kind), n);
+  bridge_buf_addf(failed, "(from->%s != NULL && to->%s == NULL)", n, n);
+}
+
+static void add_args_copy(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
+  const char *m = e->mod, *n = f->name;
+  bridge_buf_t failed;
+  size_t i;
+
+  bridge_buf_addf(b, "static void %s_%s__free_args(void *block) {\n"
+                     "  %s_%s_args_t *a = block;\n\n",
+                  m, n, m, n);
+  for (i = 0; i < f->nargs; i++)
+    add_arg_free(e, &f->args[i], b);
+  bridge_buf_add(b, "}\n\n");
+
+  bridge_buf_addf(b, "static int %s_%s__copy_args(void *dst, const void *src) {\n"
+                     "  const %s_%s_args_t *from = src;\n"
+                     "  %s_%s_args_t *to = dst;\n\n"
+                     "  *to = *from;\n",
+                  m, n, m, n, m, n);
+  bridge_buf_init(&failed);
+  for (i = 0; i < f->nargs; i++)
+    add_arg_dup(e, &f->args[i], b, &failed);
+  {
+    /* one condition: "if (c)"; several: "if ((c1) ||\n (c2))" */
+    const char *cond = bridge_buf_str(&failed) + 1;
+    bool single = strstr(cond, "||") == NULL;
+    bridge_buf_addf(b, "  if (%.*s) {\n"
+                       "    %s_%s__free_args(to);\n"
+                       "    return SYNCHRO_ENOMEM;\n"
+                       "  }\n"
+                       "  return 0;\n"
+                       "}\n\n",
+                    (int)strlen(cond) - (single ? 2 : 0), cond + (single ? 1 : 0), m, n);
+  }
+  if (failed.failed)
+    b->failed = true;
+  bridge_buf_free(&failed);
+}
+
+/* The checks the spec implies for one argument, appended to `b`; sets *loops when one
+ * needs the loop index. */
+static void add_arg_checks(const bridge_arg_t *a, bridge_buf_t *b, bool *loops) {
+  const bridge_type_t *t = &a->type;
+  const char *n = a->name;
+
+  if (t->array) {
+    bridge_buf_addf(b, "  if (a->%s == NULL && a->%s_count != 0)\n"
+                       "    return SYNCHRO_EINVAL;\n",
+                    n, n);
+    if (t->kind == BRIDGE_BYTES) {
+      bridge_buf_addf(b, "  for (i = 0; i < a->%s_count; i++)\n"
+                         "    if (a->%s[i].data == NULL && a->%s[i].len != 0)\n"
+                         "      return SYNCHRO_EINVAL;\n",
+                      n, n, n);
+      *loops = true;
+    } else if (bridge_kind_is_pointer(t->kind) && !t->nullable) {
+      bridge_buf_addf(b, "  for (i = 0; i < a->%s_count; i++)\n"
+                         "    if (a->%s[i] == NULL)\n"
+                         "      return SYNCHRO_EINVAL;\n",
+                      n, n);
+      *loops = true;
+    }
+  } else if (t->kind == BRIDGE_BYTES) {
+    bridge_buf_addf(b, "  if (a->%s == NULL && a->%s_len != 0)\n"
+                       "    return SYNCHRO_EINVAL;\n",
+                    n, n);
+  } else if (bridge_kind_is_pointer(t->kind) && !t->nullable) {
+    bridge_buf_addf(b, "  if (a->%s == NULL)\n    return SYNCHRO_EINVAL;\n", n);
+  }
+}
+
+/* Emits MOD_op__check_args() if the spec forbids some argument values; returns
+ * whether it did. */
+static bool add_args_check(const bridge_emit_t *e, const bridge_func_t *f,
+                           bridge_buf_t *b) {
+  bridge_buf_t checks;
+  bool loops = false;
+  bool any;
+  size_t i;
+
+  bridge_buf_init(&checks);
+  for (i = 0; i < f->nargs; i++)
+    add_arg_checks(&f->args[i], &checks, &loops);
+  any = checks.len > 0;
+  if (any) {
+    bridge_buf_addf(b,
+                    "/* Rejects the values the spec forbids (NULL where not nullable), "
+                    "before any copy. */\n"
+                    "static int %s_%s__check_args(const void *block) {\n"
+                    "  const %s_%s_args_t *a = block;\n",
+                    e->mod, f->name, e->mod, f->name);
+    bridge_buf_add(b, loops ? "  size_t i;\n\n" : "\n");
+    bridge_buf_addf(b, "%s  return 0;\n}\n\n", bridge_buf_str(&checks));
+  }
+  if (checks.failed)
+    b->failed = true;
+  bridge_buf_free(&checks);
+  return any;
+}
+
+/* ---- one function: descriptor and wrappers ---------------------------------------- */
+
+static void add_descriptor(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
+  const char *m = e->mod, *n = f->name;
+
+  bridge_buf_addf(b,
+                  "/* Runs on the loop thread: hands the call's copy of the arguments to "
+                  "the\n * implementation. */\n"
+                  "static void %s_%s__run(synchro_call_t *call) {\n",
+                  m, n);
+  if (f->nargs > 0)
+    bridge_buf_addf(b, "  %s_%s_impl(call, synchro_call_args(call));\n}\n\n", m, n);
+  else
+    bridge_buf_addf(b, "  %s_%s_impl(call);\n}\n\n", m, n);
+  bridge_buf_addf(b, "static const synchro_op_t %s_%s__op = {\n"
+                     "    .name = \"%s_%s\",\n"
+                     "    .impl = %s_%s__run,\n",
+                  m, n, m, n, m, n);
+  if (f->nargs > 0)
+    bridge_buf_addf(b, "    .args_size = sizeof(%s_%s_args_t),\n", m, n);
+  if (args_own_memory(f))
+    bridge_buf_addf(b, "    .args_copy = %s_%s__copy_args,\n"
+                       "    .args_free = %s_%s__free_args,\n",
+                    m, n, m, n);
+  if (f->has_result) {
+    bridge_buf_addf(b, "    .result_size = sizeof(%s),\n", bridge_c_result(e, &f->result).s);
+    if (bridge_result_owns(&f->result))
+      bridge_buf_addf(b, "    .result_free = %s__release_%s%s,\n", m,
+                      bridge_kind_name(f->result.kind), f->result.array ? "_array" : "");
+  }
+  if (f->has_timeout && f->timeout_ms > 0)
+    bridge_buf_addf(b, "    .timeout_ms = %lld,\n", (long long)f->timeout_ms);
+  bridge_buf_add(b, "};\n\n");
+}
+
+/* Lays out "  return helper(&op, check, &(T){...}, rest);" on several lines: the
+ * argument block on its own (its fields wrapped after the "{"), then the rest. */
+static void add_long_helper_call(bridge_buf_t *b, const char *line) {
+  const char *open = strchr(line, '(');
+  const char *literal = strstr(line, "&(const ");
+  const char *close = literal != NULL ? strstr(literal, "}, ") : NULL;
+  const char *rest;
+  bridge_buf_t part;
+  int indent;
+  size_t col;
+
+  if (open == NULL || close == NULL) {
+    bridge_add_wrapped(b, line); /* no argument block: plain wrapping */
+    return;
+  }
+  indent = (int)(open - line) + 1;
+  bridge_buf_addn(b, line, (size_t)(literal - line - 1));
+  bridge_buf_add(b, "\n");
+  bridge_buf_init(&part);
+  bridge_buf_addf(&part, "%*s", indent, "");
+  bridge_buf_addn(&part, literal, (size_t)(close - literal) + 2); /* up to "}," */
+  bridge_add_wrapped(b, bridge_buf_str(&part));
+  if (part.failed)
+    b->failed = true;
+  bridge_buf_free(&part);
+  /* the rest ("out, err);"), greedily, one indent in */
+  bridge_buf_addf(b, "%*s", indent, "");
+  col = (size_t)indent;
+  for (rest = close + 3; *rest;) {
+    const char *comma = strstr(rest, ", ");
+    size_t n = comma ? (size_t)(comma - rest) + 1 : strlen(rest);
+    if (col > (size_t)indent && col + 1 + n > 88) {
+      bridge_buf_addf(b, "\n%*s", indent, "");
+      col = (size_t)indent;
+    } else if (col > (size_t)indent) {
+      bridge_buf_add(b, " ");
+      col++;
+    }
+    bridge_buf_addn(b, rest, n);
+    col += n;
+    rest += n + (comma ? 1 : 0);
+  }
+  bridge_buf_add(b, "\n");
+}
+
+/* A wrapper's call of a shared helper: the helper, the descriptor, the check and the
+ * argument block (a compound literal borrowing the caller's values until the copy),
+ * then `rest`. */
+static void add_helper_call(const bridge_emit_t *e, const bridge_func_t *f, bool checked,
+                            const char *helper, const char *rest, bridge_buf_t *b) {
+  bridge_buf_t line;
+  size_t i;
+
+  bridge_buf_init(&line);
+  bridge_buf_addf(&line, "  return %s__%s(&%s_%s__op, ", e->mod, helper, e->mod, f->name);
+  if (checked)
+    bridge_buf_addf(&line, "%s_%s__check_args, ", e->mod, f->name);
+  else
+    bridge_buf_add(&line, "NULL, ");
+  if (f->nargs == 0)
+    bridge_buf_add(&line, "NULL");
+  else
+    bridge_buf_addf(&line, "&(const %s_%s_args_t){", e->mod, f->name);
+  for (i = 0; i < f->nargs; i++) {
+    const char *extra = bridge_c_extra(&f->args[i].type);
+    bridge_buf_addf(&line, "%s.%s = %s", i ? ", " : "", f->args[i].name, f->args[i].name);
+    if (extra != NULL)
+      bridge_buf_addf(&line, ", .%s%s = %s%s", f->args[i].name, extra, f->args[i].name,
+                      extra);
+  }
+  bridge_buf_addf(&line, "%s, %s);", f->nargs ? "}" : "", rest);
+  if (line.len <= 88)
+    bridge_buf_addf(b, "%s\n", bridge_buf_str(&line));
+  else
+    add_long_helper_call(b, bridge_buf_str(&line));
+  if (line.failed)
+    b->failed = true;
+  bridge_buf_free(&line);
+}
+
+static void add_wrappers(const bridge_emit_t *e, const bridge_func_t *f, bool checked,
+                         bridge_buf_t *b) {
+  char rest[2 * BRIDGE_NAME_MAX + 64];
+
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_BLOCKING, "", " {");
+  add_helper_call(e, f, checked, "call", f->has_result ? "out, err" : "NULL, err", b);
+  bridge_buf_add(b, "}\n\n");
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_FUTURE, "", " {");
+  add_helper_call(e, f, checked, "submit", "out", b);
+  bridge_buf_add(b, "}\n\n");
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_AIO, "", " {");
+  bridge_format(rest, sizeof(rest), "aio_host, %s_%s__done, (void (*)(void))aio_cb, aio_data",
+                e->mod, f->name);
+  add_helper_call(e, f, checked, "submit_aio", rest, b);
+  bridge_buf_add(b, "}\n\n");
+}
+
+static void add_result_accessor(const bridge_emit_t *e, const bridge_func_t *f,
+                                bridge_buf_t *b) {
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_RESULT, "", " {");
+  bridge_buf_addf(b, "  if (%s!%s__future_is(f, &%s_%s__op))\n"
+                     "    return SYNCHRO_EINVAL;\n",
+                  f->has_result ? "out == NULL || " : "", e->mod, e->mod, f->name);
+  if (f->has_result)
+    bridge_buf_add(b, "  return synchro_future_result(f, out);\n}\n\n");
+  else
+    bridge_buf_add(b, "  return synchro_future_status(f);\n}\n\n");
+}
+
+/* The function that delivers a finished _aio call to the caller's typed callback. */
+static void add_aio_done(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
+  const char *m = e->mod, *n = f->name;
+  bool owns = f->has_result && bridge_result_owns(&f->result);
+
+  bridge_buf_addf(b,
+                  "/* Runs on the host's thread: hands the outcome to the caller's "
+                  "callback%s. */\n"
+                  "static void %s_%s__done(synchro_future_t *f, int status, void *data) {\n"
+                  "  %s__request_t req = *(%s__request_t *)data;\n",
+                  owns ? ", then releases\n * the result, which the callback only borrowed" : "",
+                  m, n, m, m);
+  if (f->has_result) {
+    bridge_buf_add(b, "  ");
+    bridge_add_decl(b, bridge_c_result(e, &f->result).s, "result");
+    bridge_buf_addf(b, " = %s;\n", bridge_c_zero(&f->result));
+  }
+  bridge_buf_add(b, "\n  synchro_mem_free(data);\n");
+  if (f->has_result)
+    bridge_buf_addf(b, "  if (status == 0)\n"
+                       "    status = synchro_future_result(f, &result);\n"
+                       "  ((%s_%s_cb)req.cb)(status, result, synchro_future_error(f), "
+                       "req.data);\n",
+                    m, n);
+  else
+    bridge_buf_addf(b, "  ((%s_%s_cb)req.cb)(status, synchro_future_error(f), req.data);\n",
+                    m, n);
+  if (owns)
+    bridge_buf_addf(b, "  %s__release_%s%s(&result);\n", m, bridge_kind_name(f->result.kind),
+                    f->result.array ? "_array" : "");
+  bridge_buf_add(b, "}\n\n");
+}
+
+/* ---- one function: the implementation's helpers ------------------------------------ */
+
+/* "return MOD__reject_result(call, CODE, "why");" at `indent`, wrapped. */
+static void add_reject(const bridge_emit_t *e, bridge_buf_t *b, int indent, const char *code,
+                       const char *why) {
+  bridge_buf_t line;
+
+  bridge_buf_init(&line);
+  bridge_buf_addf(&line, "%*sreturn %s__reject_result(call, %s, \"%s\");", indent, "", e->mod,
+                  code, why);
+  bridge_add_wrapped(b, bridge_buf_str(&line));
+  if (line.failed)
+    b->failed = true;
+  bridge_buf_free(&line);
+}
+
+static void add_nomem_check(const bridge_emit_t *e, bridge_buf_t *b) {
+  add_reject(e, b, 4, "SYNCHRO_ENOMEM", "no memory to copy the result");
+}
+
+/* The element check of an array result, if the spec implies one. */
+static bool add_result_item_check(const bridge_emit_t *e, const bridge_type_t *t,
+                                  bridge_buf_t *b) {
+  if (t->kind == BRIDGE_BYTES) {
+    bridge_buf_add(b, "  for (i = 0; i < count; i++)\n"
+                      "    if (items[i].data == NULL && items[i].len != 0)\n");
+    add_reject(e, b, 6, "SYNCHRO_EINVAL", "an item with NULL data and a non-zero length");
+    return true;
+  }
+  if (bridge_kind_is_pointer(t->kind) && !t->nullable) {
+    char why[96];
+    bridge_format(why, sizeof(why), "a NULL item in a %s[] array",
+                  bridge_kind_name(t->kind));
+    bridge_buf_add(b, "  for (i = 0; i < count; i++)\n"
+                      "    if (items[i] == NULL)\n");
+    add_reject(e, b, 6, "SYNCHRO_EINVAL", why);
+    return true;
+  }
+  return false;
+}
+
+static void add_return_array(const bridge_emit_t *e, const bridge_type_t *t, bridge_buf_t *b) {
+  bridge_buf_t checks;
+  bool loops;
+
+  bridge_buf_init(&checks);
+  loops = add_result_item_check(e, t, &checks);
+  bridge_buf_addf(b, "  %s result;\n%s\n", bridge_c_result(e, t).s, loops ? "  size_t i;\n" : "");
+  bridge_buf_add(b, "  if (items == NULL && count != 0)\n");
+  add_reject(e, b, 4, "SYNCHRO_EINVAL", "NULL items with a non-zero count");
+  bridge_buf_add(b, bridge_buf_str(&checks));
+  bridge_buf_free(&checks);
+  bridge_buf_addf(b, "  result.items = %s__dup_%s_array(items, count);\n"
+                     "  result.count = count;\n"
+                     "  if (count != 0 && result.items == NULL)\n",
+                  e->mod, bridge_kind_name(t->kind));
+  add_nomem_check(e, b);
+}
+
+static void add_return_bytes(const bridge_emit_t *e, const bridge_type_t *t, bridge_buf_t *b) {
+  bridge_buf_addf(b, "  %s result;\n\n", bridge_c_result(e, t).s);
+  bridge_buf_add(b, "  if (value == NULL && len != 0)\n");
+  add_reject(e, b, 4, "SYNCHRO_EINVAL", "NULL data with a non-zero length");
+  bridge_buf_addf(b, "  result.data = %s__dup_bytes(value, len);\n"
+                     "  result.len = len;\n"
+                     "  if (value != NULL && result.data == NULL)\n",
+                  e->mod);
+  add_nomem_check(e, b);
+}
+
+/* string and json: copied; NULL only when nullable. */
+static void add_return_copied(const bridge_emit_t *e, const bridge_type_t *t, bridge_buf_t *b) {
+  bridge_buf_add(b, "  ");
+  bridge_add_decl(b, bridge_c_result(e, t).s, "result;\n\n");
+  if (!t->nullable) {
+    char why[64];
+    bridge_format(why, sizeof(why), "NULL for a non-nullable %s", bridge_kind_name(t->kind));
+    bridge_buf_add(b, "  if (value == NULL)\n");
+    add_reject(e, b, 4, "SYNCHRO_EINVAL", why);
+  }
+  bridge_buf_addf(b, "  result = %s__dup_%s(value);\n"
+                     "  if (%sresult == NULL)\n",
+                  e->mod, bridge_kind_name(t->kind), t->nullable ? "value != NULL && " : "");
+  add_nomem_check(e, b);
+}
+
+static void add_return(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
+  const bridge_type_t *t = &f->result;
+
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_RETURN, "", " {");
+  if (!f->has_result) {
+    bridge_buf_add(b, "  return synchro_call_return(call, NULL);\n}\n\n");
+    return;
+  }
+  if (t->array)
+    add_return_array(e, t, b);
+  else if (t->kind == BRIDGE_BYTES)
+    add_return_bytes(e, t, b);
+  else if (t->kind == BRIDGE_STRING || t->kind == BRIDGE_JSON)
+    add_return_copied(e, t, b);
+  else if (t->kind == BRIDGE_PTR && !t->nullable) {
+    bridge_buf_add(b, "  if (value == NULL)\n");
+    add_reject(e, b, 4, "SYNCHRO_EINVAL", "NULL for a non-nullable ptr");
+  }
+  bridge_buf_add(b, bridge_type_owns_memory(t) ? "  return synchro_call_return(call, &result);\n"
+                                               : "  return synchro_call_return(call, &value);\n");
+  bridge_buf_add(b, "}\n\n");
+}
+
+static void add_fail(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_FAIL, "", " {");
+  bridge_buf_addf(b, "  va_list ap;\n"
+                     "  int rc;\n\n"
+                     "  va_start(ap, fmt);\n"
+                     "  rc = %s__vfail(call, code, fmt, ap);\n"
+                     "  va_end(ap);\n"
+                     "  return rc;\n"
+                     "}\n\n",
+                  e->mod);
+}
+
+static void add_function(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
+  bool checked;
+
+  bridge_add_rule(b, f->name);
+  if (args_own_memory(f))
+    add_args_copy(e, f, b);
+  checked = add_args_check(e, f, b);
+  add_descriptor(e, f, b);
+  add_aio_done(e, f, b);
+  add_wrappers(e, f, checked, b);
+  add_result_accessor(e, f, b);
+  add_return(e, f, b);
+  add_fail(e, f, b);
+}
+
+void bridge_emit_source(const bridge_emit_t *e, bridge_buf_t *b) {
+  size_t i;
+
+  add_prologue(e, b);
+  add_synchronizer(e, b);
+  add_strerror(e, b);
+  add_helpers(e, b);
+  for (i = 0; i < e->spec->nfunctions; i++)
+    add_function(e, &e->spec->functions[i], b);
+  /* no blank line at the very end */
+  if (!b->failed && b->len > 0 && b->data[b->len - 1] == '\n' && b->data[b->len - 2] == '\n')
+    b->data[--b->len] = '\0';
+}
