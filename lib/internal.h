@@ -211,6 +211,8 @@ struct synchro_s {
   uv_poll_t wake_poll;
   uv_timer_t deadline_timer;
   uv_timer_t shutdown_timer;
+  uv_prepare_t flush_prepare; /* wakes stream consumers once per loop iteration */
+  struct synchro_stream_s *dirty_streams;
   synchro_call_t *active; /* started, impl not done */
   synchro__heap_t heap;
   /* objects living on this loop, by state pointer (translation) */
@@ -292,5 +294,7 @@ int synchro__stream_open(synchro_t *s, const synchro_op_t *op, const void *args,
                          int64_t timeout_ms, struct synchro_object_s *object,
                          synchro_stream_t **out);
 void synchro__stream_demand(synchro_call_t *rec);
+/* Wakes the consumers of every stream that got items since the last flush. */
+void synchro__streams_flush(synchro_t *s);
 
 #endif /* SYNCHRO_INTERNAL_H */

@@ -211,6 +211,7 @@ static void drain(synchro_t *s) {
   for (;;) {
     if (drain_once(s))
       continue;
+    synchro__streams_flush(s); /* before spinning or sleeping, hand items over */
     if (s->spin_loop) { /* keep polling briefly: the next call then needs no wakeup */
       uint64_t until = synchro__now_ns() + (uint64_t)s->opts.loop_spin_ns;
       while (queues_empty(s) && synchro__now_ns() < until)
@@ -317,6 +318,10 @@ static void begin_shutdown(synchro_t *s) {
 
 /* ---- setup and the thread ------------------------------------------------------------ */
 
+/* Before the loop may block: items yielded by any callback of this iteration reach
+ * their consumers now, with one wakeup per stream. */
+static void on_prepare(uv_prepare_t *prepare) { synchro__streams_flush(prepare->data); }
+
 int synchro__loop_init(synchro_t *s) {
   int rc = uv_loop_init(&s->loop);
   if (rc != 0)
@@ -334,6 +339,10 @@ int synchro__loop_init(synchro_t *s) {
   s->shutdown_timer.data = s;
   uv_unref((uv_handle_t *)&s->deadline_timer);
   uv_unref((uv_handle_t *)&s->shutdown_timer);
+  uv_prepare_init(&s->loop, &s->flush_prepare);
+  s->flush_prepare.data = s;
+  uv_prepare_start(&s->flush_prepare, on_prepare);
+  uv_unref((uv_handle_t *)&s->flush_prepare);
   if ((rc = uv_poll_start(&s->wake_poll, UV_READABLE, on_wake)) != 0)
     goto fail_handles;
   s->shutting_down = false;
@@ -379,6 +388,7 @@ void synchro__loop_drop_all(synchro_t *s, int outcome) {
       rec = next;
     }
   }
+  synchro__streams_flush(s); /* drops the flush list's references */
   synchro__heap_free(&s->heap);
 }
 

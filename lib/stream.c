@@ -10,7 +10,13 @@
  * announce-then-recheck pair is ordered by seq_cst on both sides, so no wakeup is lost.
  *
  * The stream's memory belongs to its call record and goes when the record goes, so a
- * consumer may free its handle while the producer still runs. */
+ * consumer may free its handle while the producer still runs.
+ *
+ * Each side keeps a private copy of the other's index and reads the shared one only
+ * when its copy says the ring is empty (consumer) or full (producer), so a busy stream
+ * moves a cache line per slot line, not per item. A yield does not wake anyone: the
+ * stream joins the loop's flush list, and one flush per loop iteration (before the loop
+ * may block) wakes each sleeping consumer once for everything yielded meanwhile. */
 #include <string.h>
 
 #include "internal.h"
@@ -23,9 +29,13 @@ struct synchro_stream_s {
   synchro_release_fn item_free;
   _Alignas(SYNCHRO__CACHE_LINE) _Atomic uint64_t head; /* producer */
   _Atomic int paused;
+  uint64_t tail_seen;          /* producer's copy of tail */
   synchro_demand_fn demand_fn; /* loop thread */
   void *demand_data;
+  bool dirty;                  /* in the loop's flush list */
+  synchro_stream_t *dirty_next;
   _Alignas(SYNCHRO__CACHE_LINE) _Atomic uint64_t tail; /* consumer */
+  uint64_t head_seen;                                  /* consumer's copy of head */
   _Atomic uint32_t waiting;
   _Atomic uint32_t wake_seq;
   _Atomic int closed; /* the consumer freed its handle */
@@ -50,10 +60,12 @@ static uint64_t round_capacity(uint32_t capacity) {
   return cap;
 }
 
-/* Wakes a consumer that announced it sleeps. */
+/* Wakes a consumer that announced it sleeps. The seq_cst read-modify-write of head
+ * orders our item stores before reading `waiting` (the consumer stores `waiting`, then
+ * reads head, both seq_cst): one of the two sides always sees the other. */
 static void wake_consumer(synchro_stream_t *st) {
-  atomic_thread_fence(memory_order_seq_cst); /* publish before reading `waiting` */
-  if (atomic_load_explicit(&st->waiting, memory_order_relaxed)) {
+  atomic_fetch_add_explicit(&st->head, 0, memory_order_seq_cst);
+  if (atomic_load_explicit(&st->waiting, memory_order_seq_cst)) {
     atomic_fetch_add_explicit(&st->wake_seq, 1, memory_order_release);
     synchro__futex_wake(&st->wake_seq, 1);
   }
@@ -134,16 +146,28 @@ void synchro__stream_bind(synchro_stream_t *st, synchro_call_t *rec) {
   atomic_store_explicit(&rec->sink, (uintptr_t)&st->base, memory_order_relaxed);
 }
 
-static bool take_item(synchro_stream_t *st, void *item) {
-  uint64_t tail = atomic_load_explicit(&st->tail, memory_order_relaxed);
-  if (atomic_load_explicit(&st->head, memory_order_acquire) == tail)
-    return false;
-  memcpy(item, slot(st, tail), st->item_size);
-  atomic_store_explicit(&st->tail, tail + 1, memory_order_seq_cst);
-  /* A paused producer can go on: ask the loop to run its demand hook. */
-  if (atomic_load_explicit(&st->paused, memory_order_seq_cst) &&
+/* A paused producer can go on: ask the loop to run its demand hook. `ordered` puts our
+ * tail stores before the check in the seq_cst order (the producer stores `paused`,
+ * then reads tail), as required before the consumer sleeps or gives up; without it
+ * the check is a cheap early hint. */
+static void check_demand(synchro_stream_t *st, bool ordered) {
+  if (ordered)
+    atomic_fetch_add_explicit(&st->tail, 0, memory_order_seq_cst);
+  if (atomic_load_explicit(&st->paused, ordered ? memory_order_seq_cst : memory_order_relaxed) &&
       atomic_exchange_explicit(&st->paused, 0, memory_order_acq_rel))
     synchro__post_control(st->rec, SYNCHRO__DEMAND);
+}
+
+static bool take_item(synchro_stream_t *st, void *item) {
+  uint64_t tail = atomic_load_explicit(&st->tail, memory_order_relaxed);
+  if (tail == st->head_seen) {
+    st->head_seen = atomic_load_explicit(&st->head, memory_order_acquire);
+    if (tail == st->head_seen)
+      return false;
+  }
+  memcpy(item, slot(st, tail), st->item_size);
+  atomic_store_explicit(&st->tail, tail + 1, memory_order_release);
+  check_demand(st, false);
   return true;
 }
 
@@ -162,7 +186,10 @@ static int wait_for_item(synchro_stream_t *st, uint64_t deadline) {
   uint32_t seq = atomic_load_explicit(&st->wake_seq, memory_order_acquire);
   int rc = 0;
   atomic_store_explicit(&st->waiting, 1, memory_order_seq_cst);
-  if (!has_item(st) && !synchro__is_done(st->rec))
+  check_demand(st, true);
+  if (!has_item(st) &&
+      synchro__phase(atomic_load_explicit(&st->rec->state, memory_order_seq_cst)) !=
+          SYNCHRO__DONE)
     rc = synchro__futex_wait(&st->wake_seq, seq, deadline);
   atomic_store_explicit(&st->waiting, 0, memory_order_relaxed);
   return rc;
@@ -183,8 +210,10 @@ int synchro_stream_next(synchro_stream_t *st, void *item, int64_t timeout_ms) {
         continue;
       return end_status(st);
     }
-    if (timeout_ms == 0)
+    if (timeout_ms == 0) {
+      check_demand(st, true);
       return SYNCHRO_EPENDING;
+    }
     if (synchro__would_deadlock(st->rec, timeout_ms))
       return SYNCHRO_EDEADLK;
     if (wait_for_item(st, deadline) == SYNCHRO_EPENDING && !has_item(st) &&
@@ -262,6 +291,8 @@ static int check_producer(const synchro_call_t *call) {
   return call->stream != NULL ? 0 : SYNCHRO_EINVAL;
 }
 
+static bool room_appeared(synchro_stream_t *st, uint64_t head);
+
 int synchro_call_room(const synchro_call_t *call) {
   synchro_stream_t *st;
   int rc = check_producer(call);
@@ -286,18 +317,43 @@ int synchro_call_yield(synchro_call_t *call, const void *item) {
       (atomic_load_explicit(&call->state, memory_order_acquire) & SYNCHRO__CANCEL))
     return SYNCHRO_ECLOSED;
   head = atomic_load_explicit(&st->head, memory_order_relaxed);
-  if (head - atomic_load_explicit(&st->tail, memory_order_acquire) > st->mask) {
-    /* Full: announce the pause, then re-check, so a consumer that just made room
-     * either sees `paused` or is seen here. */
-    atomic_store_explicit(&st->paused, 1, memory_order_seq_cst);
-    if (head - atomic_load_explicit(&st->tail, memory_order_seq_cst) > st->mask)
-      return SYNCHRO_EBUSY;
-  }
+  if (head - st->tail_seen > st->mask && !room_appeared(st, head))
+    return SYNCHRO_EBUSY;
   memcpy(slot(st, head), item, st->item_size);
   atomic_store_explicit(&st->head, head + 1, memory_order_release);
-  wake_consumer(st);
-  deliver_if_armed(st);
+  if (!st->dirty) { /* the flush wakes the consumer once for the whole burst */
+    st->dirty = true;
+    st->dirty_next = call->sync->dirty_streams;
+    call->sync->dirty_streams = st;
+    synchro__rec_ref(call);
+  }
   return 0;
+}
+
+/* Our copy of tail says the ring is full: look at the real one, and if it is full,
+ * announce the pause and look again, so a consumer that just made room either sees
+ * `paused` or is seen here. */
+static bool room_appeared(synchro_stream_t *st, uint64_t head) {
+  st->tail_seen = atomic_load_explicit(&st->tail, memory_order_acquire);
+  if (head - st->tail_seen <= st->mask)
+    return true;
+  atomic_store_explicit(&st->paused, 1, memory_order_seq_cst);
+  st->tail_seen = atomic_load_explicit(&st->tail, memory_order_seq_cst);
+  return head - st->tail_seen <= st->mask;
+}
+
+void synchro__streams_flush(synchro_t *s) {
+  synchro_stream_t *st = s->dirty_streams;
+  s->dirty_streams = NULL;
+  while (st != NULL) {
+    synchro_stream_t *next = st->dirty_next;
+    synchro_call_t *rec = st->rec;
+    st->dirty = false;
+    wake_consumer(st);
+    deliver_if_armed(st);
+    synchro__rec_unref(rec);
+    st = next;
+  }
 }
 
 int synchro_call_on_demand(synchro_call_t *call, synchro_demand_fn fn, void *data) {
