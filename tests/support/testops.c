@@ -2,18 +2,23 @@
 #include "testops.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <jansson.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 atomic_long test_hooks_run, test_hooks_off_loop, test_cleanups_done, test_results_freed,
-    test_args_freed;
+    test_args_freed, test_results_made, test_sleeps_started;
+atomic_int test_gate_open;
 atomic_int test_second_rc, test_last_cancel_reason;
 
 void testops_reset(void) {
   test_hooks_run = test_hooks_off_loop = test_cleanups_done = 0;
   test_results_freed = test_args_freed = 0;
+  test_results_made = test_sleeps_started = 0;
+  test_gate_open = 0;
   test_second_rc = 0;
   test_last_cancel_reason = 0;
 }
@@ -30,6 +35,19 @@ double test_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+int test_thread_count(void) {
+  DIR *d = opendir("/proc/self/task");
+  struct dirent *e;
+  int n = 0;
+  if (d == NULL)
+    return -1;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.')
+      n++;
+  closedir(d);
+  return n;
 }
 
 /* ---- add ---- */
@@ -80,6 +98,7 @@ static void sleeper_cancel(synchro_call_t *call, int reason, void *data) {
 static void sleep_impl(synchro_call_t *call) {
   const test_sleep_args_t *a = synchro_call_args(call);
   sleeper_t *sl = calloc(1, sizeof(*sl));
+  test_sleeps_started++;
   sl->call = call;
   sl->ms = a->ms;
   sl->cleanup_ms = a->cleanup_ms;
@@ -138,6 +157,7 @@ static void upper_impl(synchro_call_t *call) {
   char *out = strdup(a->text ? a->text : "");
   for (char *p = out; *p; p++)
     *p = (char)toupper((unsigned char)*p);
+  test_results_made++;
   synchro_call_return(call, &out);
 }
 const synchro_op_t test_op_upper = {
@@ -164,3 +184,46 @@ static void twice_impl(synchro_call_t *call) {
 }
 const synchro_op_t test_op_twice = {
     .name = "twice", .impl = twice_impl, .result_size = sizeof(int64_t)};
+
+/* ---- upper_mem ---- */
+static int upper_mem_copy(void *dst, const void *src) {
+  const test_string_args_t *s = src;
+  test_string_args_t *d = dst;
+  d->text = s->text ? synchro_mem_strdup(s->text) : NULL;
+  return s->text && !d->text ? SYNCHRO_ENOMEM : 0;
+}
+static void upper_mem_args_free(void *args) {
+  test_string_args_t *a = args;
+  synchro_mem_free(a->text);
+  test_args_freed++;
+}
+static void upper_mem_result_free(void *result) {
+  synchro_mem_free(*(char **)result);
+  test_results_freed++;
+}
+static void upper_mem_impl(synchro_call_t *call) {
+  const test_string_args_t *a = synchro_call_args(call);
+  char *out = synchro_mem_strdup(a->text ? a->text : "");
+  if (out == NULL) {
+    synchro_call_fail(call, SYNCHRO_ENOMEM, NULL, NULL);
+    return;
+  }
+  for (char *p = out; *p; p++)
+    *p = (char)toupper((unsigned char)*p);
+  test_results_made++;
+  synchro_call_return(call, &out);
+}
+const synchro_op_t test_op_upper_mem = {
+    .name = "upper_mem", .impl = upper_mem_impl, .args_size = sizeof(test_string_args_t),
+    .args_copy = upper_mem_copy, .args_free = upper_mem_args_free,
+    .result_size = sizeof(char *), .result_free = upper_mem_result_free};
+
+/* ---- gate ---- */
+static void gate_impl(synchro_call_t *call) {
+  int64_t zero = 0;
+  while (!test_gate_open)
+    sched_yield();
+  synchro_call_return(call, &zero);
+}
+const synchro_op_t test_op_gate = {
+    .name = "gate", .impl = gate_impl, .result_size = sizeof(int64_t)};

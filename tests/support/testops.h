@@ -30,6 +30,13 @@ extern const synchro_op_t test_op_upper;
 extern const synchro_op_t test_op_reenter;
 /* twice: finishes, then finishes again; the second code lands in test_second_rc. */
 extern const synchro_op_t test_op_twice;
+/* upper_mem: as upper, but its args copy and its result go through synchro_mem_*
+ * (so a replaced allocator sees them); free a taken result with synchro_mem_free. */
+extern const synchro_op_t test_op_upper_mem;
+/* gate: blocks the loop thread until test_gate_open is non-zero, then returns 0
+ * (int64_t). Lets a test hold calls in the submission queue. */
+extern const synchro_op_t test_op_gate;
+extern atomic_int test_gate_open;
 
 /* Counters the ops update (reset with testops_reset()). */
 extern atomic_long test_hooks_run;        /* cancel hooks run */
@@ -37,6 +44,8 @@ extern atomic_long test_hooks_off_loop;   /* hooks that ran off the loop thread 
 extern atomic_long test_cleanups_done;    /* sleep cleanups finished */
 extern atomic_long test_results_freed;    /* upper results released */
 extern atomic_long test_args_freed;       /* upper args released */
+extern atomic_long test_results_made;     /* upper results produced by the impl */
+extern atomic_long test_sleeps_started;   /* sleep impls started */
 extern atomic_int test_second_rc;
 extern atomic_int test_last_cancel_reason;
 void testops_reset(void);
@@ -45,5 +54,7 @@ void testops_reset(void);
 long test_scaled(long n);
 /* Monotonic milliseconds. */
 double test_now_ms(void);
+/* Threads of this process (entries of /proc/self/task), -1 on error. */
+int test_thread_count(void);
 
 #endif
