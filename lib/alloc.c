@@ -52,6 +52,24 @@ void synchro__free(void *ptr) {
   errno = saved;
 }
 
+/* The offset to the allocation is stored just below the aligned block. */
+void *synchro__aligned_calloc(size_t size) {
+  unsigned char *mem = synchro__calloc(1, size + SYNCHRO__CACHE_LINE);
+  unsigned char *aligned;
+  if (mem == NULL)
+    return NULL;
+  aligned = (unsigned char *)(((uintptr_t)mem + SYNCHRO__CACHE_LINE) &
+                              ~(uintptr_t)(SYNCHRO__CACHE_LINE - 1));
+  aligned[-1] = (unsigned char)(aligned - mem);
+  return aligned;
+}
+
+void synchro__aligned_free(void *ptr) {
+  unsigned char *aligned = ptr;
+  if (aligned != NULL)
+    synchro__free(aligned - aligned[-1]);
+}
+
 void *synchro_mem_malloc(size_t size) { return synchro__malloc(size); }
 void *synchro_mem_calloc(size_t count, size_t size) { return synchro__calloc(count, size); }
 void *synchro_mem_realloc(void *ptr, size_t size) { return synchro__realloc(ptr, size); }

@@ -6,8 +6,10 @@
 
 #include "internal.h"
 
-/* Thread-local buffer for codes synchro does not know (libuv formats those). */
-static _Thread_local char unknown_buf[64];
+/* Thread-local buffers for codes synchro does not know (libuv formats those); one per
+ * function, so a message and a name can be printed together. */
+static _Thread_local char message_buf[64];
+static _Thread_local char name_buf[64];
 
 const char *synchro_strerror(int code) {
   switch (code) {
@@ -20,7 +22,7 @@ const char *synchro_strerror(int code) {
     return "success";
   default:
     /* uv_strerror() would leak a buffer for unknown codes; the _r form does not. */
-    return uv_strerror_r(code, unknown_buf, sizeof(unknown_buf));
+    return uv_strerror_r(code, message_buf, sizeof(message_buf));
   }
 }
 
@@ -34,7 +36,7 @@ const char *synchro_err_name(int code) {
   case 0:
     return "OK";
   default:
-    return uv_err_name_r(code, unknown_buf, sizeof(unknown_buf));
+    return uv_err_name_r(code, name_buf, sizeof(name_buf));
   }
 }
 

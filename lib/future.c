@@ -87,6 +87,11 @@ static bool push_and_wake(synchro_t *s, _Atomic uintptr_t *head, synchro_call_t 
 }
 
 /* Admission against max_inflight: a future fails fast, a blocking caller waits. */
+void synchro__force_admission(synchro_t *s) {
+  if (s->opts.max_inflight != 0)
+    atomic_fetch_add(&s->inflight, 1);
+}
+
 static int admit(synchro_t *s, bool wait) {
   uint32_t n = atomic_load_explicit(&s->inflight, memory_order_relaxed);
   for (;;) {
@@ -119,7 +124,9 @@ int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args,
     return SYNCHRO_EINVAL;
   if ((rc = synchro__ensure_running(s)) != 0)
     return rc;
-  if (s->opts.max_inflight != 0 && (rc = admit(s, blocking)) != 0)
+  if (target != NULL && target->internal)
+    synchro__force_admission(s);
+  else if (s->opts.max_inflight != 0 && (rc = admit(s, blocking)) != 0)
     return rc;
   rec = synchro__pool_get();
   if (rec == NULL) {
@@ -134,6 +141,8 @@ int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args,
     synchro__release_admission(s);
     return rc;
   }
+  if (s->spin_loop) /* lets the loop skip its spin when we share its CPU */
+    atomic_store_explicit(&s->submit_cpu, synchro__current_cpu(), memory_order_relaxed);
   if (target != NULL) {
     rec->object = target->object; /* the caller's object hold passes to the record */
     rec->obj_kind = target->obj_kind;
@@ -372,7 +381,12 @@ int synchro__attach_sink(synchro_call_t *rec, synchro__sink_t *sink) {
   if (atomic_compare_exchange_strong_explicit(&rec->sink, &expected, (uintptr_t)sink,
                                               memory_order_acq_rel, memory_order_acquire))
     return 0;
-  return expected == SYNCHRO__SINK_DONE ? SYNCHRO_EALREADY : SYNCHRO_EINVAL;
+  if (expected != SYNCHRO__SINK_DONE)
+    return SYNCHRO_EINVAL;
+  /* The resolver took the sink and publishes DONE right after: a few instructions. */
+  while (!synchro__is_done(rec))
+    synchro__cpu_relax();
+  return SYNCHRO_EALREADY;
 }
 
 /* Detaches `sink` if its notification has not started. Returns false when the

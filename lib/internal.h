@@ -181,6 +181,7 @@ struct synchro_s {
   /* written by every caller: its own line */
   _Alignas(SYNCHRO__CACHE_LINE) _Atomic uintptr_t submit_head;
   _Atomic uintptr_t cancel_head;
+  _Atomic int submit_cpu; /* CPU of the latest submitter (only kept while spinning) */
   /* read by callers, written by the loop: 1 while the loop is draining or spinning */
   _Alignas(SYNCHRO__CACHE_LINE) _Atomic int awake;
   /* fork generation + 1 of the running loop thread; 0 while not running */
@@ -215,6 +216,10 @@ struct synchro_s {
   struct synchro_stream_s *dirty_streams;
   synchro_call_t *active; /* started, impl not done */
   synchro__heap_t heap;
+  /* fork safety (lib/fork.c) */
+  pthread_mutex_t fork_lock; /* held by the loop while it moves calls between lists */
+  synchro_t *reg_prev;
+  synchro_t *reg_next;
   /* objects living on this loop, by state pointer (translation) */
   struct synchro_object_s **obj_buckets;
   uint32_t obj_nbuckets;
@@ -228,6 +233,15 @@ extern _Atomic uint64_t synchro__fork_gen;
 
 static inline bool synchro__on_loop(const synchro_t *s) { return synchro__tls_loop == s; }
 
+/* fork.c */
+extern pthread_mutex_t synchro__start_mutex;
+void synchro__fork_register(synchro_t *s);
+void synchro__fork_unregister(synchro_t *s);
+
+/* alloc.c: blocks aligned to a cache line, for structs with _Alignas members */
+void *synchro__aligned_calloc(size_t size);
+void synchro__aligned_free(void *ptr);
+
 /* synchronizer.c */
 int synchro__ensure_running(synchro_t *s);
 /* In a fork child, resolves the calls inherited from the parent (SYNCHRO_EFORKED). */
@@ -240,6 +254,8 @@ int synchro__loop_init(synchro_t *s);
 void synchro__loop_finish_call(synchro_t *s, synchro_call_t *rec);
 void synchro__loop_drop_all(synchro_t *s, int outcome);
 void synchro__loop_resolve_active(synchro_t *s, int outcome);
+/* Fork child: calls the parent's loop was resolving at fork() are finished here. */
+void synchro__loop_settle_forked(synchro_t *s);
 /* Closes every handle on the loop, runs it until they are closed, closes the loop. */
 void synchro__loop_dispose(synchro_t *s);
 
@@ -260,6 +276,7 @@ typedef struct synchro__target_s {
   struct synchro_stream_s *stream;
   struct synchro_object_s *object;
   uint8_t obj_kind;
+  bool internal; /* the runtime's own call (teardown): never refused by max_inflight */
 } synchro__target_t;
 int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args,
                     int64_t timeout_ms, bool blocking, const synchro__target_t *target,
@@ -284,6 +301,10 @@ void synchro__objects_shutdown(synchro_t *s);           /* close every open obje
 void synchro__objects_orphan(synchro_t *s, int reason); /* the loop is gone */
 /* loop.c: starts an admitted call's implementation */
 void synchro__loop_run_impl(synchro_t *s, synchro_call_t *rec);
+/* Cancels a started call now (hook or resolution), on the loop thread. */
+void synchro__loop_cancel(synchro_t *s, synchro_call_t *rec, int reason);
+/* Takes one max_inflight slot without waiting (the runtime's own calls). */
+void synchro__force_admission(synchro_t *s);
 /* Counts a call as started (cancellable, seen by shutdown) without running it yet. */
 void synchro__loop_park(synchro_t *s, synchro_call_t *rec);
 

@@ -87,6 +87,10 @@ static void cancel_call(synchro_t *s, synchro_call_t *rec, int reason) {
     cancel_started(s, rec, reason);
 }
 
+void synchro__loop_cancel(synchro_t *s, synchro_call_t *rec, int reason) {
+  cancel_call(s, rec, reason);
+}
+
 /* ---- deadlines ------------------------------------------------------------------- */
 
 static void on_deadline(uv_timer_t *timer);
@@ -168,13 +172,17 @@ void synchro__loop_run_impl(synchro_t *s, synchro_call_t *rec) {
   rec->op->impl(rec); /* may finish (and release) rec before returning */
 }
 
-/* Runs one pass over both queues; returns whether there was anything. */
+/* Runs one pass over both queues; returns whether there was anything. While calls are
+ * off the queue but not yet in the active list, fork() must wait (lib/fork.c). */
 static bool drain_once(synchro_t *s) {
-  synchro_call_t *calls = take_fifo(&s->submit_head, false);
-  synchro_call_t *cancels = take_fifo(&s->cancel_head, true);
-  bool any = calls != NULL || cancels != NULL;
-  bool timed = false;
-  uint64_t now = calls != NULL ? synchro__now_ns() : 0;
+  synchro_call_t *calls, *cancels;
+  bool any, timed = false;
+  uint64_t now;
+  pthread_mutex_lock(&s->fork_lock);
+  calls = take_fifo(&s->submit_head, false);
+  cancels = take_fifo(&s->cancel_head, true);
+  any = calls != NULL || cancels != NULL;
+  now = calls != NULL ? synchro__now_ns() : 0;
   while (calls != NULL) {
     synchro_call_t *next = calls->next;
     timed |= calls->deadline_ns != 0;
@@ -193,6 +201,7 @@ static bool drain_once(synchro_t *s) {
     synchro__rec_unref(cancels);
     cancels = next;
   }
+  pthread_mutex_unlock(&s->fork_lock);
   if (timed)
     arm_deadline_timer(s);
   return any;
@@ -205,14 +214,21 @@ static bool queues_empty(synchro_t *s) {
 
 static void begin_shutdown(synchro_t *s);
 
+/* Spinning after a batch pays only when the next caller runs on another CPU; on a
+ * shared CPU it would burn the time slice the caller needs. */
+static bool worth_spinning(synchro_t *s, int cpu) {
+  return s->spin_loop && atomic_load_explicit(&s->submit_cpu, memory_order_relaxed) != cpu;
+}
+
 static void drain(synchro_t *s) {
+  int cpu = synchro__current_cpu();
   synchro__count(&s->n_wakeups);
   atomic_store_explicit(&s->awake, 1, memory_order_relaxed);
   for (;;) {
     if (drain_once(s))
       continue;
     synchro__streams_flush(s); /* before spinning or sleeping, hand items over */
-    if (s->spin_loop) { /* keep polling briefly: the next call then needs no wakeup */
+    if (worth_spinning(s, cpu)) { /* keep polling: the next call then needs no wakeup */
       uint64_t until = synchro__now_ns() + (uint64_t)s->opts.loop_spin_ns;
       while (queues_empty(s) && synchro__now_ns() < until)
         synchro__cpu_relax();
@@ -226,7 +242,7 @@ static void drain(synchro_t *s) {
       break;
     atomic_store_explicit(&s->awake, 1, memory_order_relaxed);
   }
-  atomic_store_explicit(&s->loop_cpu, synchro__current_cpu(), memory_order_relaxed);
+  atomic_store_explicit(&s->loop_cpu, cpu, memory_order_relaxed);
   if (!s->shutting_down && (atomic_load(&s->submit_head) & SYNCHRO__STACK_CLOSED))
     begin_shutdown(s);
 }
@@ -261,6 +277,20 @@ void synchro__loop_resolve_active(synchro_t *s, int outcome) {
   synchro_call_t *rec;
   for (rec = s->active; rec != NULL; rec = rec->act_next)
     synchro__resolve(rec, outcome, NULL, NULL);
+}
+
+void synchro__loop_settle_forked(synchro_t *s) {
+  synchro_call_t *rec;
+  for (rec = s->active; rec != NULL; rec = rec->act_next) {
+    uint32_t st = atomic_load(&rec->state);
+    if (synchro__phase(st) != SYNCHRO__COMPLETING)
+      continue;
+    /* The parent was publishing an outcome; what it had half-written is dropped. */
+    rec->status = SYNCHRO_EFORKED;
+    rec->error = NULL;
+    atomic_store(&rec->sink, SYNCHRO__SINK_DONE);
+    atomic_store(&rec->state, (st & ~SYNCHRO__PHASE_MASK) | SYNCHRO__DONE);
+  }
 }
 
 static void on_cleanup_bound(uv_timer_t *timer) {

@@ -199,6 +199,7 @@ static void close_internally(synchro_t *s, synchro_object_t *obj) {
   rec->obj_kind = SYNCHRO__OBJ_CLOSE;
   object_hold(obj);
   atomic_fetch_add_explicit(&s->n_submitted, 1, memory_order_relaxed);
+  synchro__force_admission(s); /* its outcome gives the slot back like any call's */
   obj->lstate = OBJ_CLOSING;
   calls_insert(obj, rec);
   synchro__loop_run_impl(s, rec);
@@ -247,7 +248,8 @@ bool synchro__object_admit(synchro_t *s, synchro_call_t *rec) {
     return refuse(s, rec, 0);
   }
   if (obj->destroyed)
-    return refuse(s, rec, SYNCHRO_ECLOSED);
+    return refuse(s, rec, atomic_load(&obj->gone) == SYNCHRO_EFORKED ? SYNCHRO_EFORKED
+                                                                     : SYNCHRO_ECLOSED);
   if (rec->obj_kind == SYNCHRO__OBJ_CLOSE)
     return admit_close(s, obj, rec);
   if (obj->tearing_down || obj->lstate == OBJ_CLOSING || obj->lstate == OBJ_CLOSED)
@@ -288,6 +290,8 @@ void synchro__object_call_done(synchro_t *s, synchro_call_t *rec) {
     open_finished(s, obj, rec->status == 0);
   else if (rec->obj_kind == SYNCHRO__OBJ_CLOSE)
     obj->lstate = OBJ_CLOSED;
+  else if (obj->tearing_down && obj->lstate == OBJ_OPEN && obj->calls == NULL)
+    close_internally(s, obj); /* the last cancelled method is done: now close */
   maybe_destroy(s, obj);
 }
 
@@ -297,12 +301,24 @@ static void teardown(synchro_t *s, synchro_object_t *obj) {
   if (obj->tearing_down || obj->destroyed)
     return;
   obj->tearing_down = true;
+  /* Cancel the methods now (their hooks run here); a hook may finish calls and unlink
+   * them, so hold the next one while the current hook runs. */
   for (rec = obj->calls; rec != NULL; rec = next) {
+    bool next_still_listed;
     next = rec->obj_next;
+    if (next != NULL)
+      synchro__rec_ref(next);
     if (rec->obj_kind == SYNCHRO__OBJ_METHOD)
-      synchro_future_cancel(rec); /* its hook runs on the next loop turn */
+      synchro__loop_cancel(s, rec, SYNCHRO_ECANCELED);
+    if (next == NULL)
+      break;
+    next_still_listed = next->obj_prev != NULL || obj->calls == next;
+    synchro__rec_unref(next);
+    if (!next_still_listed)
+      next = obj->calls;
   }
-  if (obj->lstate == OBJ_OPEN)
+  /* Close once the cancelled methods are done (see synchro__object_call_done). */
+  if (obj->lstate == OBJ_OPEN && obj->calls == NULL)
     close_internally(s, obj);
   maybe_destroy(s, obj);
 }
@@ -377,10 +393,11 @@ static synchro_object_t *handle_new(synchro_t *s, const synchro_class_t *cls) {
 /* Submits a call bound to `obj`; the record holds the object's memory. */
 static int submit_on(synchro_object_t *obj, const synchro_op_t *op, const void *args,
                      int64_t timeout_ms, bool blocking, uint8_t kind, synchro_call_t **out) {
-  synchro__target_t target = {NULL, obj, kind};
+  synchro__target_t target = {NULL, obj, kind, false};
   int rc = check_handle(obj);
   if (rc != 0)
     return rc;
+  synchro__check_fork(obj->sync); /* in a fork child this marks the object gone */
   if ((rc = atomic_load(&obj->gone)) != 0)
     return rc == SYNCHRO_EFORKED ? rc : SYNCHRO_ECLOSED;
   object_hold(obj);
@@ -442,7 +459,8 @@ void synchro_object_free(synchro_object_t *obj) {
   if (atomic_load(&obj->gone) == 0) {
     object_hold(obj);
     if (synchro__submit(obj->sync, &teardown_op, NULL, SYNCHRO_TIMEOUT_INFINITE, false,
-                        &(synchro__target_t){NULL, obj, SYNCHRO__OBJ_TEARDOWN}, &rec) == 0)
+                        &(synchro__target_t){NULL, obj, SYNCHRO__OBJ_TEARDOWN, true},
+                        &rec) == 0)
       synchro_future_free(rec);
     else
       synchro__object_release(obj);
@@ -528,6 +546,7 @@ int synchro_object_stream_open(synchro_object_t *obj, const synchro_op_t *op,
   int rc = check_handle(obj);
   if (rc != 0)
     return rc;
+  synchro__check_fork(obj->sync);
   if ((rc = atomic_load(&obj->gone)) != 0)
     return rc == SYNCHRO_EFORKED ? rc : SYNCHRO_ECLOSED;
   object_hold(obj);

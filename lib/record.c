@@ -113,11 +113,14 @@ int synchro__resolve(synchro_call_t *rec, int outcome, const void *result,
   rec->error = outcome == 0 ? NULL : err;
   count_outcome(rec->sync, outcome, runtime_outcome);
   synchro__release_admission(rec->sync);
+  /* Take the sink before publishing: from now on an attacher sees SINK_DONE and waits
+   * for DONE (synchro__attach_sink), so whoever sees the call as resolved also finds
+   * it deliverable at once. */
+  sink = atomic_exchange_explicit(&rec->sink, SYNCHRO__SINK_DONE, memory_order_acq_rel);
   /* COMPLETING -> DONE; release publishes status, result and error. */
   old = atomic_fetch_add_explicit(&rec->state, 1, memory_order_acq_rel);
   if (old & SYNCHRO__WAITING)
     synchro__futex_wake(&rec->state, INT32_MAX);
-  sink = atomic_exchange_explicit(&rec->sink, SYNCHRO__SINK_DONE, memory_order_acq_rel);
   if (sink > SYNCHRO__SINK_DONE)
     ((synchro__sink_t *)sink)->notify((synchro__sink_t *)sink, rec);
   return 0;

@@ -25,7 +25,8 @@ struct synchro_stream_s {
   synchro__sink_t base; /* notified when the stream's call resolves */
   synchro_call_t *rec;
   size_t item_size;
-  uint64_t mask; /* capacity - 1; capacity is a power of two */
+  uint64_t mask;     /* ring size - 1; the ring size is a power of two */
+  uint64_t capacity; /* items the ring may hold: the op's capacity, <= ring size */
   synchro_release_fn item_free;
   _Alignas(SYNCHRO__CACHE_LINE) _Atomic uint64_t head; /* producer */
   _Atomic int paused;
@@ -40,6 +41,8 @@ struct synchro_stream_s {
   _Atomic uint32_t wake_seq;
   _Atomic int closed; /* the consumer freed its handle */
   _Atomic int armed;  /* a host callback waits for the next item */
+  _Atomic int in_host; /* armed, or delivered and its callback not run yet */
+  _Atomic int end_seen; /* the consumer was handed the end or the error */
   synchro_host_t *host;
   synchro_stream_cb cb;
   void *cb_data;
@@ -91,7 +94,7 @@ void synchro__stream_destroy(synchro_stream_t *st) {
     for (i = tail; i != head; i++)
       st->item_free(slot(st, i));
   synchro__free(st->scratch);
-  synchro__free(st);
+  synchro__aligned_free(st);
 }
 
 /* ---- consumer -------------------------------------------------------------------- */
@@ -104,7 +107,7 @@ int synchro_stream_open(synchro_t *s, const synchro_op_t *op, const void *args,
 int synchro__stream_open(synchro_t *s, const synchro_op_t *op, const void *args,
                          int64_t timeout_ms, struct synchro_object_s *object,
                          synchro_stream_t **out) {
-  synchro__target_t target = {NULL, object, SYNCHRO__OBJ_METHOD};
+  synchro__target_t target = {NULL, object, SYNCHRO__OBJ_METHOD, false};
   synchro_stream_t *st;
   synchro_call_t *rec;
   uint64_t cap;
@@ -116,17 +119,18 @@ int synchro__stream_open(synchro_t *s, const synchro_op_t *op, const void *args,
       op->capacity > SYNCHRO_STREAM_CAPACITY_MAX)
     return SYNCHRO_EINVAL;
   cap = round_capacity(op->capacity);
-  st = synchro__calloc(1, sizeof(*st) + cap * op->item_size);
+  st = synchro__aligned_calloc(sizeof(*st) + cap * op->item_size);
   if (st == NULL)
     return SYNCHRO_ENOMEM;
   st->scratch = synchro__malloc(op->item_size);
   if (st->scratch == NULL) {
-    synchro__free(st);
+    synchro__aligned_free(st);
     return SYNCHRO_ENOMEM;
   }
   st->base.notify = stream_resolved;
   st->item_size = op->item_size;
   st->mask = cap - 1;
+  st->capacity = op->capacity != 0 ? op->capacity : SYNCHRO_STREAM_CAPACITY_DEFAULT;
   st->item_free = op->item_free;
   target.stream = st;
   if (object == NULL)
@@ -177,7 +181,8 @@ static bool has_item(synchro_stream_t *st) {
 }
 
 /* The code after the last item: SYNCHRO_EEND, or the call's error. */
-static int end_status(const synchro_stream_t *st) {
+static int end_status(synchro_stream_t *st) {
+  atomic_store_explicit(&st->end_seen, 1, memory_order_release);
   return st->rec->status == 0 ? SYNCHRO_EEND : st->rec->status;
 }
 
@@ -199,7 +204,7 @@ int synchro_stream_next(synchro_stream_t *st, void *item, int64_t timeout_ms) {
   uint64_t deadline;
   if (st == NULL || item == NULL || (timeout_ms < 0 && timeout_ms != SYNCHRO_TIMEOUT_INFINITE))
     return SYNCHRO_EINVAL;
-  if (atomic_load(&st->armed))
+  if (atomic_load(&st->in_host))
     return SYNCHRO_EBUSY;
   deadline = synchro__deadline_after(timeout_ms);
   for (;;) {
@@ -229,6 +234,7 @@ static void run_host_callback(synchro_future_t *rec, int status, void *data) {
   (void)status;
   if (atomic_load_explicit(&st->closed, memory_order_acquire))
     return; /* the consumer freed the stream: nobody to call */
+  atomic_store(&st->in_host, 0);
   if (take_item(st, st->scratch))
     st->cb(st, 0, st->scratch, st->cb_data);
   else if (synchro__is_done(st->rec) && !has_item(st))
@@ -242,7 +248,7 @@ int synchro_stream_next_then(synchro_stream_t *st, synchro_host_t *h, synchro_st
   int rc;
   if (st == NULL || h == NULL || cb == NULL)
     return SYNCHRO_EINVAL;
-  if (atomic_load(&st->armed))
+  if (atomic_load(&st->in_host))
     return SYNCHRO_EBUSY;
   st->host = h;
   st->cb = cb;
@@ -252,6 +258,7 @@ int synchro_stream_next_then(synchro_stream_t *st, synchro_host_t *h, synchro_st
     synchro__rec_unref(st->rec);
     return rc;
   }
+  atomic_store(&st->in_host, 1);
   atomic_store_explicit(&st->armed, 1, memory_order_seq_cst);
   /* Something may already be there: deliver it (in the host's next dispatch). */
   if (has_item(st) || synchro__is_done(st->rec))
@@ -264,8 +271,8 @@ const synchro_error_t *synchro_stream_error(const synchro_stream_t *st) {
   if (st == NULL)
     return NULL;
   rec = st->rec;
-  if (!synchro__is_done(rec) || rec->status == 0)
-    return NULL;
+  if (!atomic_load_explicit(&st->end_seen, memory_order_acquire) || rec->status == 0)
+    return NULL; /* not reached yet: items come first */
   return rec->error != NULL ? rec->error : synchro__static_error(rec->status);
 }
 
@@ -299,9 +306,8 @@ int synchro_call_room(const synchro_call_t *call) {
   if (rc != 0)
     return rc;
   st = call->stream;
-  return (int)(st->mask + 1 -
-               (atomic_load_explicit(&st->head, memory_order_relaxed) -
-                atomic_load_explicit(&st->tail, memory_order_acquire)));
+  return (int)(st->capacity - (atomic_load_explicit(&st->head, memory_order_relaxed) -
+                                atomic_load_explicit(&st->tail, memory_order_acquire)));
 }
 
 int synchro_call_yield(synchro_call_t *call, const void *item) {
@@ -317,7 +323,7 @@ int synchro_call_yield(synchro_call_t *call, const void *item) {
       (atomic_load_explicit(&call->state, memory_order_acquire) & SYNCHRO__CANCEL))
     return SYNCHRO_ECLOSED;
   head = atomic_load_explicit(&st->head, memory_order_relaxed);
-  if (head - st->tail_seen > st->mask && !room_appeared(st, head))
+  if (head - st->tail_seen >= st->capacity && !room_appeared(st, head))
     return SYNCHRO_EBUSY;
   memcpy(slot(st, head), item, st->item_size);
   atomic_store_explicit(&st->head, head + 1, memory_order_release);
@@ -335,11 +341,11 @@ int synchro_call_yield(synchro_call_t *call, const void *item) {
  * `paused` or is seen here. */
 static bool room_appeared(synchro_stream_t *st, uint64_t head) {
   st->tail_seen = atomic_load_explicit(&st->tail, memory_order_acquire);
-  if (head - st->tail_seen <= st->mask)
+  if (head - st->tail_seen < st->capacity)
     return true;
   atomic_store_explicit(&st->paused, 1, memory_order_seq_cst);
   st->tail_seen = atomic_load_explicit(&st->tail, memory_order_seq_cst);
-  return head - st->tail_seen <= st->mask;
+  return head - st->tail_seen < st->capacity;
 }
 
 void synchro__streams_flush(synchro_t *s) {

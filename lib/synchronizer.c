@@ -15,20 +15,8 @@
 _Atomic uint64_t synchro__fork_gen;
 
 /* Starting a loop thread is rare; one process-wide lock serialises it, and fork()
- * takes it too, so a child never inherits a half-started synchronizer. */
-static pthread_mutex_t start_mutex = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-static void before_fork(void) { pthread_mutex_lock(&start_mutex); }
-static void after_fork_parent(void) { pthread_mutex_unlock(&start_mutex); }
-static void after_fork_child(void) {
-  pthread_mutex_init(&start_mutex, NULL);
-  atomic_fetch_add(&synchro__fork_gen, 1);
-  synchro__tls_loop = NULL; /* no loop thread exists in the child */
-}
-static void install_atfork(void) {
-  pthread_atfork(before_fork, after_fork_parent, after_fork_child);
-}
+ * takes it too (lib/fork.c), so a child never inherits a half-started synchronizer. */
+#define start_mutex synchro__start_mutex
 
 void synchro_options_init(synchro_options_t *opts) {
   if (opts == NULL)
@@ -58,21 +46,23 @@ int synchro_new(synchro_t **out, const synchro_options_t *opts) {
   if (opts->loop_spin_ns < 0 || opts->caller_spin_ns < 0 ||
       !valid_timeout(opts->default_timeout_ms))
     return SYNCHRO_EINVAL;
-  pthread_once(&atfork_once, install_atfork);
-  s = synchro__calloc(1, sizeof(*s));
+  s = synchro__aligned_calloc(sizeof(*s));
   if (s == NULL)
     return SYNCHRO_ENOMEM;
   s->name = synchro__strdup(opts->name != NULL ? opts->name : "synchro");
   if (s->name == NULL) {
-    synchro__free(s);
+    synchro__aligned_free(s);
     return SYNCHRO_ENOMEM;
   }
   s->opts = *opts;
   s->opts.name = s->name;
+  if (s->opts.default_timeout_ms == 0)
+    s->opts.default_timeout_ms = SYNCHRO_TIMEOUT_INFINITE;
   s->spin_loop = opts->loop_spin_ns > 0 && synchro__ncpu() > 1;
   s->wake_fd = -1;
   s->loop_cpu = -1;
   pthread_mutex_init(&s->close_mutex, NULL);
+  synchro__fork_register(s);
   *out = s;
   return 0;
 }
@@ -96,6 +86,7 @@ static void recover_after_fork(synchro_t *s) {
   synchro_t *saved = synchro__tls_loop;
   synchro__tls_loop = s; /* completions from close callbacks are legitimate here */
   s->shutting_down = false;
+  synchro__loop_settle_forked(s);
   synchro__loop_resolve_active(s, SYNCHRO_EFORKED);
   /* The epoll instance and eventfd are shared with the parent: give the child its own
    * before closing anything, or the parent's watchers would be removed. If that
@@ -202,14 +193,15 @@ out:
 }
 
 void synchro_free(synchro_t *s) {
-  if (s == NULL)
+  if (s == NULL || synchro__on_loop(s))
     return;
   synchro_close(s, 0);
   if (s->wake_fd >= 0)
     close(s->wake_fd);
+  synchro__fork_unregister(s);
   pthread_mutex_destroy(&s->close_mutex);
   synchro__free(s->name);
-  synchro__free(s);
+  synchro__aligned_free(s);
 }
 
 int synchro_is_loop_thread(const synchro_t *s) { return s != NULL && synchro__on_loop(s); }

@@ -52,14 +52,14 @@ void synchro__cpu_relax(void) {
 #endif
 }
 
+/* CPUs online, not the calling thread's affinity: a caller pinned to one CPU must not
+ * turn spinning off for the whole process (the same-CPU check handles that case). */
 int synchro__ncpu(void) {
   static _Atomic int cached;
   int n = atomic_load_explicit(&cached, memory_order_relaxed);
   if (n == 0) {
-    cpu_set_t set;
-    n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
-    if (n < 1)
-      n = 1;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    n = online > 0 ? (int)online : 1;
     atomic_store_explicit(&cached, n, memory_order_relaxed);
   }
   return n;
