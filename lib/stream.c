@@ -158,7 +158,8 @@ static void check_demand(synchro_stream_t *st, bool ordered) {
   if (ordered)
     atomic_fetch_add_explicit(&st->tail, 0, memory_order_seq_cst);
   if (atomic_load_explicit(&st->paused, ordered ? memory_order_seq_cst : memory_order_relaxed) &&
-      atomic_exchange_explicit(&st->paused, 0, memory_order_acq_rel))
+      atomic_exchange_explicit(&st->paused, 0, memory_order_acq_rel) &&
+      !synchro__is_done(st->rec)) /* ended: no producer to resume, maybe no loop either */
     synchro__post_control(st->rec, SYNCHRO__DEMAND);
 }
 
