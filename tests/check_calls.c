@@ -1067,6 +1067,97 @@ START_TEST(test_a16_mixed_blocking_and_future_callers) {
 }
 END_TEST
 
+/* ---- A17: the wakeup path has no latency or CPU problems ---------------------------- */
+
+static double process_cpu_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* An idle synchronizer, after its spin window, neither burns CPU nor wakes up. */
+START_TEST(test_a17_idle_loop_no_spin_no_wakeups) {
+  synchro_t *s = new_sync();
+  synchro_stats_t before, after;
+  test_add_args_t args = {1, 2};
+  int64_t sum;
+  double cpu0;
+  ck_assert_int_eq(synchro_call(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL), 0);
+  usleep(50000); /* past the loop's spin window */
+  ck_assert_int_eq(synchro_stats(s, &before), 0);
+  cpu0 = process_cpu_ms();
+  usleep(500000);
+  ck_assert_int_eq(synchro_stats(s, &after), 0);
+  ck_assert_uint_eq(after.wakeups, before.wakeups);
+  /* generous: 500 ms idle may cost well under 1 ms; 25 ms allows sanitizers and noise */
+  ck_assert_double_lt(process_cpu_ms() - cpu0, 25.0);
+  close_free(s);
+}
+END_TEST
+
+static void pin_to_cpu0(void) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(0, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+/* Caller and loop share one CPU (the loop thread inherits the starting caller's
+ * affinity): every call still completes, and promptly. The bound is generous: it
+ * catches a spin that starves the loop (libuv 1.44's uv_async_send window, or our own
+ * spinning on a shared CPU), not a slow machine. */
+START_TEST(test_a17_single_cpu_calls_complete_promptly) {
+  synchro_t *s;
+  test_add_args_t args = {1, 2};
+  int64_t sum;
+  long i, n = test_scaled(2000);
+  double worst = 0;
+  pin_to_cpu0();
+  s = new_sync();
+  for (i = 0; i < n; i++) {
+    double t0 = test_now_ms(), took;
+    ck_assert_int_eq(synchro_call(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL), 0);
+    ck_assert_int_eq(sum, 3);
+    took = test_now_ms() - t0;
+    if (took > worst)
+      worst = took;
+  }
+  ck_assert_double_lt(worst, 500.0);
+  close_free(s);
+}
+END_TEST
+
+/* Throughput does not depend on how many calls are outstanding: one wakeup handle per
+ * synchronizer, a queue drained whole. 10 000 pending calls do not slow new ones. */
+START_TEST(test_a17_outstanding_calls_do_not_slow_new_ones) {
+  synchro_t *s = new_sync();
+  enum { PENDING = 10000 };
+  static synchro_future_t *pending[PENDING];
+  test_sleep_args_t sleep_args = {60000, 0};
+  test_add_args_t args = {1, 2};
+  int64_t sum;
+  long i, n = test_scaled(5000);
+  double t_idle, t_busy, t0;
+  t0 = test_now_ms();
+  for (i = 0; i < n; i++)
+    ck_assert_int_eq(synchro_call(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL), 0);
+  t_idle = test_now_ms() - t0;
+  for (i = 0; i < PENDING; i++)
+    ck_assert_int_eq(synchro_submit(s, &test_op_sleep, &sleep_args, SYNCHRO_TIMEOUT_DEFAULT,
+                                    &pending[i]), 0);
+  t0 = test_now_ms();
+  for (i = 0; i < n; i++)
+    ck_assert_int_eq(synchro_call(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL), 0);
+  t_busy = test_now_ms() - t0;
+  /* generous: within 5x (plus 50 ms of noise) of the idle run */
+  ck_assert_msg(t_busy < 5 * t_idle + 50, "idle %.1f ms, with 10000 pending %.1f ms", t_idle,
+                t_busy);
+  for (i = 0; i < PENDING; i++)
+    synchro_future_free(pending[i]); /* detached; the close cancels them */
+  close_free(s);
+}
+END_TEST
+
 static Suite *calls_suite(void) {
   Suite *s = suite_create("calls");
   TCase *tc;
@@ -1121,6 +1212,13 @@ static Suite *calls_suite(void) {
   tcase_add_test(tc, test_bad_input_einval);
   tcase_add_test(tc, test_freed_future_efreed);
   tcase_add_test(tc, test_max_inflight_busy_and_blocking_waits);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("wakeups");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, test_a17_idle_loop_no_spin_no_wakeups);
+  tcase_add_test(tc, test_a17_single_cpu_calls_complete_promptly);
+  tcase_add_test(tc, test_a17_outstanding_calls_do_not_slow_new_ones);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("load");
