@@ -257,7 +257,9 @@ static void run_callback(synchro_host_t *h, synchro_call_t *rec) {
   if (!(rec->cflags & SYNCHRO__C_IN_HOST_LIST))
     absorb_inbox(h, 0); /* attached from another thread after the last absorb */
   list_remove(h, rec);
-  rec->then_cb(rec, rec->status, rec->then_data);
+  /* A stream's record is delivered before it resolves: only a resolved record has a
+   * status to read. */
+  rec->then_cb(rec, synchro__is_done(rec) ? rec->status : SYNCHRO_EPENDING, rec->then_data);
   rec->cflags &= (uint8_t)~SYNCHRO__C_ATTACHED;
   atomic_fetch_sub_explicit(&h->attached, 1, memory_order_relaxed);
   synchro__rec_unref(rec);
