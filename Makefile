@@ -20,9 +20,9 @@ endif
 STD := -std=c11 -D_POSIX_C_SOURCE=200809L
 OPT ?= -O2 -g
 BASE_CFLAGS := $(STD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -Iinclude \
-               $(shell pkg-config --cflags $(PKGS))
+               $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 ALL_CFLAGS = $(BASE_CFLAGS) $(SAN) $(CPPFLAGS) $(CFLAGS)
-LIBS := $(shell pkg-config --libs $(PKGS)) -lpthread
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 ALL_LDFLAGS = $(SAN) $(LDFLAGS)
 
@@ -68,7 +68,7 @@ deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
 $(B)/obj/%.o: %.c
@@ -90,8 +90,20 @@ $(B)/bridge: $(BRIDGE_OBJS)
 
 $(B)/tests/%: tests/%.c $(TEST_SUPPORT_OBJS) $(STATIC_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests -MMD -MP $< $(TEST_SUPPORT_OBJS) $(STATIC_LIB) -o $@ \
+	$(CC) $(ALL_CFLAGS) -Itests -MMD -MP $< $(EXTRA_TEST_SRCS) $(TEST_SUPPORT_OBJS) $(STATIC_LIB) -o $@ \
 	  $(ALL_LDFLAGS) $(CHECK_LIBS) $(LIBS) -lm $(EXTRA_TEST_FLAGS)
+
+# check_conformance links the generated conformance module and its implementation.
+CONF_SRCS := tests/conformance/gen/conf.c tests/conformance/conf_impl.c
+$(B)/tests/check_conformance: EXTRA_TEST_SRCS := $(CONF_SRCS)
+$(B)/tests/check_conformance: EXTRA_TEST_FLAGS := -Itests/conformance/gen
+$(B)/tests/check_conformance: $(CONF_SRCS) $(wildcard tests/conformance/gen/*.h)
+
+# check_fuzz_replay runs the fuzz harness (tests/fuzz/fuzz_spec.c) over known inputs.
+BRIDGE_CORE_OBJS := $(filter-out $(B)/obj/bridge/main.o $(B)/obj/bridge/check.o,$(BRIDGE_OBJS))
+$(B)/tests/check_fuzz_replay: EXTRA_TEST_SRCS := tests/fuzz/fuzz_spec.c $(BRIDGE_CORE_OBJS)
+$(B)/tests/check_fuzz_replay: EXTRA_TEST_FLAGS := -iquote bridge
+$(B)/tests/check_fuzz_replay: tests/fuzz/fuzz_spec.c $(BRIDGE_CORE_OBJS)
 
 # check_host also drives a GLib main loop and a libevent base.
 $(B)/tests/check_host: EXTRA_TEST_FLAGS := $$(pkg-config --cflags --libs glib-2.0 libevent)
@@ -115,6 +127,34 @@ run-tests: $(TEST_BINS) $(if $(BRIDGE_SRCS),$(B)/bridge)
 	done; \
 	if [ $$failed -ne 0 ]; then echo "$$failed test program(s) failed"; exit 1; fi; \
 	echo "all $(words $(TEST_BINS)) test programs passed"
+
+# Drift check (A34): every committed spec/gen pair must match a fresh generation, and
+# gen/ must hold nothing else. `make check` runs it before the tests.
+BRIDGE_PAIRS := tests/conformance/conf.json:tests/conformance/gen \
+  $(foreach d,$(patsubst %/spec.json,%,$(wildcard examples/*/spec.json)),$(if $(wildcard $(d)/gen),$(d)/spec.json:$(d)/gen))
+.PHONY: bridge-check
+bridge-check: $(B)/bridge
+	@for p in $(BRIDGE_PAIRS); do \
+	  spec=$${p%%:*}; dir=$${p#*:}; echo "== bridge check $$spec -o $$dir"; \
+	  $(B)/bridge check $$spec -o $$dir || exit 1; \
+	  n=$$(ls -A $$dir | wc -l); \
+	  if [ $$n -ne 3 ]; then echo "$$dir holds $$n files, expected the 3 generated ones"; exit 1; fi; \
+	done
+run-tests: bridge-check
+
+# libFuzzer on the spec parser, validator and emitters (clang); not part of `make check`.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+.PHONY: fuzz
+fuzz:
+	@mkdir -p $(B)/fuzz-corpus
+	$(FUZZ_CC) -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fsanitize=fuzzer,address,undefined \
+	  -Iinclude -Ibridge tests/fuzz/fuzz_spec.c $(filter-out bridge/main.c bridge/check.c,$(BRIDGE_SRCS)) \
+	  $$(pkg-config --cflags --libs jansson) -o $(B)/fuzz_spec
+	@for f in $$(find tests/bridge tests/conformance -name '*.json'); do \
+	  cp "$$f" "$(B)/fuzz-corpus/$$(echo "$$f" | tr / _)"; done
+	$(B)/fuzz_spec -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -dict=tests/fuzz/spec.dict \
+	  $(B)/fuzz-corpus tests/fuzz/corpus
 
 check: deps
 	@$(MAKE) --no-print-directory run-tests
@@ -140,7 +180,9 @@ demo: deps
 clean:
 	rm -rf build
 
--include $(LIB_OBJS:.o=.d) $(BRIDGE_OBJS:.o=.d) $(TEST_BINS:=.d)
+-include $(LIB_OBJS:.o=.d) $(BRIDGE_OBJS:.o=.d) $(TEST_BINS:=.d) $(TEST_SUPPORT_OBJS:.o=.d)
+# Objects that only feed test programs are not intermediates: keep them.
+.SECONDARY: $(TEST_SUPPORT_OBJS)
 
 # Benchmarks (not part of `make check`): `make bench`, `QUICK=1 make bench`,
 # BENCH_ARGS="--only blocking_cross --rounds 9" for more. See docs/performance.md.

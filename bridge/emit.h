@@ -21,7 +21,7 @@ typedef struct bridge_files_s {
   bridge_buf_t text[BRIDGE_FILE_COUNT];
 } bridge_files_t;
 
-/* Fails with the path of the first spec feature this version cannot emit (streams,
+/* Fails with the path of the first spec feature this version cannot emit (arrays of
  * objects). Returns 0 or -1 with *err set. */
 int bridge_check_supported(const bridge_spec_t *spec, bridge_error_t *err);
 
@@ -49,6 +49,11 @@ typedef struct bridge_emit_s {
   bool result_array[BRIDGE_KIND_COUNT_]; /* kv_<kind>_array_t result types */
   bool release[BRIDGE_KIND_COUNT_];      /* result releasers of non-array results */
   bool reject_result;   /* a return helper can refuse its value */
+  bool plain_funcs;     /* module functions that return (not streams) */
+  bool stream_funcs;    /* module functions that yield */
+  bool stream_methods;  /* methods that yield */
+  bool fails;           /* some op has a MOD_op_fail() helper */
+  bool futures;         /* some op has MOD_op_result() and MOD_op_aio() */
 } bridge_emit_t;
 
 void bridge_emit_init(bridge_emit_t *e, const bridge_spec_t *spec);
@@ -69,6 +74,15 @@ bridge_ctype_t bridge_c_param(const bridge_emit_t *e, const bridge_type_t *t);
 bridge_ctype_t bridge_c_elem(const bridge_emit_t *e, bridge_kind_t kind);
 /* An initializer for a zero result: "0", "false", "NULL", "{NULL, 0}". */
 const char *bridge_c_zero(const bridge_type_t *t);
+/* The implementation's state type of an object type ("kv_conn"). */
+const char *bridge_c_impl(const bridge_emit_t *e, const bridge_type_t *t);
+/* True if an argument of this type has something to copy or release (memory, or a
+ * handle reference). */
+bool bridge_arg_needs_copy(const bridge_type_t *t);
+/* The lifecycle ops of an object as functions (no args, no result): role OPEN or
+ * CLOSE, named "open" / "close", cname "obj_open" / "obj_close". */
+void bridge_lifecycle_func(const bridge_object_t *o, bridge_role_t role, bridge_func_t *out);
+
 /* The second parameter of an argument ("_len" for bytes, "_count" for arrays), or NULL. */
 const char *bridge_c_extra(const bridge_type_t *t);
 
@@ -99,6 +113,17 @@ typedef enum bridge_proto_e {
   BRIDGE_PROTO_IMPL,     /* void MOD_op_impl(call, const MOD_op_args_t *args) */
   BRIDGE_PROTO_RETURN,   /* int MOD_op_return(call, value) */
   BRIDGE_PROTO_FAIL,     /* int MOD_op_fail(call, code, fmt, ...) */
+  /* streams ("yields": T) */
+  BRIDGE_PROTO_OPEN,      /* int MOD_op_open(args..., MOD_op_stream_t **out) */
+  BRIDGE_PROTO_NEXT,      /* int MOD_op_next(st, T *item, int64_t timeout_ms) */
+  BRIDGE_PROTO_NEXT_CB,   /* typedef void (*MOD_op_next_cb)(st, status, item, err, data) */
+  BRIDGE_PROTO_NEXT_AIO,  /* int MOD_op_next_aio(st, host, cb, data) */
+  BRIDGE_PROTO_ERROR,     /* const synchro_error_t *MOD_op_error(st) */
+  BRIDGE_PROTO_CLOSE,     /* void MOD_op_close(st) */
+  BRIDGE_PROTO_YIELD,     /* int MOD_op_yield(call, value) */
+  BRIDGE_PROTO_END,       /* int MOD_op_end(call) */
+  BRIDGE_PROTO_ROOM,      /* int MOD_op_room(call) */
+  BRIDGE_PROTO_ON_DEMAND, /* int MOD_op_on_demand(call, fn, data) */
 } bridge_proto_t;
 
 /* Appends one declaration, without ";" or body. */

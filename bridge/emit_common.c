@@ -27,8 +27,38 @@ static void note_type(bridge_emit_t *e, const bridge_type_t *t, bool is_result) 
     e->release[t->kind] = true;
   if (t->kind == BRIDGE_BYTES)
     e->uses_bytes_type = true;
-  if (t->array || kind_owns(t->kind) || (t->kind == BRIDGE_PTR && !t->nullable))
+  if (t->array || kind_owns(t->kind) || (t->kind == BRIDGE_PTR && !t->nullable) ||
+      t->kind == BRIDGE_OBJECT)
     e->reject_result = true;
+  if (t->kind == BRIDGE_OBJECT && !t->array)
+    e->release[BRIDGE_OBJECT] = true;
+}
+
+static void note_func(bridge_emit_t *e, const bridge_func_t *f) {
+  size_t j;
+
+  for (j = 0; j < f->nargs; j++)
+    note_type(e, &f->args[j].type, false);
+  if (f->has_result)
+    note_type(e, &f->result, true);
+  e->fails = true;
+  if (f->yields && f->role == BRIDGE_ROLE_FUNCTION)
+    e->stream_funcs = true;
+  else if (f->yields)
+    e->stream_methods = true;
+  else if (f->role == BRIDGE_ROLE_FUNCTION)
+    e->plain_funcs = e->futures = true;
+  else
+    e->futures = true;
+}
+
+void bridge_lifecycle_func(const bridge_object_t *o, bridge_role_t role, bridge_func_t *out) {
+  memset(out, 0, sizeof(*out));
+  out->name = role == BRIDGE_ROLE_OPEN ? "open" : "close";
+  out->role = role;
+  out->owner = o;
+  bridge_format(out->cname, sizeof(out->cname), "%s_%s", o->name, out->name);
+  bridge_format(out->path, sizeof(out->path), "%s", o->path);
 }
 
 void bridge_emit_init(bridge_emit_t *e, const bridge_spec_t *spec) {
@@ -38,12 +68,17 @@ void bridge_emit_init(bridge_emit_t *e, const bridge_spec_t *spec) {
   e->spec = spec;
   e->mod = spec->module;
   bridge_upper(e->upper, sizeof(e->upper), spec->module);
-  for (i = 0; i < spec->nfunctions; i++) {
-    const bridge_func_t *f = &spec->functions[i];
-    for (j = 0; j < f->nargs; j++)
-      note_type(e, &f->args[j].type, false);
-    if (f->has_result)
-      note_type(e, &f->result, true);
+  for (i = 0; i < spec->nfunctions; i++)
+    note_func(e, &spec->functions[i]);
+  for (i = 0; i < spec->nobjects; i++) {
+    const bridge_object_t *o = &spec->objects[i];
+    for (j = 0; j < o->n_new_args; j++)
+      note_type(e, &o->new_args[j].type, false);
+    for (j = 0; j < o->nmethods; j++)
+      note_func(e, &o->methods[j]);
+    e->futures = true; /* every object has close */
+    if (o->open || o->close)
+      e->fails = true;
   }
 }
 
@@ -71,6 +106,8 @@ bridge_ctype_t bridge_c_elem(const bridge_emit_t *e, bridge_kind_t kind) {
 }
 
 bridge_ctype_t bridge_c_result(const bridge_emit_t *e, const bridge_type_t *t) {
+  if (t->kind == BRIDGE_OBJECT && !t->array)
+    return ctype("%s_%s_t *", e->mod, t->object);
   if (t->array)
     return ctype("%s_%s_array_t", e->mod, bridge_kind_name(t->kind));
   return bridge_c_elem(e, t->kind);
@@ -96,11 +133,22 @@ bridge_ctype_t bridge_c_param(const bridge_emit_t *e, const bridge_type_t *t) {
     }
   }
   switch (t->kind) {
+  case BRIDGE_OBJECT: return ctype("%s_%s_t *", e->mod, t->object);
   case BRIDGE_STRING: return ctype("const char *", "", "");
   case BRIDGE_BYTES: return ctype("const void *", "", "");
   case BRIDGE_JSON: return ctype("const json_t *", "", "");
   default: return bridge_c_elem(e, t->kind);
   }
+}
+
+const char *bridge_c_impl(const bridge_emit_t *e, const bridge_type_t *t) {
+  const bridge_object_t *o =
+      t->kind == BRIDGE_OBJECT ? bridge_spec_object(e->spec, t->object) : NULL;
+  return o != NULL ? o->impl : "void";
+}
+
+bool bridge_arg_needs_copy(const bridge_type_t *t) {
+  return bridge_type_owns_memory(t) || t->kind == BRIDGE_OBJECT;
 }
 
 const char *bridge_c_zero(const bridge_type_t *t) {
@@ -228,9 +276,12 @@ void bridge_add_wrapped(bridge_buf_t *b, const char *line) {
 
 /* ---- prototypes --------------------------------------------------------------- */
 
-/* "PARAMS, " or "" when the function takes no arguments. */
+/* "MOD_obj_t *self, " for an object's operations, then "PARAMS, " (nothing when the
+ * function takes no arguments). */
 static void add_leading_params(bridge_buf_t *b, const bridge_emit_t *e,
                                const bridge_func_t *f) {
+  if (f->owner != NULL)
+    bridge_buf_addf(b, "%s_%s_t *self, ", e->mod, f->owner->name);
   bridge_add_params(b, e, f, false);
   if (f->nargs > 0)
     bridge_buf_add(b, ", ");
@@ -240,7 +291,9 @@ static void add_leading_params(bridge_buf_t *b, const bridge_emit_t *e,
  * items and count for arrays. */
 static void add_return_params(bridge_buf_t *b, const bridge_emit_t *e,
                               const bridge_type_t *t) {
-  if (t->array) {
+  if (t->kind == BRIDGE_OBJECT && !t->array) {
+    bridge_buf_addf(b, "%s *value", bridge_c_impl(e, t));
+  } else if (t->array) {
     bridge_add_decl(b, bridge_c_param(e, t).s, "items, size_t count");
   } else if (t->kind == BRIDGE_BYTES) {
     bridge_buf_add(b, "const void *value, size_t len");
@@ -249,9 +302,16 @@ static void add_return_params(bridge_buf_t *b, const bridge_emit_t *e,
   }
 }
 
+/* "synchro_call_t *call, IMPL *self" for an object's operations. */
+static void add_impl_params(bridge_buf_t *b, const bridge_func_t *f) {
+  bridge_buf_add(b, "synchro_call_t *call");
+  if (f->owner != NULL)
+    bridge_buf_addf(b, ", %s *self", f->owner->impl);
+}
+
 void bridge_add_proto(bridge_buf_t *b, const bridge_emit_t *e, const bridge_func_t *f,
                       bridge_proto_t which) {
-  const char *m = e->mod, *n = f->name;
+  const char *m = e->mod, *n = f->cname;
 
   switch (which) {
   case BRIDGE_PROTO_BLOCKING:
@@ -288,7 +348,8 @@ void bridge_add_proto(bridge_buf_t *b, const bridge_emit_t *e, const bridge_func
     bridge_buf_addf(b, "synchro_host_t *aio_host, %s_%s_cb aio_cb, void *aio_data)", m, n);
     break;
   case BRIDGE_PROTO_IMPL:
-    bridge_buf_addf(b, "void %s_%s_impl(synchro_call_t *call", m, n);
+    bridge_buf_addf(b, "void %s_%s_impl(", m, n);
+    add_impl_params(b, f);
     if (f->nargs > 0)
       bridge_buf_addf(b, ", const %s_%s_args_t *args", m, n);
     bridge_buf_add(b, ")");
@@ -303,6 +364,49 @@ void bridge_add_proto(bridge_buf_t *b, const bridge_emit_t *e, const bridge_func
     break;
   case BRIDGE_PROTO_FAIL:
     bridge_buf_addf(b, "int %s_%s_fail(synchro_call_t *call, int code, const char *fmt, ...)",
+                    m, n);
+    break;
+  case BRIDGE_PROTO_OPEN:
+    bridge_buf_addf(b, "int %s_%s_open(", m, n);
+    add_leading_params(b, e, f);
+    bridge_buf_addf(b, "%s_%s_stream_t **out)", m, n);
+    break;
+  case BRIDGE_PROTO_NEXT:
+    bridge_buf_addf(b, "int %s_%s_next(%s_%s_stream_t *st, ", m, n, m, n);
+    bridge_add_pointer_decl(b, bridge_c_result(e, &f->result).s, "item, int64_t timeout_ms)");
+    break;
+  case BRIDGE_PROTO_NEXT_CB:
+    bridge_buf_addf(b, "typedef void (*%s_%s_next_cb)(%s_%s_stream_t *st, int status, ", m, n,
+                    m, n);
+    bridge_add_decl(b, bridge_c_cb_result(e, &f->result).s, "item");
+    bridge_buf_add(b, ", const synchro_error_t *err, void *data)");
+    break;
+  case BRIDGE_PROTO_NEXT_AIO:
+    bridge_buf_addf(b, "int %s_%s_next_aio(%s_%s_stream_t *st, synchro_host_t *aio_host, "
+                       "%s_%s_next_cb aio_cb, void *aio_data)",
+                    m, n, m, n, m, n);
+    break;
+  case BRIDGE_PROTO_ERROR:
+    bridge_buf_addf(b, "const synchro_error_t *%s_%s_error(const %s_%s_stream_t *st)", m, n,
+                    m, n);
+    break;
+  case BRIDGE_PROTO_CLOSE:
+    bridge_buf_addf(b, "void %s_%s_close(%s_%s_stream_t *st)", m, n, m, n);
+    break;
+  case BRIDGE_PROTO_YIELD:
+    bridge_buf_addf(b, "int %s_%s_yield(synchro_call_t *call, ", m, n);
+    add_return_params(b, e, &f->result);
+    bridge_buf_add(b, ")");
+    break;
+  case BRIDGE_PROTO_END:
+    bridge_buf_addf(b, "int %s_%s_end(synchro_call_t *call)", m, n);
+    break;
+  case BRIDGE_PROTO_ROOM:
+    bridge_buf_addf(b, "int %s_%s_room(const synchro_call_t *call)", m, n);
+    break;
+  case BRIDGE_PROTO_ON_DEMAND:
+    bridge_buf_addf(b, "int %s_%s_on_demand(synchro_call_t *call, synchro_demand_fn fn, "
+                       "void *data)",
                     m, n);
     break;
   }

@@ -151,13 +151,16 @@ static void add_signature_rule(const bridge_emit_t *e, const bridge_func_t *f,
 
   (void)e;
   bridge_buf_init(&title);
+  if (f->owner != NULL)
+    bridge_buf_addf(&title, "%s.", f->owner->name);
   bridge_buf_addf(&title, "%s(", f->name);
   for (i = 0; i < f->nargs; i++)
     bridge_buf_addf(&title, "%s%s: %s", i ? ", " : "", f->args[i].name,
                     bridge_type_spelling(&f->args[i].type).s);
   bridge_buf_add(&title, ")");
   if (f->has_result)
-    bridge_buf_addf(&title, " -> %s", bridge_type_spelling(&f->result).s);
+    bridge_buf_addf(&title, " -> %s%s", f->yields ? "stream of " : "",
+                    bridge_type_spelling(&f->result).s);
   bridge_add_rule(b, bridge_buf_str(&title));
   bridge_buf_free(&title);
 }
@@ -206,6 +209,10 @@ static void add_ownership(const bridge_emit_t *e, const bridge_type_t *t, const 
   case BRIDGE_JSON:
     bridge_buf_addf(b, " * %s is a new reference%s: json_decref() it.\n", where, null);
     break;
+  case BRIDGE_OBJECT:
+    bridge_buf_addf(b, " * %s is a new handle reference%s: release it with %s_%s_free().\n",
+                    where, null, e->mod, t->object);
+    break;
   default:
     break;
   }
@@ -253,7 +260,7 @@ static void add_future(const bridge_emit_t *e, const bridge_func_t *f, bridge_bu
                     "(moved\n"
                     " * already) or SYNCHRO_EINVAL (NULL, or a future of another "
                     "operation).\n",
-                    e->mod, f->name);
+                    e->mod, f->cname);
     add_ownership(e, &f->result, "*out", b);
     close_comment(b);
   } else {
@@ -262,7 +269,7 @@ static void add_future(const bridge_emit_t *e, const bridge_func_t *f, bridge_bu
                     " * 0, SYNCHRO_EPENDING, the call's error code, or SYNCHRO_EINVAL (NULL, "
                     "or a future\n"
                     " * of another operation). */\n",
-                    e->mod, f->name);
+                    e->mod, f->cname);
   }
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_RESULT, api, ";");
 }
@@ -288,14 +295,178 @@ static void add_aio(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_AIO, api, ";");
 }
 
+static void add_stream(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
+  const char *m = e->mod, *n = f->cname;
+  char api[BRIDGE_NAME_MAX + 8];
+
+  bridge_format(api, sizeof(api), "%s_API ", e->upper);
+  bridge_buf_addf(b,
+                  "/* A running %s_%s() stream: consumed by one thread at a time, closed "
+                  "once with\n * %s_%s_close(). */\n"
+                  "typedef struct %s_%s_stream_s %s_%s_stream_t;\n\n",
+                  m, n, m, n, m, n, m, n);
+  bridge_buf_addf(b,
+                  "/* Starts the stream; *out receives it. Never blocks. Returns 0 or a "
+                  "submission error:\n"
+                  " * SYNCHRO_EINVAL, SYNCHRO_ENOMEM, SYNCHRO_ESHUTDOWN%s... */\n",
+                  f->owner != NULL ? ", SYNCHRO_ECLOSED" : "");
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_OPEN, api, ";");
+  bridge_buf_addf(b,
+                  "\n/* Blocking iteration: takes the next item into *item, waiting up to "
+                  "timeout_ms (0\n"
+                  " * polls; SYNCHRO_TIMEOUT_INFINITE waits for it). Returns 0; SYNCHRO_EEND "
+                  "after the last\n"
+                  " * item; the producer's error code (see %s_%s_error()); "
+                  "SYNCHRO_EPENDING when the\n"
+                  " * wait timed out (the stream goes on); SYNCHRO_EDEADLK on the loop thread; "
+                  "SYNCHRO_EBUSY\n"
+                  " * while %s_%s_next_aio() is armed; SYNCHRO_EINVAL. After the end or an "
+                  "error it keeps\n"
+                  " * returning the same code.\n",
+                  m, n, m, n);
+  add_ownership(e, &f->result, "*item", b);
+  close_comment(b);
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_NEXT, api, ";");
+  bridge_buf_add(b, "\n/* Runs on the host's thread with the next item (`status` 0; `item` "
+                    "is borrowed: valid\n"
+                    " * during the callback only), or with SYNCHRO_EEND, the producer's "
+                    "error (`err`), or\n"
+                    " * SYNCHRO_ECLOSED. It may arm the next item again, or close the "
+                    "stream. */\n");
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_NEXT_CB, "", ";");
+  bridge_buf_add(b, "\n/* Host-loop iteration: aio_cb(..., aio_data) runs once on aio_host's "
+                    "thread with the next\n"
+                    " * item or the end. Re-arm from the callback to go on. Returns 0, or "
+                    "an error code\n"
+                    " * (SYNCHRO_EBUSY: already armed) and aio_cb never runs. */\n");
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_NEXT_AIO, api, ";");
+  bridge_buf_addf(b,
+                  "\n/* The producer's error once %s_%s_next() returned it (borrowed, "
+                  "valid until the\n * stream is closed); NULL otherwise. */\n",
+                  m, n);
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_ERROR, api, ";");
+  bridge_buf_add(b, "\n/* Stops consuming and frees the stream: a producer still running is "
+                    "cancelled (its\n"
+                    " * cancel hook runs on the loop thread) and unread items are released. "
+                    "Never blocks.\n"
+                    " * NULL is a no-op. */\n");
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_CLOSE, api, ";");
+}
+
 static void add_function(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
   add_signature_rule(e, f, b);
   add_function_doc(f, b);
   bridge_buf_add(b, "\n");
-  add_blocking(e, f, b);
-  add_future(e, f, b);
-  add_aio(e, f, b);
+  if (f->yields) {
+    add_stream(e, f, b);
+  } else {
+    add_blocking(e, f, b);
+    add_future(e, f, b);
+    add_aio(e, f, b);
+  }
   bridge_buf_add(b, "\n");
+}
+
+/* ---- objects ---------------------------------------------------------------------- */
+
+static void add_object_types(const bridge_emit_t *e, bridge_buf_t *b) {
+  size_t i;
+
+  if (e->spec->nobjects == 0)
+    return;
+  bridge_add_rule(b, "object handles");
+  for (i = 0; i < e->spec->nobjects; i++) {
+    const bridge_object_t *o = &e->spec->objects[i];
+    if (o->doc != NULL)
+      bridge_buf_add_comment(b, "", o->doc);
+    bridge_buf_addf(b,
+                    "/* A handle on a %s (reference-counted; any thread). Its state lives "
+                    "on the loop\n * thread; see %s_%s_new(). */\n"
+                    "typedef struct %s_%s_s %s_%s_t;\n\n",
+                    o->name, e->mod, o->name, e->mod, o->name, e->mod, o->name);
+  }
+}
+
+static void add_lifecycle(const bridge_emit_t *e, const bridge_object_t *o,
+                          bridge_role_t role, bridge_buf_t *b) {
+  bridge_func_t f;
+  bool open = role == BRIDGE_ROLE_OPEN;
+
+  bridge_lifecycle_func(o, role, &f);
+  add_signature_rule(e, &f, b);
+  if (open)
+    bridge_buf_add(b, "/* Opens the object (the async half of construction). It runs at "
+                      "most once: a second\n"
+                      " * open gives SYNCHRO_EALREADY, an open after close SYNCHRO_ECLOSED. "
+                      "A failed open is\n"
+                      " * followed by close, so that what it set up is released. */\n");
+  else
+    bridge_buf_add(b, "/* Closes the object: further method calls fail with SYNCHRO_ECLOSED. "
+                      "It runs at most\n"
+                      " * once (again: SYNCHRO_EALREADY), waits for an open in progress, and "
+                      "runs by itself\n"
+                      " * when the last handle reference goes while the object is open. */\n");
+  bridge_buf_add(b, "\n");
+  add_blocking(e, &f, b);
+  add_future(e, &f, b);
+  add_aio(e, &f, b);
+  bridge_buf_add(b, "\n");
+}
+
+static void add_object(const bridge_emit_t *e, const bridge_object_t *o, bridge_buf_t *b) {
+  const char *m = e->mod, *n = o->name;
+  char api[BRIDGE_NAME_MAX + 8];
+  char title[BRIDGE_NAME_MAX + 16];
+  bridge_buf_t line, text;
+  size_t i;
+
+  bridge_format(api, sizeof(api), "%s_API ", e->upper);
+  bridge_format(title, sizeof(title), "object %s", n);
+  bridge_add_rule(b, title);
+  bridge_buf_init(&text);
+  if (o->doc != NULL)
+    bridge_buf_addf(&text, "%s\n", o->doc);
+  for (i = 0; i < o->n_new_args; i++)
+    if (o->new_args[i].doc != NULL)
+      bridge_buf_addf(&text, "  %s: %s\n", o->new_args[i].name, o->new_args[i].doc);
+  if (text.len > 0)
+    bridge_buf_add_comment(b, "", bridge_buf_str(&text));
+  bridge_buf_free(&text);
+  bridge_buf_addf(b,
+                  "\n/* Creates a %s: its constructor runs on the loop thread, without I/O, "
+                  "while this\n"
+                  " * blocks. Returns 0 and sets *out (one reference: release it with "
+                  "%s_%s_free()), or\n"
+                  " * the constructor's error code (*err as for the blocking calls). */\n",
+                  n, m, n);
+  bridge_buf_init(&line);
+  bridge_buf_addf(&line, "%s_API int %s_%s_new(", e->upper, m, n);
+  {
+    bridge_func_t ctor;
+    memset(&ctor, 0, sizeof(ctor));
+    ctor.args = o->new_args;
+    ctor.nargs = o->n_new_args;
+    bridge_add_params(&line, e, &ctor, false);
+  }
+  bridge_buf_addf(&line, "%s%s_%s_t **out, synchro_error_t **err);", o->n_new_args ? ", " : "",
+                  m, n);
+  bridge_add_wrapped(b, bridge_buf_str(&line));
+  if (line.failed)
+    b->failed = true;
+  bridge_buf_free(&line);
+  bridge_buf_addf(b,
+                  "\n/* Adds a reference (for another owner or thread). Returns `self`. */\n"
+                  "%s_API %s_%s_t *%s_%s_ref(%s_%s_t *self);\n\n"
+                  "/* Drops a reference. The last one, without blocking, cancels the "
+                  "object's calls,\n"
+                  " * closes it if it is open and destroys its state. NULL is a no-op. */\n"
+                  "%s_API void %s_%s_free(%s_%s_t *self);\n\n",
+                  e->upper, m, n, m, n, m, n, e->upper, m, n, m, n);
+  if (o->open)
+    add_lifecycle(e, o, BRIDGE_ROLE_OPEN, b);
+  add_lifecycle(e, o, BRIDGE_ROLE_CLOSE, b);
+  for (i = 0; i < o->nmethods; i++)
+    add_function(e, &o->methods[i], b);
 }
 
 void bridge_emit_header(const bridge_emit_t *e, bridge_buf_t *b) {
@@ -306,7 +477,10 @@ void bridge_emit_header(const bridge_emit_t *e, bridge_buf_t *b) {
   add_errors(e, b);
   add_synchronizer(e, b);
   add_shared_types(e, b);
+  add_object_types(e, b);
   for (i = 0; i < e->spec->nfunctions; i++)
     add_function(e, &e->spec->functions[i], b);
+  for (i = 0; i < e->spec->nobjects; i++)
+    add_object(e, &e->spec->objects[i], b);
   bridge_buf_addf(b, "#ifdef __cplusplus\n}\n#endif\n#endif /* %s_H */\n", e->upper);
 }

@@ -3,6 +3,31 @@
  * makes the compiler check every implementation against the spec. */
 #include "emit.h"
 
+#include <string.h>
+
+/* typedef struct IMPL IMPL; once per distinct impl type. */
+static void add_state_types(const bridge_emit_t *e, bridge_buf_t *b) {
+  const bridge_spec_t *spec = e->spec;
+  size_t i, j;
+
+  if (spec->nobjects == 0)
+    return;
+  bridge_add_rule(b, "object states");
+  bridge_buf_add(b, "/* The state of each object type, defined by the implementation "
+                    "(struct IMPL { ... };).\n"
+                    " * It lives on the loop thread, from MOD_obj_construct() to "
+                    "MOD_obj_destroy(). */\n");
+  for (i = 0; i < spec->nobjects; i++) {
+    for (j = 0; j < i; j++)
+      if (strcmp(spec->objects[j].impl, spec->objects[i].impl) == 0)
+        break;
+    if (j == i)
+      bridge_buf_addf(b, "typedef struct %s %s;\n", spec->objects[i].impl,
+                      spec->objects[i].impl);
+  }
+  bridge_buf_add(b, "\n");
+}
+
 static void add_prologue(const bridge_emit_t *e, bridge_buf_t *b) {
   char file[BRIDGE_NAME_MAX + 16];
 
@@ -24,29 +49,35 @@ static void add_prologue(const bridge_emit_t *e, bridge_buf_t *b) {
   bridge_buf_addf(b, "#ifndef %s_IMPL_H\n#define %s_IMPL_H\n\n#include \"%s.h\"\n\n",
                   e->upper, e->upper, e->mod);
   bridge_buf_add(b, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
+  add_state_types(e, b);
 }
 
 static void add_args_struct(const bridge_emit_t *e, const bridge_func_t *f,
-                            bridge_buf_t *b) {
+                            const char *what, bridge_buf_t *b) {
   size_t i;
 
-  bridge_buf_addf(b,
-                  "/* The arguments of %s_%s(), as its implementation sees them:\n"
-                  " * copies owned by the call, valid until the call is finished. */\n"
-                  "typedef struct %s_%s_args_s {\n",
-                  e->mod, f->name, e->mod, f->name);
+  bridge_buf_addf(b, "/* The arguments of %s_%s(), as its implementation sees them:\n%s */\n"
+                     "typedef struct %s_%s_args_s {\n",
+                  e->mod, f->cname, what, e->mod, f->cname);
   for (i = 0; i < f->nargs; i++) {
     const bridge_arg_t *a = &f->args[i];
     const char *extra = bridge_c_extra(&a->type);
     if (a->doc != NULL)
       bridge_buf_add_comment(b, "  ", a->doc);
+    if (a->type.kind == BRIDGE_OBJECT) {
+      bridge_buf_addf(b, "  %s *%s; /* the state behind the handle%s */\n"
+                         "  synchro_object_t *%s__handle; /* the handle itself (internal) */\n",
+                      bridge_c_impl(e, &a->type), a->name,
+                      a->type.nullable ? "; NULL for a NULL handle" : "", a->name);
+      continue;
+    }
     bridge_buf_add(b, "  ");
     bridge_add_decl(b, bridge_c_param(e, &a->type).s, a->name);
     bridge_buf_add(b, ";\n");
     if (extra != NULL)
       bridge_buf_addf(b, "  size_t %s%s;\n", a->name, extra);
   }
-  bridge_buf_addf(b, "} %s_%s_args_t;\n\n", e->mod, f->name);
+  bridge_buf_addf(b, "} %s_%s_args_t;\n\n", e->mod, f->cname);
 }
 
 /* What the return helper does with the value it is given. */
@@ -64,24 +95,10 @@ static const char *return_copy_note(const bridge_func_t *f) {
   }
 }
 
-static void add_function(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
-  const char *m = e->mod, *n = f->name;
+static const char call_copies[] = " * copies owned by the call, valid until the call is "
+                                  "finished.";
 
-  bridge_add_rule(b, n);
-  if (f->nargs > 0)
-    add_args_struct(e, f, b);
-  bridge_buf_addf(b,
-                  "/* Implements %s_%s().\n"
-                  " * Defined by the implementation; runs on the loop thread. */\n",
-                  m, n);
-  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_IMPL, "", ";");
-  bridge_buf_addf(b,
-                  "\n/* Finishes the call %s.%s\n"
-                  " * Returns 0, or an error code if the value breaks the spec or cannot be "
-                  "copied (the\n"
-                  " * call then fails with that code), or as synchro_call_return(). */\n",
-                  f->has_result ? "with its result" : "successfully", return_copy_note(f));
-  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_RETURN, "", ";");
+static void add_fail(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
   bridge_buf_add(b, "\n/* Finishes the call with error `code` (one of the module's codes, a "
                     "synchro or libuv\n"
                     " * code) and a printf-style message; fmt NULL: the code's message. "
@@ -92,11 +109,138 @@ static void add_function(const bridge_emit_t *e, const bridge_func_t *f, bridge_
   bridge_buf_add(b, "\n");
 }
 
+static void add_stream(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
+  const char *m = e->mod, *n = f->cname;
+
+  bridge_buf_addf(b,
+                  "/* Implements the stream %s_%s_open().\n"
+                  " * Defined by the implementation; runs on the loop thread. Yield items "
+                  "with\n"
+                  " * %s_%s_yield(), then finish with %s_%s_end() or %s_%s_fail(). */\n",
+                  m, n, m, n, m, n, m, n);
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_IMPL, "", ";");
+  bridge_buf_addf(b,
+                  "\n/* Offers one item.%s\n"
+                  " * Returns 0 when accepted; SYNCHRO_EBUSY when the buffer is full (not accepted: pause "
+                  "until the demand\n"
+                  " * hook runs, see %s_%s_on_demand()); SYNCHRO_ECLOSED when the consumer "
+                  "is gone or the\n"
+                  " * call was cancelled (stop producing and finish the call); "
+                  "SYNCHRO_EALREADY after the\n"
+                  " * end; or an error code if the value breaks the spec (the stream then "
+                  "fails). */\n",
+                  f->result.kind == BRIDGE_OBJECT
+                      ? " The state passes to its handle, unless the answer is "
+                        "SYNCHRO_EBUSY."
+                      : bridge_type_owns_memory(&f->result) ? " The value is copied: the "
+                                                              "implementation keeps its "
+                                                              "own."
+                                                            : "",
+                  m, n);
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_YIELD, "", ";");
+  bridge_buf_add(b, "\n/* Ends the stream successfully: the consumer gets every item "
+                    "yielded, then\n * SYNCHRO_EEND. Returns as synchro_call_return(). */\n");
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_END, "", ";");
+  bridge_buf_add(b, "\n/* Free slots in the stream's buffer now (0 when full), or a negative "
+                    "code. */\n");
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_ROOM, "", ";");
+  bridge_buf_add(b, "\n/* Registers the demand hook: it runs on the loop thread when a "
+                    "producer that got\n"
+                    " * SYNCHRO_EBUSY may yield again. Returns as synchro_call_on_demand(). "
+                    "*/\n");
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_ON_DEMAND, "", ";");
+  add_fail(e, f, b);
+}
+
+static void add_function(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
+  const char *m = e->mod, *n = f->cname;
+
+  bridge_add_rule(b, n);
+  if (f->nargs > 0)
+    add_args_struct(e, f, call_copies, b);
+  if (f->yields) {
+    add_stream(e, f, b);
+    return;
+  }
+  bridge_buf_addf(b,
+                  "/* Implements %s_%s()%s.\n"
+                  " * Defined by the implementation; runs on the loop thread. */\n",
+                  m, n, f->owner != NULL ? " on the object's state `self`" : "");
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_IMPL, "", ";");
+  bridge_buf_addf(b,
+                  "\n/* Finishes the call %s.%s\n"
+                  " * Returns 0, or an error code if the value breaks the spec or cannot be "
+                  "copied (the\n"
+                  " * call then fails with that code), or as synchro_call_return(). */\n",
+                  f->has_result ? "with its result" : "successfully", return_copy_note(f));
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_RETURN, "", ";");
+  add_fail(e, f, b);
+}
+
+static void add_object(const bridge_emit_t *e, const bridge_object_t *o, bridge_buf_t *b) {
+  const char *m = e->mod, *n = o->name;
+  char title[BRIDGE_NAME_MAX + 16];
+  bridge_func_t f;
+  size_t i;
+
+  bridge_format(title, sizeof(title), "object %s", n);
+  bridge_add_rule(b, title);
+  memset(&f, 0, sizeof(f));
+  f.args = o->new_args;
+  f.nargs = o->n_new_args;
+  bridge_format(f.cname, sizeof(f.cname), "%s_new", n);
+  if (f.nargs > 0)
+    add_args_struct(e, &f, " * the caller's values, borrowed while the constructor runs "
+                           "(copy what you keep).", b);
+  bridge_buf_addf(b,
+                  "/* Builds the state of a new %s, on the loop thread, synchronously: no "
+                  "I/O (that\n"
+                  " * belongs in open). Returns 0 with *state set (not NULL), or a negative "
+                  "code that\n"
+                  " * %s_%s_new() returns. Defined by the implementation. */\n",
+                  n, m, n);
+  {
+    bridge_buf_t line;
+    bridge_buf_init(&line);
+    if (f.nargs > 0)
+      bridge_buf_addf(&line, "int %s_%s_construct(synchro_t *s, const %s_%s_new_args_t *args, "
+                             "%s **state);",
+                      m, n, m, n, o->impl);
+    else
+      bridge_buf_addf(&line, "int %s_%s_construct(synchro_t *s, %s **state);", m, n, o->impl);
+    bridge_add_wrapped(b, bridge_buf_str(&line));
+    if (line.failed)
+      b->failed = true;
+    bridge_buf_free(&line);
+    bridge_buf_add(b, "\n");
+  }
+  bridge_buf_addf(b,
+                  "/* Releases the state, on the loop thread, once: after close (if it "
+                  "ran) and when no\n"
+                  " * call is left. Also for states the implementation returned as results "
+                  "(their handle\n"
+                  " * owns them). Defined by the implementation. */\n"
+                  "void %s_%s_destroy(%s *state);\n\n",
+                  m, n, o->impl);
+  if (o->open) {
+    bridge_lifecycle_func(o, BRIDGE_ROLE_OPEN, &f);
+    add_function(e, &f, b);
+  }
+  if (o->close) {
+    bridge_lifecycle_func(o, BRIDGE_ROLE_CLOSE, &f);
+    add_function(e, &f, b);
+  }
+  for (i = 0; i < o->nmethods; i++)
+    add_function(e, &o->methods[i], b);
+}
+
 void bridge_emit_impl(const bridge_emit_t *e, bridge_buf_t *b) {
   size_t i;
 
   add_prologue(e, b);
   for (i = 0; i < e->spec->nfunctions; i++)
     add_function(e, &e->spec->functions[i], b);
+  for (i = 0; i < e->spec->nobjects; i++)
+    add_object(e, &e->spec->objects[i], b);
   bridge_buf_addf(b, "#ifdef __cplusplus\n}\n#endif\n#endif /* %s_IMPL_H */\n", e->upper);
 }

@@ -276,6 +276,10 @@ static void add_releasers(const bridge_emit_t *e, bridge_buf_t *b) {
     bridge_buf_addf(b, "static void %s__release_json(void *value) {\n"
                        "  json_decref(*(json_t **)value);\n}\n\n",
                     m);
+  if (e->release[BRIDGE_OBJECT])
+    bridge_buf_addf(b, "static void %s__release_object(void *value) {\n"
+                       "  synchro_object_free(*(synchro_object_t **)value);\n}\n\n",
+                    m);
   for (k = 0; k < BRIDGE_KIND_COUNT_; k++)
     if (e->result_array[k])
       bridge_buf_addf(b, "static void %s__release_%s_array(void *value) {\n"
@@ -296,12 +300,18 @@ static void add_signature(bridge_buf_t *b, const char *fmt, const char *m) {
   bridge_buf_free(&line);
 }
 
+static void add_function_call_helpers(const bridge_emit_t *e, bridge_buf_t *b);
+static void add_function_aio_helper(const bridge_emit_t *e, bridge_buf_t *b);
+static void add_object_helpers(const bridge_emit_t *e, bridge_buf_t *b);
+static void add_stream_helpers(const bridge_emit_t *e, bridge_buf_t *b);
+
 static void add_call_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
   const char *m = e->mod;
 
-  if (e->spec->nfunctions == 0)
+  if (e->spec->nfunctions == 0 && e->spec->nobjects == 0)
     return;
-  bridge_buf_addf(
+  if (e->futures)
+    bridge_buf_addf(
       b,
       "/* True if `f` is a future of `op`, so that its result has the layout the "
       "caller\n * expects. */\n"
@@ -310,7 +320,8 @@ static void add_call_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
       "  return name != NULL && strcmp(name, op->name) == 0;\n"
       "}\n\n",
       m);
-  bridge_buf_addf(
+  if (e->fails)
+    bridge_buf_addf(
       b,
       "/* What every *_fail() helper does: a NULL fmt means the code's own message. */\n"
       "static int %s__vfail(synchro_call_t *call, int code, const char *fmt, va_list ap) {\n"
@@ -329,6 +340,41 @@ static void add_call_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
       "  return rc != 0 ? rc : %s_synchronizer(s);\n"
       "}\n\n",
       m, m, m, m);
+  if (e->plain_funcs)
+    add_function_call_helpers(e, b);
+  if (e->futures)
+    bridge_buf_addf(b,
+                  "/* An _aio call's callback, as a generic function pointer that the op's "
+                  "done\n"
+                  " * function casts back to its own type, and the callback's data. */\n"
+                  "typedef struct %s__request_s {\n"
+                  "  void (*cb)(void);\n"
+                  "  void *data;\n"
+                  "} %s__request_t;\n\n",
+                  m, m);
+  if (e->plain_funcs)
+    add_function_aio_helper(e, b);
+  if (e->spec->nobjects > 0)
+    add_object_helpers(e, b);
+  if (e->stream_funcs || e->stream_methods)
+    add_stream_helpers(e, b);
+  if (e->reject_result)
+    bridge_buf_addf(
+        b,
+        "/* Fails a call whose implementation returned a value that cannot be delivered "
+        "(NULL\n"
+        " * where the spec forbids it, or no memory for the copy), and says so. */\n"
+        "static int %s__reject_result(synchro_call_t *call, int code, const char *why) {\n"
+        "  int rc = synchro_call_fail(call, code, NULL, \"%%s: %%s\", "
+        "synchro_call_name(call), why);\n"
+        "  return rc != 0 ? rc : code;\n"
+        "}\n\n",
+        m);
+}
+
+static void add_function_call_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
+  const char *m = e->mod;
+
   bridge_buf_addf(b, "/* The blocking call behind every %s_op(). */\n", m);
   add_signature(b, "static int %s__call(const synchro_op_t *op, %s__check_fn check, "
                    "const void *args, void *out, synchro_error_t **err) {", m);
@@ -359,15 +405,11 @@ static void add_call_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
                   "  return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);\n"
                   "}\n\n",
                   m);
-  bridge_buf_addf(b,
-                  "/* An _aio call's callback, as a generic function pointer that the op's "
-                  "done\n"
-                  " * function casts back to its own type, and the callback's data. */\n"
-                  "typedef struct %s__request_s {\n"
-                  "  void (*cb)(void);\n"
-                  "  void *data;\n"
-                  "} %s__request_t;\n\n",
-                  m, m);
+}
+
+static void add_function_aio_helper(const bridge_emit_t *e, bridge_buf_t *b) {
+  const char *m = e->mod;
+
   bridge_buf_addf(b,
                   "/* The submission behind every %s_op_aio(): `done` runs on the host's "
                   "thread. */\n",
@@ -400,18 +442,198 @@ static void add_call_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
                   "  return rc;\n"
                   "}\n\n",
                   m, m);
-  if (e->reject_result)
-    bridge_buf_addf(
-        b,
-        "/* Fails a call whose implementation returned a value that cannot be delivered "
-        "(NULL\n"
-        " * where the spec forbids it, or no memory for the copy), and says so. */\n"
-        "static int %s__reject_result(synchro_call_t *call, int code, const char *why) {\n"
-        "  int rc = synchro_call_fail(call, code, NULL, \"%%s: %%s\", "
-        "synchro_call_name(call), why);\n"
-        "  return rc != 0 ? rc : code;\n"
-        "}\n\n",
-        m);
+}
+
+static void add_object_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
+  const char *m = e->mod, *u = e->upper;
+
+  bridge_buf_addf(b, "/* Which lifecycle operation an object call is. */\n"
+                     "enum { %s__METHOD, %s__OPEN, %s__CLOSE };\n\n",
+                  u, u, u);
+  bridge_buf_addf(b, "/* The constructor behind every %s_obj_new(): *out (a typed handle "
+                     "pointer) receives\n * the handle. */\n", m);
+  add_signature(b, "static int %s__new(const synchro_class_t *cls, %s__check_fn check, "
+                   "const void *args, void *out, synchro_error_t **err) {", m);
+  bridge_buf_addf(b,
+                  "  synchro_object_t *obj = NULL;\n"
+                  "  synchro_t *s;\n"
+                  "  int rc;\n\n"
+                  "  if (err != NULL)\n"
+                  "    *err = NULL;\n"
+                  "  if (out == NULL)\n"
+                  "    return SYNCHRO_EINVAL;\n"
+                  "  memcpy(out, &obj, sizeof(obj));\n"
+                  "  rc = %s__prepare(check, args, &s);\n"
+                  "  if (rc == 0)\n"
+                  "    rc = synchro_object_new(s, cls, args, &obj, err);\n"
+                  "  if (rc == 0)\n"
+                  "    memcpy(out, &obj, sizeof(obj));\n"
+                  "  return rc;\n"
+                  "}\n\n",
+                  m);
+  bridge_buf_add(b, "/* The blocking call behind every object operation: a method, open or "
+                    "close. */\n");
+  add_signature(b, "static int %s__call_on(void *self, int what, const synchro_op_t *op, "
+                   "%s__check_fn check, const void *args, void *out, synchro_error_t **err) {",
+                m);
+  bridge_buf_addf(b,
+                  "  int rc;\n\n"
+                  "  if (err != NULL)\n"
+                  "    *err = NULL;\n"
+                  "  if (self == NULL || (out == NULL && op->result_size > 0))\n"
+                  "    return SYNCHRO_EINVAL;\n"
+                  "  rc = check != NULL ? check(args) : 0;\n"
+                  "  if (rc != 0)\n"
+                  "    return rc;\n"
+                  "  if (what == %s__OPEN)\n"
+                  "    return synchro_object_open(self, NULL, SYNCHRO_TIMEOUT_DEFAULT, err);\n"
+                  "  if (what == %s__CLOSE)\n"
+                  "    return synchro_object_close(self, SYNCHRO_TIMEOUT_DEFAULT, err);\n"
+                  "  return synchro_object_call(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, out, "
+                  "err);\n"
+                  "}\n\n",
+                  u, u);
+  bridge_buf_add(b, "/* The submission behind every object operation's _future(). */\n");
+  add_signature(b, "static int %s__submit_on(void *self, int what, const synchro_op_t *op, "
+                   "%s__check_fn check, const void *args, synchro_future_t **out) {",
+                m);
+  bridge_buf_addf(b,
+                  "  int rc;\n\n"
+                  "  if (out == NULL)\n"
+                  "    return SYNCHRO_EINVAL;\n"
+                  "  *out = NULL;\n"
+                  "  if (self == NULL)\n"
+                  "    return SYNCHRO_EINVAL;\n"
+                  "  rc = check != NULL ? check(args) : 0;\n"
+                  "  if (rc != 0)\n"
+                  "    return rc;\n"
+                  "  if (what == %s__OPEN)\n"
+                  "    return synchro_object_open_future(self, NULL, SYNCHRO_TIMEOUT_DEFAULT, "
+                  "out);\n"
+                  "  if (what == %s__CLOSE)\n"
+                  "    return synchro_object_close_future(self, SYNCHRO_TIMEOUT_DEFAULT, out);\n"
+                  "  return synchro_object_submit(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);\n"
+                  "}\n\n",
+                  u, u);
+  bridge_buf_add(b, "/* The submission behind every object operation's _aio(): `done` runs on "
+                    "the host's\n * thread. */\n");
+  add_signature(b, "static int %s__submit_aio_on(void *self, int what, const synchro_op_t *op, "
+                   "%s__check_fn check, const void *args, synchro_host_t *host, "
+                   "synchro_host_cb done, void (*cb)(void), void *data) {", m);
+  bridge_buf_addf(b,
+                  "  %s__request_t *req;\n"
+                  "  synchro_future_t *f;\n"
+                  "  int rc;\n\n"
+                  "  if (host == NULL || cb == NULL)\n"
+                  "    return SYNCHRO_EINVAL;\n"
+                  "  req = synchro_mem_malloc(sizeof(*req));\n"
+                  "  if (req == NULL)\n"
+                  "    return SYNCHRO_ENOMEM;\n"
+                  "  req->cb = cb;\n"
+                  "  req->data = data;\n"
+                  "  rc = %s__submit_on(self, what, op, check, args, &f);\n"
+                  "  if (rc == 0) {\n"
+                  "    rc = synchro_future_then(f, host, done, req);\n"
+                  "    if (rc != 0) {\n"
+                  "      /* Nobody would see the outcome: stop the call. */\n"
+                  "      (void)synchro_future_cancel(f);\n"
+                  "      synchro_future_free(f);\n"
+                  "    }\n"
+                  "  }\n"
+                  "  if (rc != 0)\n"
+                  "    synchro_mem_free(req);\n"
+                  "  return rc;\n"
+                  "}\n\n",
+                  m, m);
+}
+
+static void add_stream_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
+  const char *m = e->mod;
+
+  bridge_buf_addf(b,
+                  "/* What every typed MOD_op_stream_t handle points to: the runtime's "
+                  "stream, and the\n"
+                  " * callback armed by MOD_op_next_aio() with its data. */\n"
+                  "typedef struct %s__stream_s {\n"
+                  "  synchro_stream_t *stream;\n"
+                  "  void (*cb)(void);\n"
+                  "  void *data;\n"
+                  "} %s__stream_t;\n\n",
+                  m, m);
+  bridge_buf_add(b, "/* Starts a stream: a function's, or (method) one on the object `self`. "
+                    "*out (a typed\n * stream pointer) receives the handle. */\n");
+  add_signature(b, "static int %s__stream_open(bool method, void *self, const synchro_op_t *op, "
+                   "%s__check_fn check, const void *args, void *out) {", m);
+  bridge_buf_addf(b,
+                  "  %s__stream_t *st = NULL;\n"
+                  "  synchro_t *s = NULL;\n"
+                  "  int rc;\n\n"
+                  "  if (out == NULL)\n"
+                  "    return SYNCHRO_EINVAL;\n"
+                  "  memcpy(out, &st, sizeof(st));\n"
+                  "  if (method && self == NULL)\n"
+                  "    return SYNCHRO_EINVAL;\n"
+                  "  if (method)\n"
+                  "    rc = check != NULL ? check(args) : 0;\n"
+                  "  else\n"
+                  "    rc = %s__prepare(check, args, &s);\n"
+                  "  if (rc != 0)\n"
+                  "    return rc;\n"
+                  "  st = synchro_mem_calloc(1, sizeof(*st));\n"
+                  "  if (st == NULL)\n"
+                  "    return SYNCHRO_ENOMEM;\n"
+                  "  if (method)\n"
+                  "    rc = synchro_object_stream_open(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, "
+                  "&st->stream);\n"
+                  "  else\n"
+                  "    rc = synchro_stream_open(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, "
+                  "&st->stream);\n"
+                  "  if (rc != 0) {\n"
+                  "    synchro_mem_free(st);\n"
+                  "    return rc;\n"
+                  "  }\n"
+                  "  memcpy(out, &st, sizeof(st));\n"
+                  "  return 0;\n"
+                  "}\n\n",
+                  m, m);
+  bridge_buf_addf(b,
+                  "static int %s__stream_next(%s__stream_t *st, void *item, int64_t "
+                  "timeout_ms) {\n"
+                  "  if (st == NULL || item == NULL)\n"
+                  "    return SYNCHRO_EINVAL;\n"
+                  "  return synchro_stream_next(st->stream, item, timeout_ms);\n"
+                  "}\n\n",
+                  m, m);
+  bridge_buf_add(b, "/* Arms the host callback; on failure the previous one (if any) stays. */\n");
+  add_signature(b, "static int %s__stream_arm(%s__stream_t *st, synchro_host_t *host, "
+                   "synchro_stream_cb done, void (*cb)(void), void *data) {", m);
+  bridge_buf_add(b, "  void (*old_cb)(void);\n"
+                    "  void *old_data;\n"
+                    "  int rc;\n\n"
+                    "  if (st == NULL || host == NULL || cb == NULL)\n"
+                    "    return SYNCHRO_EINVAL;\n"
+                    "  old_cb = st->cb;\n"
+                    "  old_data = st->data;\n"
+                    "  st->cb = cb;\n"
+                    "  st->data = data;\n"
+                    "  rc = synchro_stream_next_then(st->stream, host, done, st);\n"
+                    "  if (rc != 0) {\n"
+                    "    st->cb = old_cb;\n"
+                    "    st->data = old_data;\n"
+                    "  }\n"
+                    "  return rc;\n"
+                    "}\n\n");
+  bridge_buf_addf(b,
+                  "static const synchro_error_t *%s__stream_error(const %s__stream_t *st) {\n"
+                  "  return st != NULL ? synchro_stream_error(st->stream) : NULL;\n"
+                  "}\n\n"
+                  "static void %s__stream_close(%s__stream_t *st) {\n"
+                  "  if (st == NULL)\n"
+                  "    return;\n"
+                  "  synchro_stream_free(st->stream);\n"
+                  "  synchro_mem_free(st);\n"
+                  "}\n\n",
+                  m, m, m, m);
 }
 
 static void add_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
@@ -444,7 +666,7 @@ static bool args_own_memory(const bridge_func_t *f) {
   size_t i;
 
   for (i = 0; i < f->nargs; i++)
-    if (bridge_type_owns_memory(&f->args[i].type))
+    if (bridge_arg_needs_copy(&f->args[i].type))
       return true;
   return false;
 }
@@ -459,6 +681,8 @@ static void add_arg_free(const bridge_emit_t *e, const bridge_arg_t *a, bridge_b
     bridge_buf_addf(b, ")a->%s, a->%s_count);\n", a->name, a->name);
   } else if (t->kind == BRIDGE_JSON && !t->array) {
     bridge_buf_addf(b, "  json_decref((json_t *)a->%s);\n", a->name);
+  } else if (t->kind == BRIDGE_OBJECT) {
+    bridge_buf_addf(b, "  synchro_object_free(a->%s__handle);\n", a->name);
   } else if (bridge_type_owns_memory(t)) {
     bridge_buf_addf(b, "  synchro_mem_free((void *)a->%s);\n", a->name);
   }
@@ -470,6 +694,12 @@ static void add_arg_dup(const bridge_emit_t *e, const bridge_arg_t *a, bridge_bu
   const bridge_type_t *t = &a->type;
   const char *n = a->name;
 
+  if (t->kind == BRIDGE_OBJECT) { /* a reference for the call; cannot fail */
+    bridge_buf_addf(b, "  if (to->%s__handle != NULL)\n"
+                       "    synchro_object_ref(to->%s__handle);\n",
+                    n, n);
+    return;
+  }
   if (!bridge_type_owns_memory(t))
     return;
   if (failed->len > 0)
@@ -499,7 +729,7 @@ static void add_arg_dup(const bridge_emit_t *e, const bridge_arg_t *a, bridge_bu
 }
 
 static void add_args_copy(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
-  const char *m = e->mod, *n = f->name;
+  const char *m = e->mod, *n = f->cname;
   bridge_buf_t failed;
   size_t i;
 
@@ -518,7 +748,9 @@ static void add_args_copy(const bridge_emit_t *e, const bridge_func_t *f, bridge
   bridge_buf_init(&failed);
   for (i = 0; i < f->nargs; i++)
     add_arg_dup(e, &f->args[i], b, &failed);
-  {
+  if (failed.len == 0) {
+    bridge_buf_add(b, "  return 0;\n}\n\n");
+  } else {
     /* one condition: "if (c)"; several: "if ((c1) ||\n (c2))" */
     const char *cond = bridge_buf_str(&failed) + 1;
     bool single = strstr(cond, "||") == NULL;
@@ -562,6 +794,8 @@ static void add_arg_checks(const bridge_arg_t *a, bridge_buf_t *b, bool *loops) 
     bridge_buf_addf(b, "  if (a->%s == NULL && a->%s_len != 0)\n"
                        "    return SYNCHRO_EINVAL;\n",
                     n, n);
+  } else if (t->kind == BRIDGE_OBJECT && !t->nullable) {
+    bridge_buf_addf(b, "  if (a->%s__handle == NULL)\n    return SYNCHRO_EINVAL;\n", n);
   } else if (bridge_kind_is_pointer(t->kind) && !t->nullable) {
     bridge_buf_addf(b, "  if (a->%s == NULL)\n    return SYNCHRO_EINVAL;\n", n);
   }
@@ -586,7 +820,7 @@ static bool add_args_check(const bridge_emit_t *e, const bridge_func_t *f,
                     "before any copy. */\n"
                     "static int %s_%s__check_args(const void *block) {\n"
                     "  const %s_%s_args_t *a = block;\n",
-                    e->mod, f->name, e->mod, f->name);
+                    e->mod, f->cname, e->mod, f->cname);
     bridge_buf_add(b, loops ? "  size_t i;\n\n" : "\n");
     bridge_buf_addf(b, "%s  return 0;\n}\n\n", bridge_buf_str(&checks));
   }
@@ -598,18 +832,72 @@ static bool add_args_check(const bridge_emit_t *e, const bridge_func_t *f,
 
 /* ---- one function: descriptor and wrappers ---------------------------------------- */
 
-static void add_descriptor(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
-  const char *m = e->mod, *n = f->name;
+static bool has_object_args(const bridge_arg_t *args, size_t n) {
+  size_t i;
 
-  bridge_buf_addf(b,
-                  "/* Runs on the loop thread: hands the call's copy of the arguments to "
-                  "the\n * implementation. */\n"
-                  "static void %s_%s__run(synchro_call_t *call) {\n",
-                  m, n);
-  if (f->nargs > 0)
-    bridge_buf_addf(b, "  %s_%s_impl(call, synchro_call_args(call));\n}\n\n", m, n);
-  else
-    bridge_buf_addf(b, "  %s_%s_impl(call);\n}\n\n", m, n);
+  for (i = 0; i < n; i++)
+    if (args[i].type.kind == BRIDGE_OBJECT)
+      return true;
+  return false;
+}
+
+/* Translation in: sets each object argument's state from its handle, through `a`
+ * ("a->" or "a."), and fails with `fail` (a statement) when a handle has none. */
+static void add_translate_in(const bridge_arg_t *args, size_t n, const char *a,
+                             const char *fail, bridge_buf_t *b) {
+  size_t i;
+
+  for (i = 0; i < n; i++) {
+    const char *name = args[i].name;
+    if (args[i].type.kind != BRIDGE_OBJECT)
+      continue;
+    bridge_buf_addf(b, "  %s%s = synchro_object_state(%s%s__handle);\n"
+                       "  if (%s%s == NULL && %s%s__handle != NULL)",
+                    a, name, a, name, a, name, a, name);
+    bridge_buf_addf(b, fail, name);
+  }
+}
+
+static void add_descriptor(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
+  const char *m = e->mod, *n = f->cname;
+  bool undeclared_close = f->role == BRIDGE_ROLE_CLOSE && !f->owner->close;
+  const char *self = f->owner != NULL ? "synchro_call_object(call), " : "";
+
+  if (undeclared_close) {
+    bridge_buf_addf(b,
+                    "/* The spec declares no close for %s: closing only stops further "
+                    "calls. */\n"
+                    "static void %s_%s__run(synchro_call_t *call) {\n"
+                    "  synchro_call_return(call, NULL);\n"
+                    "}\n\n",
+                    f->owner->name, m, n);
+  } else {
+    bridge_buf_addf(b,
+                    "/* Runs on the loop thread: hands the call's copy of the arguments to "
+                    "the\n * implementation%s. */\n"
+                    "static void %s_%s__run(synchro_call_t *call) {\n",
+                    f->owner != NULL ? ", with the object's state" : "", m, n);
+    if (has_object_args(f->args, f->nargs)) {
+      bridge_buf_addf(b, "  %s_%s_args_t *a = (%s_%s_args_t *)synchro_call_args(call);\n\n", m,
+                      n, m, n);
+      add_translate_in(f->args, f->nargs, "a->",
+                       " {\n"
+                       "    synchro_call_fail(call, SYNCHRO_EINVAL, NULL, \"%%s: %s: a freed "
+                       "handle, or one of another\"\n"
+                       "                      \" synchronizer\", synchro_call_name(call));\n"
+                       "    return;\n"
+                       "  }\n",
+                       b);
+      bridge_buf_addf(b, "  %s_%s_impl(call, %sa);\n}\n\n", m, n, self);
+    } else if (f->nargs > 0) {
+      bridge_buf_addf(b, "  %s_%s_impl(call, %ssynchro_call_args(call));\n}\n\n", m, n,
+                      self);
+    } else {
+      bridge_buf_addf(b, "  %s_%s_impl(call%s%s);\n}\n\n", m, n,
+                      f->owner != NULL ? ", " : "",
+                      f->owner != NULL ? "synchro_call_object(call)" : "");
+    }
+  }
   bridge_buf_addf(b, "static const synchro_op_t %s_%s__op = {\n"
                      "    .name = \"%s_%s\",\n"
                      "    .impl = %s_%s__run,\n",
@@ -621,10 +909,11 @@ static void add_descriptor(const bridge_emit_t *e, const bridge_func_t *f, bridg
                        "    .args_free = %s_%s__free_args,\n",
                     m, n, m, n);
   if (f->has_result) {
-    bridge_buf_addf(b, "    .result_size = sizeof(%s),\n", bridge_c_result(e, &f->result).s);
-    if (bridge_result_owns(&f->result))
-      bridge_buf_addf(b, "    .result_free = %s__release_%s%s,\n", m,
-                      bridge_kind_name(f->result.kind), f->result.array ? "_array" : "");
+    bridge_buf_addf(b, "    .%s_size = sizeof(%s),\n", f->yields ? "item" : "result",
+                    bridge_c_result(e, &f->result).s);
+    if (bridge_result_owns(&f->result) || f->result.kind == BRIDGE_OBJECT)
+      bridge_buf_addf(b, "    .%s_free = %s__release_%s%s,\n", f->yields ? "item" : "result",
+                      m, bridge_kind_name(f->result.kind), f->result.array ? "_array" : "");
   }
   if (f->has_timeout && f->timeout_ms > 0)
     bridge_buf_addf(b, "    .timeout_ms = %lld,\n", (long long)f->timeout_ms);
@@ -679,23 +968,49 @@ static void add_long_helper_call(bridge_buf_t *b, const char *line) {
 /* A wrapper's call of a shared helper: the helper, the descriptor, the check and the
  * argument block (a compound literal borrowing the caller's values until the copy),
  * then `rest`. */
+static void add_helper_call_with(const bridge_emit_t *e, const bridge_func_t *f,
+                                 bool checked, const char *helper, const char *head,
+                                 const char *rest, bridge_buf_t *b);
+
 static void add_helper_call(const bridge_emit_t *e, const bridge_func_t *f, bool checked,
                             const char *helper, const char *rest, bridge_buf_t *b) {
+  char head[3 * BRIDGE_NAME_MAX + 64];
+
+  if (f->role == BRIDGE_ROLE_FUNCTION)
+    bridge_format(head, sizeof(head), "&%s_%s__op", e->mod, f->cname);
+  else
+    bridge_format(head, sizeof(head), "self, %s__%s, &%s_%s__op", e->upper,
+                  f->role == BRIDGE_ROLE_OPEN    ? "OPEN"
+                  : f->role == BRIDGE_ROLE_CLOSE ? "CLOSE"
+                                                 : "METHOD",
+                  e->mod, f->cname);
+  add_helper_call_with(e, f, checked, helper, head, rest, b);
+}
+
+/* The same with the helper's leading arguments given (`head`). */
+static void add_helper_call_with(const bridge_emit_t *e, const bridge_func_t *f,
+                                 bool checked, const char *helper, const char *head,
+                                 const char *rest, bridge_buf_t *b) {
   bridge_buf_t line;
   size_t i;
 
   bridge_buf_init(&line);
-  bridge_buf_addf(&line, "  return %s__%s(&%s_%s__op, ", e->mod, helper, e->mod, f->name);
+  bridge_buf_addf(&line, "  return %s__%s(%s, ", e->mod, helper, head);
   if (checked)
-    bridge_buf_addf(&line, "%s_%s__check_args, ", e->mod, f->name);
+    bridge_buf_addf(&line, "%s_%s__check_args, ", e->mod, f->cname);
   else
     bridge_buf_add(&line, "NULL, ");
   if (f->nargs == 0)
     bridge_buf_add(&line, "NULL");
   else
-    bridge_buf_addf(&line, "&(const %s_%s_args_t){", e->mod, f->name);
+    bridge_buf_addf(&line, "&(const %s_%s_args_t){", e->mod, f->cname);
   for (i = 0; i < f->nargs; i++) {
     const char *extra = bridge_c_extra(&f->args[i].type);
+    if (f->args[i].type.kind == BRIDGE_OBJECT && !f->args[i].type.array) {
+      bridge_buf_addf(&line, "%s.%s__handle = (synchro_object_t *)%s", i ? ", " : "",
+                      f->args[i].name, f->args[i].name);
+      continue;
+    }
     bridge_buf_addf(&line, "%s.%s = %s", i ? ", " : "", f->args[i].name, f->args[i].name);
     if (extra != NULL)
       bridge_buf_addf(&line, ", .%s%s = %s%s", f->args[i].name, extra, f->args[i].name,
@@ -714,18 +1029,89 @@ static void add_helper_call(const bridge_emit_t *e, const bridge_func_t *f, bool
 static void add_wrappers(const bridge_emit_t *e, const bridge_func_t *f, bool checked,
                          bridge_buf_t *b) {
   char rest[2 * BRIDGE_NAME_MAX + 64];
+  const char *on = f->role == BRIDGE_ROLE_FUNCTION ? "" : "_on";
+  char helper[32];
 
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_BLOCKING, "", " {");
-  add_helper_call(e, f, checked, "call", f->has_result ? "out, err" : "NULL, err", b);
+  bridge_format(helper, sizeof(helper), "call%s", on);
+  add_helper_call(e, f, checked, helper, f->has_result ? "out, err" : "NULL, err", b);
   bridge_buf_add(b, "}\n\n");
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_FUTURE, "", " {");
-  add_helper_call(e, f, checked, "submit", "out", b);
+  bridge_format(helper, sizeof(helper), "submit%s", on);
+  add_helper_call(e, f, checked, helper, "out", b);
   bridge_buf_add(b, "}\n\n");
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_AIO, "", " {");
   bridge_format(rest, sizeof(rest), "aio_host, %s_%s__done, (void (*)(void))aio_cb, aio_data",
-                e->mod, f->name);
-  add_helper_call(e, f, checked, "submit_aio", rest, b);
+                e->mod, f->cname);
+  bridge_format(helper, sizeof(helper), "submit_aio%s", on);
+  add_helper_call(e, f, checked, helper, rest, b);
   bridge_buf_add(b, "}\n\n");
+}
+
+/* ---- one stream: the consumer's functions ------------------------------------------ */
+
+static void add_stream_wrappers(const bridge_emit_t *e, const bridge_func_t *f, bool checked,
+                                bridge_buf_t *b) {
+  const char *m = e->mod, *n = f->cname;
+  const bridge_type_t *t = &f->result;
+  char head[3 * BRIDGE_NAME_MAX + 64];
+  bridge_buf_t line;
+
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_OPEN, "", " {");
+  bridge_format(head, sizeof(head), "%s, &%s_%s__op",
+                f->role == BRIDGE_ROLE_FUNCTION ? "false, NULL" : "true, self", m, n);
+  add_helper_call_with(e, f, checked, "stream_open", head, "out", b);
+  bridge_buf_add(b, "}\n\n");
+
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_NEXT, "", " {");
+  bridge_buf_addf(b, "  return %s__stream_next((%s__stream_t *)st, item, timeout_ms);\n}\n\n",
+                  m, m);
+
+  bridge_buf_addf(b,
+                  "/* Runs on the host's thread: hands the next item (or the end) to the "
+                  "caller's\n * callback%s. */\n",
+                  bridge_result_owns(t) || t->kind == BRIDGE_OBJECT
+                      ? ", then releases the item, which the callback only borrowed"
+                      : "");
+  bridge_buf_init(&line);
+  bridge_buf_addf(&line, "static void %s_%s__next_done(synchro_stream_t *stream, int status, "
+                         "void *item, void *data) {",
+                  m, n);
+  bridge_add_wrapped(b, bridge_buf_str(&line));
+  bridge_buf_free(&line);
+  bridge_buf_addf(b, "  %s__stream_t *st = data;\n  ", m);
+  bridge_add_decl(b, bridge_c_result(e, t).s, "value");
+  bridge_buf_addf(b, " = %s;\n\n"
+                     "  (void)stream;\n"
+                     "  if (status == 0)\n"
+                     "    memcpy(&value, item, sizeof(value));\n",
+                  bridge_c_zero(t));
+  bridge_buf_init(&line);
+  bridge_buf_addf(&line, "  ((%s_%s_next_cb)st->cb)((%s_%s_stream_t *)st, status, value, "
+                         "%s__stream_error(st), st->data);",
+                  m, n, m, n, m);
+  bridge_add_wrapped(b, bridge_buf_str(&line));
+  bridge_buf_free(&line);
+  if (bridge_result_owns(t) || t->kind == BRIDGE_OBJECT)
+    bridge_buf_addf(b, "  %s__release_%s%s(&value);\n", m, bridge_kind_name(t->kind),
+                    t->array ? "_array" : "");
+  bridge_buf_add(b, "}\n\n");
+
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_NEXT_AIO, "", " {");
+  bridge_buf_init(&line);
+  bridge_buf_addf(&line, "  return %s__stream_arm((%s__stream_t *)st, aio_host, %s_%s__next_done, "
+                         "(void (*)(void))aio_cb, aio_data);",
+                  m, m, m, n);
+  bridge_add_wrapped(b, bridge_buf_str(&line));
+  if (line.failed)
+    b->failed = true;
+  bridge_buf_free(&line);
+  bridge_buf_add(b, "}\n\n");
+
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_ERROR, "", " {");
+  bridge_buf_addf(b, "  return %s__stream_error((const %s__stream_t *)st);\n}\n\n", m, m);
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_CLOSE, "", " {");
+  bridge_buf_addf(b, "  %s__stream_close((%s__stream_t *)st);\n}\n\n", m, m);
 }
 
 static void add_result_accessor(const bridge_emit_t *e, const bridge_func_t *f,
@@ -733,7 +1119,7 @@ static void add_result_accessor(const bridge_emit_t *e, const bridge_func_t *f,
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_RESULT, "", " {");
   bridge_buf_addf(b, "  if (%s!%s__future_is(f, &%s_%s__op))\n"
                      "    return SYNCHRO_EINVAL;\n",
-                  f->has_result ? "out == NULL || " : "", e->mod, e->mod, f->name);
+                  f->has_result ? "out == NULL || " : "", e->mod, e->mod, f->cname);
   if (f->has_result)
     bridge_buf_add(b, "  return synchro_future_result(f, out);\n}\n\n");
   else
@@ -742,7 +1128,7 @@ static void add_result_accessor(const bridge_emit_t *e, const bridge_func_t *f,
 
 /* The function that delivers a finished _aio call to the caller's typed callback. */
 static void add_aio_done(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
-  const char *m = e->mod, *n = f->name;
+  const char *m = e->mod, *n = f->cname;
   bool owns = f->has_result && bridge_result_owns(&f->result);
 
   bridge_buf_addf(b,
@@ -859,15 +1245,45 @@ static void add_return_copied(const bridge_emit_t *e, const bridge_type_t *t, br
   add_nomem_check(e, b);
 }
 
-static void add_return(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
-  const bridge_type_t *t = &f->result;
+/* Object results: the implementation's state is wrapped in its handle (the same
+ * state always gives the same handle), one reference per delivery. */
+static void add_return_object(const bridge_emit_t *e, const bridge_type_t *t, bool yield,
+                              bridge_buf_t *b) {
+  bridge_buf_t line;
 
-  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_RETURN, "", " {");
-  if (!f->has_result) {
-    bridge_buf_add(b, "  return synchro_call_return(call, NULL);\n}\n\n");
-    return;
+  bridge_buf_add(b, "  synchro_object_t *result = NULL;\n  int rc;\n\n");
+  if (!t->nullable) {
+    char why[BRIDGE_NAME_MAX + 40];
+    bridge_format(why, sizeof(why), "NULL for a non-nullable %s", t->object);
+    bridge_buf_add(b, "  if (value == NULL)\n");
+    add_reject(e, b, 4, "SYNCHRO_EINVAL", why);
   }
-  if (t->array)
+  if (yield)
+    bridge_buf_add(b, "  if (synchro_call_room(call) == 0)\n"
+                      "    return SYNCHRO_EBUSY; /* not wrapped: the state stays yours */\n");
+  bridge_buf_init(&line);
+  bridge_buf_addf(&line, "  if (value != NULL && (rc = synchro_object_wrap(synchro_call_synchronizer(call), "
+                         "&%s_%s__class, value, &result)) != 0)",
+                  e->mod, t->object);
+  bridge_add_wrapped(b, bridge_buf_str(&line));
+  if (line.failed)
+    b->failed = true;
+  bridge_buf_free(&line);
+  add_reject(e, b, 4, "rc", "cannot wrap the state in a handle");
+}
+
+/* The body of MOD_op_return() and MOD_op_yield(): check and copy `value` into
+ * `result`, then hand it over. */
+static void add_deliver(const bridge_emit_t *e, const bridge_func_t *f, bool yield,
+                        bridge_buf_t *b) {
+  const bridge_type_t *t = &f->result;
+  bool owned = bridge_type_owns_memory(t) || t->kind == BRIDGE_OBJECT;
+
+  if (yield && owned && t->kind != BRIDGE_OBJECT)
+    bridge_buf_add(b, "  int rc;\n");
+  if (t->kind == BRIDGE_OBJECT && !t->array)
+    add_return_object(e, t, yield, b);
+  else if (t->array)
     add_return_array(e, t, b);
   else if (t->kind == BRIDGE_BYTES)
     add_return_bytes(e, t, b);
@@ -877,9 +1293,40 @@ static void add_return(const bridge_emit_t *e, const bridge_func_t *f, bridge_bu
     bridge_buf_add(b, "  if (value == NULL)\n");
     add_reject(e, b, 4, "SYNCHRO_EINVAL", "NULL for a non-nullable ptr");
   }
-  bridge_buf_add(b, bridge_type_owns_memory(t) ? "  return synchro_call_return(call, &result);\n"
-                                               : "  return synchro_call_return(call, &value);\n");
+  if (!yield) {
+    bridge_buf_add(b, owned ? "  return synchro_call_return(call, &result);\n"
+                            : "  return synchro_call_return(call, &value);\n");
+  } else if (!owned) {
+    bridge_buf_add(b, "  return synchro_call_yield(call, &value);\n");
+  } else {
+    bridge_buf_addf(b, "  rc = synchro_call_yield(call, &result);\n"
+                       "  if (rc != 0) /* not accepted: the copy is ours to release */\n"
+                       "    %s__release_%s%s(&result);\n"
+                       "  return rc;\n",
+                    e->mod, bridge_kind_name(t->kind), t->array ? "_array" : "");
+  }
   bridge_buf_add(b, "}\n\n");
+}
+
+static void add_return(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_RETURN, "", " {");
+  if (!f->has_result) {
+    bridge_buf_add(b, "  return synchro_call_return(call, NULL);\n}\n\n");
+    return;
+  }
+  add_deliver(e, f, false, b);
+}
+
+/* A stream's producer helpers: yield, end, room, on_demand. */
+static void add_producer(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_YIELD, "", " {");
+  add_deliver(e, f, true, b);
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_END, "", " {");
+  bridge_buf_add(b, "  return synchro_call_return(call, NULL);\n}\n\n");
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_ROOM, "", " {");
+  bridge_buf_add(b, "  return synchro_call_room(call);\n}\n\n");
+  bridge_add_proto_line(b, e, f, BRIDGE_PROTO_ON_DEMAND, "", " {");
+  bridge_buf_add(b, "  return synchro_call_on_demand(call, fn, data);\n}\n\n");
 }
 
 static void add_fail(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
@@ -894,19 +1341,139 @@ static void add_fail(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_
                   e->mod);
 }
 
-static void add_function(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
+/* One operation: a function, a method, or an object's open or close (whose
+ * descriptors were emitted with the object's class). */
+static void add_operation(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
+  bool lifecycle = f->role == BRIDGE_ROLE_OPEN || f->role == BRIDGE_ROLE_CLOSE;
   bool checked;
 
-  bridge_add_rule(b, f->name);
+  bridge_add_rule(b, f->cname);
   if (args_own_memory(f))
     add_args_copy(e, f, b);
   checked = add_args_check(e, f, b);
-  add_descriptor(e, f, b);
-  add_aio_done(e, f, b);
-  add_wrappers(e, f, checked, b);
-  add_result_accessor(e, f, b);
-  add_return(e, f, b);
+  if (!lifecycle)
+    add_descriptor(e, f, b);
+  if (f->yields) {
+    add_stream_wrappers(e, f, checked, b);
+    add_producer(e, f, b);
+  } else {
+    add_aio_done(e, f, b);
+    add_wrappers(e, f, checked, b);
+    add_result_accessor(e, f, b);
+    if (f->role == BRIDGE_ROLE_CLOSE && !f->owner->close)
+      return; /* nothing for an implementation to finish */
+    add_return(e, f, b);
+  }
   add_fail(e, f, b);
+}
+
+/* ---- objects ---------------------------------------------------------------------- */
+
+/* The constructor as a function, so that the argument emitters apply to it. */
+static void constructor_func(const bridge_object_t *o, bridge_func_t *out) {
+  memset(out, 0, sizeof(*out));
+  out->name = "new";
+  out->role = BRIDGE_ROLE_FUNCTION;
+  out->args = o->new_args;
+  out->nargs = o->n_new_args;
+  bridge_format(out->cname, sizeof(out->cname), "%s_new", o->name);
+}
+
+/* The class: constructor and destructor trampolines, open and close descriptors. */
+static void add_object_class(const bridge_emit_t *e, const bridge_object_t *o,
+                             bridge_buf_t *b) {
+  const char *m = e->mod, *n = o->name;
+  char title[BRIDGE_NAME_MAX + 16];
+  bridge_func_t life;
+
+  bridge_format(title, sizeof(title), "%s: class", n);
+  bridge_add_rule(b, title);
+  bridge_buf_addf(b,
+                  "/* Runs on the loop thread, synchronously: the arguments are the "
+                  "caller's, borrowed. */\n"
+                  "static int %s_%s__construct(synchro_t *s, const void *args, void **state) {\n"
+                  "  %s *self = NULL;\n",
+                  m, n, o->impl);
+  if (has_object_args(o->new_args, o->n_new_args)) {
+    bridge_buf_addf(b, "  %s_%s_new_args_t a = *(const %s_%s_new_args_t *)args;\n"
+                       "  int rc;\n\n",
+                    m, n, m, n);
+    add_translate_in(o->new_args, o->n_new_args, "a.", "\n    return SYNCHRO_EINVAL;\n", b);
+    bridge_buf_addf(b, "  rc = %s_%s_construct(s, &a, &self);\n", m, n);
+  } else if (o->n_new_args > 0) {
+    bridge_buf_addf(b, "  int rc = %s_%s_construct(s, args, &self);\n\n", m, n);
+  } else {
+    bridge_buf_addf(b, "  int rc;\n\n  (void)args;\n  rc = %s_%s_construct(s, &self);\n", m, n);
+  }
+  bridge_buf_addf(b, "  if (rc == 0 && self == NULL)\n"
+                     "    rc = SYNCHRO_EINVAL; /* a handle needs a state */\n"
+                     "  if (rc == 0)\n"
+                     "    *state = self;\n"
+                     "  return rc;\n"
+                     "}\n\n"
+                     "static void %s_%s__destroy(void *state) {\n"
+                     "  %s_%s_destroy(state);\n"
+                     "}\n\n",
+                  m, n, m, n);
+  if (o->open) {
+    bridge_lifecycle_func(o, BRIDGE_ROLE_OPEN, &life);
+    add_descriptor(e, &life, b);
+  }
+  bridge_lifecycle_func(o, BRIDGE_ROLE_CLOSE, &life);
+  add_descriptor(e, &life, b);
+  bridge_buf_addf(b,
+                  "static const synchro_class_t %s_%s__class = {\n"
+                  "    .name = \"%s_%s\",\n"
+                  "    .construct = %s_%s__construct,\n"
+                  "    .destroy = %s_%s__destroy,\n",
+                  m, n, m, n, m, n, m, n);
+  if (o->open)
+    bridge_buf_addf(b, "    .open = &%s_%s_open__op,\n", m, n);
+  bridge_buf_addf(b, "    .close = &%s_%s_close__op,\n};\n\n", m, n);
+}
+
+/* new, ref, free, then open, close and the methods. */
+static void add_object(const bridge_emit_t *e, const bridge_object_t *o, bridge_buf_t *b) {
+  const char *m = e->mod, *n = o->name;
+  char title[BRIDGE_NAME_MAX + 16];
+  char head[BRIDGE_NAME_MAX * 2 + 16];
+  bridge_func_t ctor, life;
+  bridge_buf_t line;
+  bool checked;
+  size_t i;
+
+  bridge_format(title, sizeof(title), "%s: handles", n);
+  bridge_add_rule(b, title);
+  constructor_func(o, &ctor);
+  checked = add_args_check(e, &ctor, b);
+  bridge_buf_init(&line);
+  bridge_buf_addf(&line, "int %s_%s_new(", m, n);
+  bridge_add_params(&line, e, &ctor, false);
+  bridge_buf_addf(&line, "%s%s_%s_t **out, synchro_error_t **err) {", ctor.nargs ? ", " : "",
+                  m, n);
+  bridge_add_wrapped(b, bridge_buf_str(&line));
+  if (line.failed)
+    b->failed = true;
+  bridge_buf_free(&line);
+  bridge_format(head, sizeof(head), "&%s_%s__class", m, n);
+  add_helper_call_with(e, &ctor, checked, "new", head, "out, err", b);
+  bridge_buf_add(b, "}\n\n");
+  bridge_buf_addf(b,
+                  "%s_%s_t *%s_%s_ref(%s_%s_t *self) {\n"
+                  "  return (%s_%s_t *)synchro_object_ref((synchro_object_t *)self);\n"
+                  "}\n\n"
+                  "void %s_%s_free(%s_%s_t *self) {\n"
+                  "  synchro_object_free((synchro_object_t *)self);\n"
+                  "}\n\n",
+                  m, n, m, n, m, n, m, n, m, n, m, n);
+  if (o->open) {
+    bridge_lifecycle_func(o, BRIDGE_ROLE_OPEN, &life);
+    add_operation(e, &life, b);
+  }
+  bridge_lifecycle_func(o, BRIDGE_ROLE_CLOSE, &life);
+  add_operation(e, &life, b);
+  for (i = 0; i < o->nmethods; i++)
+    add_operation(e, &o->methods[i], b);
 }
 
 void bridge_emit_source(const bridge_emit_t *e, bridge_buf_t *b) {
@@ -916,8 +1483,12 @@ void bridge_emit_source(const bridge_emit_t *e, bridge_buf_t *b) {
   add_synchronizer(e, b);
   add_strerror(e, b);
   add_helpers(e, b);
+  for (i = 0; i < e->spec->nobjects; i++)
+    add_object_class(e, &e->spec->objects[i], b);
   for (i = 0; i < e->spec->nfunctions; i++)
-    add_function(e, &e->spec->functions[i], b);
+    add_operation(e, &e->spec->functions[i], b);
+  for (i = 0; i < e->spec->nobjects; i++)
+    add_object(e, &e->spec->objects[i], b);
   /* no blank line at the very end */
   if (!b->failed && b->len > 0 && b->data[b->len - 1] == '\n' && b->data[b->len - 2] == '\n')
     b->data[--b->len] = '\0';

@@ -12,6 +12,12 @@ const char *const bridge_function_suffixes[] = {
     "_fail", NULL,
 };
 
+const char *const bridge_stream_suffixes[] = {
+    "_open", "_next", "_next_aio", "_next_cb", "_error", "_close", "_stream_t",
+    "_stream_s", "_args_t", "_args_s", "_impl", "_yield", "_end", "_fail", "_room",
+    "_on_demand", NULL,
+};
+
 const char *const bridge_module_names[] = {
     "synchronizer", "use_synchronizer", "strerror", "errno_t", "errno_e",
     "bytes_t", "bytes_s",
@@ -26,7 +32,10 @@ const char *const bridge_module_names[] = {
     NULL,
 };
 
-const char *const bridge_object_suffixes[] = {"_t", "_s", "_new", "_free", NULL};
+const char *const bridge_object_suffixes[] = {
+    "_t", "_s", "_new", "_free", "_ref", "_new_args_t", "_new_args_s", "_construct",
+    "_destroy", NULL,
+};
 const char *const bridge_object_lifecycle[] = {"open", "close", NULL};
 
 static const char *const c_keywords[] = {
@@ -61,7 +70,7 @@ static const char *const header_names[] = {
 /* The parameters the generated wrappers add to an operation's own (they have no
  * locals, so nothing else can collide). */
 static const char *const wrapper_names[] = {
-    "aio_cb", "aio_data", "aio_host", "err", "out", NULL,
+    "aio_cb", "aio_data", "aio_host", "err", "out", "self", NULL,
 };
 
 static bool in_list(const char *const *list, const char *name) {
@@ -141,7 +150,7 @@ int bridge_param_check(const char *param, const char *module, bridge_buf_t *why)
   }
   if (in_list(wrapper_names, param)) {
     bridge_buf_add(why, "is a parameter of the generated wrappers (reserved: out, err, "
-                        "aio_host, aio_cb, aio_data)");
+                        "aio_host, aio_cb, aio_data, self)");
     return -1;
   }
   if (len >= 2 && strcmp(param + len - 2, "_t") == 0) {

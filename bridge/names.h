@@ -24,6 +24,9 @@ int bridge_param_check(const char *param, const char *module, bridge_buf_t *why)
  * NULL-terminated; the first is "". */
 extern const char *const bridge_function_suffixes[];
 
+/* The same for a stream function or method ("yields"). NULL-terminated. */
+extern const char *const bridge_stream_suffixes[];
+
 /* The names, after "MOD_", that bridge makes for the module itself. NULL-terminated. */
 extern const char *const bridge_module_names[];
 

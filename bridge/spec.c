@@ -380,10 +380,13 @@ static const char *const func_keys[] = {"name", "doc", "args", "returns", "yield
 static int parse_func(const bridge_spec_t *spec, json_t *v, const char *path,
                       const char *what, bridge_func_t *f, bridge_error_t *err) {
   bridge_format(f->path, sizeof(f->path), "%s", path);
+  f->role = BRIDGE_ROLE_FUNCTION;
   if (expect_type(v, JSON_OBJECT, path, what, err) != 0 ||
       check_keys(v, path, func_keys, err) != 0 ||
-      get_name(v, path, false, "the function name", &f->name, err) != 0 ||
-      get_string(v, "doc", path, false, "a string", &f->doc, err) != 0 ||
+      get_name(v, path, false, "the function name", &f->name, err) != 0)
+    return -1;
+  bridge_format(f->cname, sizeof(f->cname), "%s", f->name);
+  if (get_string(v, "doc", path, false, "a string", &f->doc, err) != 0 ||
       parse_args(spec, v, path, &f->args, &f->nargs, err) != 0 ||
       parse_result(spec, v, path, f, err) != 0)
     return -1;
@@ -548,6 +551,7 @@ static int parse_object(const bridge_spec_t *spec, json_t *v, bridge_object_t *o
                         bridge_error_t *err) {
   char implpath[BRIDGE_PATH_MAX];
   bridge_buf_t why;
+  size_t i;
 
   if (check_keys(v, o->path, object_keys, err) != 0 ||
       get_string(v, "impl", o->path, true, "the C type name of the implementation's state",
@@ -570,7 +574,15 @@ static int parse_object(const bridge_spec_t *spec, json_t *v, bridge_object_t *o
       get_bool(v, "open", o->path, &o->open, err) != 0 ||
       get_bool(v, "close", o->path, &o->close, err) != 0)
     return -1;
-  return parse_funcs(spec, v, "methods", o->path, &o->methods, &o->nmethods, err);
+  if (parse_funcs(spec, v, "methods", o->path, &o->methods, &o->nmethods, err) != 0)
+    return -1;
+  for (i = 0; i < o->nmethods; i++) {
+    o->methods[i].role = BRIDGE_ROLE_METHOD;
+    o->methods[i].owner = o;
+    bridge_format(o->methods[i].cname, sizeof(o->methods[i].cname), "%s_%s", o->name,
+                  o->methods[i].name);
+  }
+  return 0;
 }
 
 static int parse_objects(bridge_spec_t *spec, bridge_error_t *err) {
@@ -619,10 +631,11 @@ static int add_generated(generated_list_t *l, const char *stem, const char *suff
   return 0;
 }
 
-static int add_function_names(generated_list_t *l, const char *stem, const char *origin) {
+static int add_function_names(generated_list_t *l, const char *stem, const char *origin,
+                              bool stream) {
   const char *const *s;
 
-  for (s = bridge_function_suffixes; *s; s++)
+  for (s = stream ? bridge_stream_suffixes : bridge_function_suffixes; *s; s++)
     if (add_generated(l, stem, *s, origin) != 0)
       return -1;
   return 0;
@@ -639,13 +652,13 @@ static int add_object_names(generated_list_t *l, const bridge_object_t *o) {
       return -1;
   for (s = bridge_object_lifecycle; *s; s++) {
     bridge_format(stem, sizeof(stem), "%s_%s", o->name, *s);
-    if (add_function_names(l, stem, o->path) != 0)
+    if (add_function_names(l, stem, o->path, false) != 0)
       return -1;
   }
   for (i = 0; i < o->nmethods; i++) {
     bridge_format(stem, sizeof(stem), "%s_%s", o->name, o->methods[i].name);
     bridge_format(origin, sizeof(origin), "%s", o->methods[i].path);
-    if (add_function_names(l, stem, origin) != 0)
+    if (add_function_names(l, stem, origin, o->methods[i].yields) != 0)
       return -1;
   }
   return 0;
@@ -659,7 +672,8 @@ static int collect_generated(const bridge_spec_t *spec, generated_list_t *l) {
     if (add_generated(l, *s, "", "") != 0)
       return -1;
   for (i = 0; i < spec->nfunctions; i++)
-    if (add_function_names(l, spec->functions[i].name, spec->functions[i].path) != 0)
+    if (add_function_names(l, spec->functions[i].name, spec->functions[i].path,
+                           spec->functions[i].yields) != 0)
       return -1;
   for (i = 0; i < spec->nobjects; i++)
     if (add_object_names(l, &spec->objects[i]) != 0)

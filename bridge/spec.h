@@ -35,11 +35,26 @@ typedef struct bridge_arg_s {
   bridge_type_t type;
 } bridge_arg_t;
 
+struct bridge_object_s;
+
+/* What an operation is: a module function, an object's method, or an object's
+ * open/close (which the emitters make up; the spec only says "open": true). */
+typedef enum bridge_role_e {
+  BRIDGE_ROLE_FUNCTION,
+  BRIDGE_ROLE_METHOD,
+  BRIDGE_ROLE_OPEN,
+  BRIDGE_ROLE_CLOSE,
+} bridge_role_t;
+
 /* A function, or a method of an object. A function that returns nothing has
  * has_result false; "returns" and "yields" both set `result`, told apart by
  * `yields`. */
 typedef struct bridge_func_s {
   const char *name;
+  /* The stem of its C names after "MOD_": "get", or "client_get" for a method. */
+  char cname[2 * 64 + 8];
+  bridge_role_t role;
+  const struct bridge_object_s *owner; /* the object of a method, open or close */
   const char *doc;
   bridge_arg_t *args;
   size_t nargs;

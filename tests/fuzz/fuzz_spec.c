@@ -1,19 +1,13 @@
 /* tests/fuzz/fuzz_spec.c - libFuzzer harness for the bridge spec parser, validator and
  * renderer: no input may crash them, leak, or trip a sanitizer.
  *
- * Build, seed with every test spec, and run for 60 seconds (from the project root):
- *   clang -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fsanitize=fuzzer,address,undefined \
- *     -Iinclude -Ibridge tests/fuzz/fuzz_spec.c bridge/spec.c bridge/types.c \
- *     bridge/names.c bridge/util.c bridge/emit.c bridge/emit_common.c \
- *     bridge/emit_header.c bridge/emit_source.c bridge/emit_impl.c \
- *     -ljansson -o build/fuzz_spec
- *   mkdir -p build/fuzz-corpus
- *   find tests/bridge -name spec.json | while read f; do
- *     cp "$f" "build/fuzz-corpus/$(echo "$f" | tr / _)"; done
- *   ./build/fuzz_spec -max_total_time=60 -max_len=4096 -dict=tests/fuzz/spec.dict \
- *     build/fuzz-corpus
- * A crash leaves crash-<sha1> in the current directory; replay it with
- *   ./build/fuzz_spec crash-<sha1> */
+ * `make fuzz` (FUZZ_SECONDS=60 by default) builds it with clang
+ * -fsanitize=fuzzer,address,undefined, seeds build/fuzz-corpus with every spec under
+ * tests/, and runs it with tests/fuzz/spec.dict over build/fuzz-corpus and the
+ * committed regression inputs in tests/fuzz/corpus/. A crash leaves crash-<sha1> in the
+ * current directory; replay it with ./build/fuzz_spec crash-<sha1>, then add the input
+ * to tests/fuzz/corpus/: `make check` replays that directory and every test spec
+ * through this entry point (tests/check_fuzz_replay.c). */
 #include <stddef.h>
 #include <stdint.h>
 
