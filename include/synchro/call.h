@@ -7,8 +7,9 @@
  * closes; after the hook the implementation still finishes the call (with any outcome:
  * the caller sees the cancellation reason and a result is released for it).
  *
- * Every function in this header is for the loop thread only; from any other thread it
- * fails with SYNCHRO_EPERM and changes nothing. */
+ * Every function in this header except synchro_call_name() is for the loop thread
+ * only; from any other thread it fails with SYNCHRO_EPERM (or returns NULL) and
+ * changes nothing. */
 #ifndef SYNCHRO_CALL_H
 #define SYNCHRO_CALL_H
 

@@ -30,7 +30,6 @@ extern "C" {
   XX(ESTART, -30012, "could not start the loop thread")                             \
   XX(EPERM, -30013, "not allowed from this thread")                                 \
   XX(EFREED, -30014, "handle was already freed")                                    \
-  XX(ENOTSUP, -30015, "operation not supported by this handle")                     \
   XX(EEMPTY, -30016, "nothing to wait for")                                         \
   XX(EEND, -30017, "end of stream")
 

@@ -41,8 +41,9 @@ SYNCHRO_EXTERN int synchro_submit(synchro_t *s, const synchro_op_t *op, const vo
 SYNCHRO_EXTERN int synchro_call(synchro_t *s, const synchro_op_t *op, const void *args,
                                 int64_t timeout_ms, void *result, synchro_error_t **err);
 
-/* The outcome, or SYNCHRO_EPENDING while unresolved. Never blocks.
- * Thread-safe: yes. */
+/* The outcome, or SYNCHRO_EPENDING while unresolved. Never blocks. Using a freed future
+ * is refused with SYNCHRO_EFREED as long as its memory was not reused by a new call
+ * (records are pooled): a best-effort guard, not a licence. Thread-safe: yes. */
 SYNCHRO_EXTERN int synchro_future_status(const synchro_future_t *f);
 
 /* Waits up to `timeout_ms` (0 polls; SYNCHRO_TIMEOUT_INFINITE) for the future to
@@ -53,8 +54,10 @@ SYNCHRO_EXTERN int synchro_future_wait(synchro_future_t *f, int64_t timeout_ms);
 
 /* Asks for the call to be cancelled. Returns 0 if the request came before the outcome
  * was decided: the future will then resolve as SYNCHRO_ECANCELED (or, if a deadline or
- * shutdown cancelled it first, with that reason), after the implementation's cancel
- * hook ran. Returns SYNCHRO_EALREADY if the outcome was already decided (the future
+ * shutdown cancelled it first, with that reason). If the implementation is running
+ * and registered a cancel hook, the future resolves after the hook ran and the
+ * implementation finished; if it finished before the loop saw the request, the hook
+ * does not run and the outcome is still the cancellation. Returns SYNCHRO_EALREADY if the outcome was already decided (the future
  * resolves, or has resolved, with it); SYNCHRO_EINVAL for NULL.
  * Never blocks. Thread-safe: yes. */
 SYNCHRO_EXTERN int synchro_future_cancel(synchro_future_t *f);

@@ -36,7 +36,8 @@ typedef void (*synchro_demand_fn)(synchro_call_t *call, void *data);
 
 /* Runs on the host thread with the next item (`status` 0; the callback owns *item and
  * must copy it out: `item` points into the stream and is valid only during the call),
- * or with SYNCHRO_EEND / an error / SYNCHRO_ECLOSED and `item` NULL. The callback may
+ * or with SYNCHRO_EEND / the producer's error and `item` NULL. It does not run once
+ * the stream was freed. The callback may
  * call synchro_stream_next_then() again, or synchro_stream_free(). */
 typedef void (*synchro_stream_cb)(synchro_stream_t *st, int status, void *item, void *data);
 

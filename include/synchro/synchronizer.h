@@ -33,7 +33,8 @@ typedef struct synchro_options_s {
    * returns SYNCHRO_EBUSY on the caller's thread and a blocking call waits for room. */
   uint32_t max_inflight;
   /* Deadline applied to calls whose descriptor and submission give none, in ms;
-   * SYNCHRO_TIMEOUT_INFINITE (default) for none. */
+   * 0 or SYNCHRO_TIMEOUT_INFINITE (default) for none. A zeroed options struct is
+   * valid: no default deadline, no spinning, unbounded, named "synchro". */
   int64_t default_timeout_ms;
 } synchro_options_t;
 
@@ -51,8 +52,10 @@ typedef struct synchro_stats_s {
 SYNCHRO_EXTERN void synchro_options_init(synchro_options_t *opts);
 
 /* Creates a synchronizer; starts no thread. `opts` NULL means defaults; it is copied.
- * On success *out is owned by the caller: synchro_close() then synchro_free() it.
- * Returns 0, SYNCHRO_EINVAL (out NULL, negative spin) or SYNCHRO_ENOMEM.
+ * The loop thread, once started, inherits the CPU affinity of the thread whose call
+ * starts it. On success *out is owned by the caller: synchro_close() then
+ * synchro_free() it. Returns 0, SYNCHRO_EINVAL (out NULL, a negative spin, a negative
+ * default timeout other than SYNCHRO_TIMEOUT_INFINITE) or SYNCHRO_ENOMEM.
  * Thread-safe: yes. */
 SYNCHRO_EXTERN int synchro_new(synchro_t **out, const synchro_options_t *opts);
 
@@ -70,7 +73,8 @@ SYNCHRO_EXTERN int synchro_new(synchro_t **out, const synchro_options_t *opts);
 SYNCHRO_EXTERN int synchro_close(synchro_t *s, int64_t grace_ms);
 
 /* Frees a synchronizer, closing it first with no grace if it is still open. NULL is a
- * no-op. Futures it produced stay valid and must still be freed by their owners.
+ * no-op, and so is a call on `s`'s own loop thread (it cannot wait for itself). Futures
+ * it produced stay valid and must still be freed by their owners.
  * Thread-safe: no other call on `s` may run concurrently or follow. */
 SYNCHRO_EXTERN void synchro_free(synchro_t *s);
 
