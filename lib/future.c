@@ -62,6 +62,7 @@ void synchro__init_record(synchro_call_t *rec, synchro_t *s, const synchro_op_t 
   rec->cflags = 0;
   rec->then_cb = NULL;
   rec->then_data = NULL;
+  rec->then_fn = NULL;
   rec->host_prev = rec->host_next = NULL;
   rec->stream = NULL;
   rec->object = NULL;

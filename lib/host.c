@@ -232,6 +232,15 @@ void synchro__host_deliver(synchro_host_t *h, synchro_call_t *rec) { push_done(h
 
 int synchro_future_then(synchro_future_t *f, synchro_host_t *h, synchro_host_cb cb,
                         void *data) {
+  return synchro_future_then_typed(f, h, cb, NULL, data);
+}
+
+synchro_fn synchro_future_then_fn(const synchro_future_t *f) {
+  return synchro__rec_check(f) == 0 ? f->then_fn : NULL;
+}
+
+int synchro_future_then_typed(synchro_future_t *f, synchro_host_t *h, synchro_host_cb cb,
+                              synchro_fn fn, void *data) {
   uintptr_t sink;
   int rc;
   if (h == NULL || cb == NULL || synchro__rec_check(f) != 0 ||
@@ -241,6 +250,7 @@ int synchro_future_then(synchro_future_t *f, synchro_host_t *h, synchro_host_cb 
   if (sink != SYNCHRO__SINK_NONE && sink != SYNCHRO__SINK_DONE)
     return SYNCHRO_EINVAL;
   f->cflags |= SYNCHRO__C_ATTACHED;
+  f->then_fn = fn;
   if ((rc = synchro__host_attach(h, f, cb, data)) != 0) {
     f->cflags &= (uint8_t)~SYNCHRO__C_ATTACHED;
     return rc;

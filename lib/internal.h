@@ -132,6 +132,7 @@ struct synchro_call_s {
   synchro_call_t *obj_prev;        /* the object's in-flight calls (loop thread) */
   synchro_call_t *obj_next;
   uint8_t obj_kind;                /* SYNCHRO__OBJ_* */
+  synchro_fn then_fn;              /* synchro_future_then_typed's function pointer */
 } __attribute__((aligned(SYNCHRO__CACHE_LINE)));
 
 _Static_assert(sizeof(struct synchro_call_s) == 4 * SYNCHRO__CACHE_LINE,

@@ -60,6 +60,21 @@ SYNCHRO_EXTERN int synchro_host_dispatch(synchro_host_t *h, size_t max);
 SYNCHRO_EXTERN int synchro_future_then(synchro_future_t *f, synchro_host_t *h,
                                        synchro_host_cb cb, void *data);
 
+/* A function pointer of any type, stored and returned untouched (cast it back). */
+typedef void (*synchro_fn)(void);
+
+/* As synchro_future_then(), storing one more value with the callback: a function
+ * pointer, typically the caller's own typed callback that `cb` adapts (the generated
+ * _aio functions do this). `cb` reads it back with synchro_future_then_fn(). Nothing is
+ * allocated, so nothing leaks when the host is freed before the callback could run.
+ * Returns as synchro_future_then(). Thread-safe: yes. */
+SYNCHRO_EXTERN int synchro_future_then_typed(synchro_future_t *f, synchro_host_t *h,
+                                             synchro_host_cb cb, synchro_fn fn, void *data);
+
+/* The function pointer given to synchro_future_then_typed(), or NULL. Meant for the
+ * host callback. Thread-safe: yes. */
+SYNCHRO_EXTERN synchro_fn synchro_future_then_fn(const synchro_future_t *f);
+
 /* Frees the host: no callback runs after this returns (also when called from inside
  * one of its own callbacks, where the rest of the batch is dropped and the free
  * completes when that callback returns). Pending calls are cancelled and their futures
