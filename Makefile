@@ -35,7 +35,8 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(B)/tests/%)
 TEST_SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
 TEST_SUPPORT_OBJS := $(TEST_SUPPORT_SRCS:%.c=$(B)/obj/%.o)
 DEMO_SRCS := $(sort $(wildcard examples/runtime/*.c))
-DEMO_BINS := $(DEMO_SRCS:examples/runtime/%.c=$(B)/examples/%) $(B)/examples/host_loop
+# hello (examples/hello/, the main demo) runs first.
+DEMO_BINS := $(B)/examples/hello $(DEMO_SRCS:examples/runtime/%.c=$(B)/examples/%) $(B)/examples/host_loop
 
 STATIC_LIB := $(B)/libsynchro.a
 SHARED_LIB := $(B)/libsynchro.so.$(VERSION)
@@ -112,6 +113,12 @@ $(B)/examples/%: examples/runtime/%.c $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $< $(STATIC_LIB) -o $@ $(ALL_LDFLAGS) $(LIBS)
 
+# hello: its implementation, the code bridge generated from hello.json, and main.c.
+HELLO_SRCS := examples/hello/main.c examples/hello/hello_impl.c examples/hello/gen/hello.c
+$(B)/examples/hello: $(HELLO_SRCS) $(wildcard examples/hello/gen/*.h) $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Iexamples/hello/gen $(HELLO_SRCS) $(STATIC_LIB) -o $@ $(ALL_LDFLAGS) $(LIBS)
+
 $(B)/examples/host_loop: examples/host_loop/main.c $(STATIC_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $< $(STATIC_LIB) -o $@ $(ALL_LDFLAGS) $(LIBS)
@@ -129,9 +136,11 @@ run-tests: $(TEST_BINS) $(if $(BRIDGE_SRCS),$(B)/bridge)
 	echo "all $(words $(TEST_BINS)) test programs passed"
 
 # Drift check (A34): every committed spec/gen pair must match a fresh generation, and
-# gen/ must hold nothing else. `make check` runs it before the tests.
+# gen/ must hold nothing else. `make check` runs it before the tests. An example's spec
+# is examples/NAME/spec.json or examples/NAME/NAME.json, next to its gen/.
 BRIDGE_PAIRS := tests/conformance/conf.json:tests/conformance/gen \
-  $(foreach d,$(patsubst %/spec.json,%,$(wildcard examples/*/spec.json)),$(if $(wildcard $(d)/gen),$(d)/spec.json:$(d)/gen))
+  $(foreach d,$(patsubst %/gen/,%,$(wildcard examples/*/gen/)),\
+    $(foreach s,$(firstword $(wildcard $(d)/spec.json $(d)/$(notdir $(d)).json)),$(s):$(d)/gen))
 .PHONY: bridge-check
 bridge-check: $(B)/bridge
 	@for p in $(BRIDGE_PAIRS); do \
@@ -170,7 +179,7 @@ tsan: deps
 	  $(MAKE) --no-print-directory B=build/tsan SAN="$(SAN_TSAN)" OPT="-O1 -g" run-tests
 valgrind: deps
 	@CK_FORK=no SYNCHRO_TEST_SCALE=50 $(MAKE) --no-print-directory B=build/valgrind OPT="-O1 -g" \
-	  RUNNER="valgrind -q --leak-check=full --error-exitcode=1 --errors-for-leak-kinds=definite,indirect" run-tests
+	  RUNNER="valgrind -q --leak-check=full --show-possibly-lost=no --error-exitcode=1 --errors-for-leak-kinds=definite,indirect" run-tests
 
 examples: $(DEMO_BINS)
 demo: deps

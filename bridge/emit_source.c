@@ -342,16 +342,6 @@ static void add_call_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
       m, m, m, m);
   if (e->plain_funcs)
     add_function_call_helpers(e, b);
-  if (e->futures)
-    bridge_buf_addf(b,
-                  "/* An _aio call's callback, as a generic function pointer that the op's "
-                  "done\n"
-                  " * function casts back to its own type, and the callback's data. */\n"
-                  "typedef struct %s__request_s {\n"
-                  "  void (*cb)(void);\n"
-                  "  void *data;\n"
-                  "} %s__request_t;\n\n",
-                  m, m);
   if (e->plain_funcs)
     add_function_aio_helper(e, b);
   if (e->spec->nobjects > 0)
@@ -412,36 +402,32 @@ static void add_function_aio_helper(const bridge_emit_t *e, bridge_buf_t *b) {
 
   bridge_buf_addf(b,
                   "/* The submission behind every %s_op_aio(): `done` runs on the host's "
-                  "thread. */\n",
+                  "thread and\n"
+                  " * reads the caller's typed callback `cb` back with "
+                  "synchro_future_then_fn(). Nothing\n"
+                  " * is allocated, so nothing is left over when the host is freed first. "
+                  "*/\n",
                   m);
   add_signature(b, "static int %s__submit_aio(const synchro_op_t *op, %s__check_fn check, "
                    "const void *args, synchro_host_t *host, synchro_host_cb done, "
-                   "void (*cb)(void), void *data) {", m);
+                   "synchro_fn cb, void *data) {", m);
   bridge_buf_addf(b,
-                  "  %s__request_t *req;\n"
                   "  synchro_future_t *f;\n"
                   "  int rc;\n\n"
                   "  if (host == NULL || cb == NULL)\n"
                   "    return SYNCHRO_EINVAL;\n"
-                  "  req = synchro_mem_malloc(sizeof(*req));\n"
-                  "  if (req == NULL)\n"
-                  "    return SYNCHRO_ENOMEM;\n"
-                  "  req->cb = cb;\n"
-                  "  req->data = data;\n"
                   "  rc = %s__submit(op, check, args, &f);\n"
-                  "  if (rc == 0) {\n"
-                  "    rc = synchro_future_then(f, host, done, req);\n"
-                  "    if (rc != 0) {\n"
-                  "      /* Nobody would see the outcome: stop the call. */\n"
-                  "      (void)synchro_future_cancel(f);\n"
-                  "      synchro_future_free(f);\n"
-                  "    }\n"
-                  "  }\n"
                   "  if (rc != 0)\n"
-                  "    synchro_mem_free(req);\n"
+                  "    return rc;\n"
+                  "  rc = synchro_future_then_typed(f, host, done, cb, data);\n"
+                  "  if (rc != 0) {\n"
+                  "    /* Nobody would see the outcome: stop the call. */\n"
+                  "    (void)synchro_future_cancel(f);\n"
+                  "    synchro_future_free(f);\n"
+                  "  }\n"
                   "  return rc;\n"
                   "}\n\n",
-                  m, m);
+                  m);
 }
 
 static void add_object_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
@@ -515,36 +501,31 @@ static void add_object_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
                   "  return synchro_object_submit(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);\n"
                   "}\n\n",
                   u, u);
-  bridge_buf_add(b, "/* The submission behind every object operation's _aio(): `done` runs on "
-                    "the host's\n * thread. */\n");
+  bridge_buf_add(b, "/* The submission behind every object operation's _aio(): as "
+                    "for functions, `done`\n"
+                    " * runs on the host's thread and reads `cb` back with "
+                    "synchro_future_then_fn(). */\n");
   add_signature(b, "static int %s__submit_aio_on(void *self, int what, const synchro_op_t *op, "
                    "%s__check_fn check, const void *args, synchro_host_t *host, "
-                   "synchro_host_cb done, void (*cb)(void), void *data) {", m);
+                   "synchro_host_cb done, synchro_fn cb, void *data) {", m);
+  bridge_buf_add(b,
+                 "  synchro_future_t *f;\n"
+                 "  int rc;\n\n"
+                 "  if (host == NULL || cb == NULL)\n"
+                 "    return SYNCHRO_EINVAL;\n");
   bridge_buf_addf(b,
-                  "  %s__request_t *req;\n"
-                  "  synchro_future_t *f;\n"
-                  "  int rc;\n\n"
-                  "  if (host == NULL || cb == NULL)\n"
-                  "    return SYNCHRO_EINVAL;\n"
-                  "  req = synchro_mem_malloc(sizeof(*req));\n"
-                  "  if (req == NULL)\n"
-                  "    return SYNCHRO_ENOMEM;\n"
-                  "  req->cb = cb;\n"
-                  "  req->data = data;\n"
                   "  rc = %s__submit_on(self, what, op, check, args, &f);\n"
-                  "  if (rc == 0) {\n"
-                  "    rc = synchro_future_then(f, host, done, req);\n"
-                  "    if (rc != 0) {\n"
-                  "      /* Nobody would see the outcome: stop the call. */\n"
-                  "      (void)synchro_future_cancel(f);\n"
-                  "      synchro_future_free(f);\n"
-                  "    }\n"
-                  "  }\n"
                   "  if (rc != 0)\n"
-                  "    synchro_mem_free(req);\n"
+                  "    return rc;\n"
+                  "  rc = synchro_future_then_typed(f, host, done, cb, data);\n"
+                  "  if (rc != 0) {\n"
+                  "    /* Nobody would see the outcome: stop the call. */\n"
+                  "    (void)synchro_future_cancel(f);\n"
+                  "    synchro_future_free(f);\n"
+                  "  }\n"
                   "  return rc;\n"
                   "}\n\n",
-                  m, m);
+                  m);
 }
 
 static void add_stream_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
@@ -1041,7 +1022,7 @@ static void add_wrappers(const bridge_emit_t *e, const bridge_func_t *f, bool ch
   add_helper_call(e, f, checked, helper, "out", b);
   bridge_buf_add(b, "}\n\n");
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_AIO, "", " {");
-  bridge_format(rest, sizeof(rest), "aio_host, %s_%s__done, (void (*)(void))aio_cb, aio_data",
+  bridge_format(rest, sizeof(rest), "aio_host, %s_%s__done, (synchro_fn)aio_cb, aio_data",
                 e->mod, f->cname);
   bridge_format(helper, sizeof(helper), "submit_aio%s", on);
   add_helper_call(e, f, checked, helper, rest, b);
@@ -1131,28 +1112,35 @@ static void add_aio_done(const bridge_emit_t *e, const bridge_func_t *f, bridge_
   const char *m = e->mod, *n = f->cname;
   bool owns = f->has_result && bridge_result_owns(&f->result);
 
+  bridge_buf_t line;
+
   bridge_buf_addf(b,
                   "/* Runs on the host's thread: hands the outcome to the caller's "
-                  "callback%s. */\n"
-                  "static void %s_%s__done(synchro_future_t *f, int status, void *data) {\n"
-                  "  %s__request_t req = *(%s__request_t *)data;\n",
-                  owns ? ", then releases\n * the result, which the callback only borrowed" : "",
-                  m, n, m, m);
+                  "callback (stored with\n"
+                  " * the call by %s_%s_aio())%s. */\n"
+                  "static void %s_%s__done(synchro_future_t *f, int status, void *data) {\n",
+                  m, n,
+                  owns ? ", then releases the result, which the\n * callback only borrowed"
+                       : "",
+                  m, n);
+  bridge_buf_init(&line);
+  bridge_buf_addf(&line, "  %s_%s_cb cb = (%s_%s_cb)synchro_future_then_fn(f);", m, n, m, n);
+  bridge_add_wrapped(b, bridge_buf_str(&line));
+  if (line.failed)
+    b->failed = true;
+  bridge_buf_free(&line);
   if (f->has_result) {
     bridge_buf_add(b, "  ");
     bridge_add_decl(b, bridge_c_result(e, &f->result).s, "result");
     bridge_buf_addf(b, " = %s;\n", bridge_c_zero(&f->result));
   }
-  bridge_buf_add(b, "\n  synchro_mem_free(data);\n");
+  bridge_buf_add(b, "\n");
   if (f->has_result)
-    bridge_buf_addf(b, "  if (status == 0)\n"
-                       "    status = synchro_future_result(f, &result);\n"
-                       "  ((%s_%s_cb)req.cb)(status, result, synchro_future_error(f), "
-                       "req.data);\n",
-                    m, n);
+    bridge_buf_add(b, "  if (status == 0)\n"
+                      "    status = synchro_future_result(f, &result);\n"
+                      "  cb(status, result, synchro_future_error(f), data);\n");
   else
-    bridge_buf_addf(b, "  ((%s_%s_cb)req.cb)(status, synchro_future_error(f), req.data);\n",
-                    m, n);
+    bridge_buf_add(b, "  cb(status, synchro_future_error(f), data);\n");
   if (owns)
     bridge_buf_addf(b, "  %s__release_%s%s(&result);\n", m, bridge_kind_name(f->result.kind),
                     f->result.array ? "_array" : "");

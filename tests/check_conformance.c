@@ -456,11 +456,33 @@ START_TEST(test_cancel) {
   synchro_future_free(f);
   assert_hook_ran(before, "futures");
 
-  /* aio: the generated API returns no handle to cancel with. Freeing the host cancels
-   * what it waits for (the hook runs, the callback never does), but the generated
-   * wrapper's request record then leaks: synchro_future_then() has no way to release
-   * its `data` when the callback will never run. Not exercised here until the runtime
-   * offers one (see the generator's report). */
+  /* aio: the generated API returns no handle to cancel with; freeing the host cancels
+   * what it waits for. The hook runs, the callback never does, and nothing is left
+   * allocated: the wrapper keeps its typed callback in the call record
+   * (synchro_future_then_typed), so there is nothing of its own to release. A host of
+   * its own, on the test's loop, so that teardown still frees the shared one. */
+  {
+    synchro_host_t *h = NULL;
+    outcome_t out;
+    aio_t w = {&out, false, 0};
+    int i;
+
+    memset(&out, 0, sizeof(out));
+    ck_assert_int_eq(synchro_host_new_uv(&h, &loop), 0);
+    before = cancel_count();
+    ck_assert_int_eq(conf_sleep_aio(10000, h, on_int, &w), 0);
+    /* calls start oldest first: once this blocking call returned, sleep() is running
+     * and its cancel hook is set */
+    ck_assert_int_eq(cancel_count(), before);
+    synchro_host_free(h);
+    uv_run(&loop, UV_RUN_NOWAIT); /* lets libuv finish closing the host's handle */
+    assert_hook_ran(before, "aio (host freed)");
+    for (i = 0; i < 20; i++) {
+      uv_run(&loop, UV_RUN_NOWAIT);
+      sleep_ms(1);
+    }
+    ck_assert_msg(!w.done, "aio (host freed): the callback ran after synchro_host_free()");
+  }
 
   /* blocking: the caller cannot cancel, the deadline does (test_deadline) */
 }

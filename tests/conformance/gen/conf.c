@@ -137,39 +137,26 @@ static int conf__submit(const synchro_op_t *op, conf__check_fn check, const void
   return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
 }
 
-/* An _aio call's callback, as a generic function pointer that the op's done
- * function casts back to its own type, and the callback's data. */
-typedef struct conf__request_s {
-  void (*cb)(void);
-  void *data;
-} conf__request_t;
-
-/* The submission behind every conf_op_aio(): `done` runs on the host's thread. */
+/* The submission behind every conf_op_aio(): `done` runs on the host's thread and
+ * reads the caller's typed callback `cb` back with synchro_future_then_fn(). Nothing
+ * is allocated, so nothing is left over when the host is freed first. */
 static int conf__submit_aio(const synchro_op_t *op, conf__check_fn check,
                             const void *args, synchro_host_t *host,
-                            synchro_host_cb done, void (*cb)(void), void *data) {
-  conf__request_t *req;
+                            synchro_host_cb done, synchro_fn cb, void *data) {
   synchro_future_t *f;
   int rc;
 
   if (host == NULL || cb == NULL)
     return SYNCHRO_EINVAL;
-  req = synchro_mem_malloc(sizeof(*req));
-  if (req == NULL)
-    return SYNCHRO_ENOMEM;
-  req->cb = cb;
-  req->data = data;
   rc = conf__submit(op, check, args, &f);
-  if (rc == 0) {
-    rc = synchro_future_then(f, host, done, req);
-    if (rc != 0) {
-      /* Nobody would see the outcome: stop the call. */
-      (void)synchro_future_cancel(f);
-      synchro_future_free(f);
-    }
-  }
   if (rc != 0)
-    synchro_mem_free(req);
+    return rc;
+  rc = synchro_future_then_typed(f, host, done, cb, data);
+  if (rc != 0) {
+    /* Nobody would see the outcome: stop the call. */
+    (void)synchro_future_cancel(f);
+    synchro_future_free(f);
+  }
   return rc;
 }
 
@@ -238,34 +225,26 @@ static int conf__submit_on(void *self, int what, const synchro_op_t *op,
   return synchro_object_submit(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
 }
 
-/* The submission behind every object operation's _aio(): `done` runs on the host's
- * thread. */
+/* The submission behind every object operation's _aio(): as for functions, `done`
+ * runs on the host's thread and reads `cb` back with synchro_future_then_fn(). */
 static int conf__submit_aio_on(void *self, int what, const synchro_op_t *op,
                                conf__check_fn check, const void *args,
                                synchro_host_t *host, synchro_host_cb done,
-                               void (*cb)(void), void *data) {
-  conf__request_t *req;
+                               synchro_fn cb, void *data) {
   synchro_future_t *f;
   int rc;
 
   if (host == NULL || cb == NULL)
     return SYNCHRO_EINVAL;
-  req = synchro_mem_malloc(sizeof(*req));
-  if (req == NULL)
-    return SYNCHRO_ENOMEM;
-  req->cb = cb;
-  req->data = data;
   rc = conf__submit_on(self, what, op, check, args, &f);
-  if (rc == 0) {
-    rc = synchro_future_then(f, host, done, req);
-    if (rc != 0) {
-      /* Nobody would see the outcome: stop the call. */
-      (void)synchro_future_cancel(f);
-      synchro_future_free(f);
-    }
-  }
   if (rc != 0)
-    synchro_mem_free(req);
+    return rc;
+  rc = synchro_future_then_typed(f, host, done, cb, data);
+  if (rc != 0) {
+    /* Nobody would see the outcome: stop the call. */
+    (void)synchro_future_cancel(f);
+    synchro_future_free(f);
+  }
   return rc;
 }
 
@@ -417,15 +396,15 @@ static const synchro_op_t conf_add__op = {
     .result_size = sizeof(int64_t),
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by conf_add_aio()). */
 static void conf_add__done(synchro_future_t *f, int status, void *data) {
-  conf__request_t req = *(conf__request_t *)data;
+  conf_add_cb cb = (conf_add_cb)synchro_future_then_fn(f);
   int64_t result = 0;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((conf_add_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
 }
 
 int conf_add(int64_t a, int64_t b, int64_t *out, synchro_error_t **err) {
@@ -444,7 +423,7 @@ int conf_add_aio(int64_t a, int64_t b, synchro_host_t *aio_host, conf_add_cb aio
                  void *aio_data) {
   return conf__submit_aio(&conf_add__op, NULL,
                           &(const conf_add_args_t){.a = a, .b = b},
-                          aio_host, conf_add__done, (void (*)(void))aio_cb, aio_data);
+                          aio_host, conf_add__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int conf_add_result(synchro_future_t *f, int64_t *out) {
@@ -512,16 +491,16 @@ static const synchro_op_t conf_greet__op = {
     .result_free = conf__release_string,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback, then releases
- * the result, which the callback only borrowed. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by conf_greet_aio()), then releases the result, which the
+ * callback only borrowed. */
 static void conf_greet__done(synchro_future_t *f, int status, void *data) {
-  conf__request_t req = *(conf__request_t *)data;
+  conf_greet_cb cb = (conf_greet_cb)synchro_future_then_fn(f);
   char *result = NULL;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((conf_greet_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
   conf__release_string(&result);
 }
 
@@ -541,7 +520,7 @@ int conf_greet_aio(const char *name, synchro_host_t *aio_host, conf_greet_cb aio
                    void *aio_data) {
   return conf__submit_aio(&conf_greet__op, conf_greet__check_args,
                           &(const conf_greet_args_t){.name = name},
-                          aio_host, conf_greet__done, (void (*)(void))aio_cb, aio_data);
+                          aio_host, conf_greet__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int conf_greet_result(synchro_future_t *f, char **out) {
@@ -584,15 +563,15 @@ static const synchro_op_t conf_limited__op = {
     .result_size = sizeof(int64_t),
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by conf_limited_aio()). */
 static void conf_limited__done(synchro_future_t *f, int status, void *data) {
-  conf__request_t req = *(conf__request_t *)data;
+  conf_limited_cb cb = (conf_limited_cb)synchro_future_then_fn(f);
   int64_t result = 0;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((conf_limited_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
 }
 
 int conf_limited(int64_t *out, synchro_error_t **err) {
@@ -605,7 +584,7 @@ int conf_limited_future(synchro_future_t **out) {
 
 int conf_limited_aio(synchro_host_t *aio_host, conf_limited_cb aio_cb, void *aio_data) {
   return conf__submit_aio(&conf_limited__op, NULL, NULL, aio_host, conf_limited__done,
-                          (void (*)(void))aio_cb, aio_data);
+                          (synchro_fn)aio_cb, aio_data);
 }
 
 int conf_limited_result(synchro_future_t *f, int64_t *out) {
@@ -642,15 +621,15 @@ static const synchro_op_t conf_sleep__op = {
     .result_size = sizeof(int64_t),
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by conf_sleep_aio()). */
 static void conf_sleep__done(synchro_future_t *f, int status, void *data) {
-  conf__request_t req = *(conf__request_t *)data;
+  conf_sleep_cb cb = (conf_sleep_cb)synchro_future_then_fn(f);
   int64_t result = 0;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((conf_sleep_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
 }
 
 int conf_sleep(int64_t ms, int64_t *out, synchro_error_t **err) {
@@ -667,7 +646,7 @@ int conf_sleep_aio(int64_t ms, synchro_host_t *aio_host, conf_sleep_cb aio_cb,
                    void *aio_data) {
   return conf__submit_aio(&conf_sleep__op, NULL,
                           &(const conf_sleep_args_t){.ms = ms},
-                          aio_host, conf_sleep__done, (void (*)(void))aio_cb, aio_data);
+                          aio_host, conf_sleep__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int conf_sleep_result(synchro_future_t *f, int64_t *out) {
@@ -705,15 +684,15 @@ static const synchro_op_t conf_sleep_bounded__op = {
     .timeout_ms = 100,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by conf_sleep_bounded_aio()). */
 static void conf_sleep_bounded__done(synchro_future_t *f, int status, void *data) {
-  conf__request_t req = *(conf__request_t *)data;
+  conf_sleep_bounded_cb cb = (conf_sleep_bounded_cb)synchro_future_then_fn(f);
   int64_t result = 0;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((conf_sleep_bounded_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
 }
 
 int conf_sleep_bounded(int64_t ms, int64_t *out, synchro_error_t **err) {
@@ -732,7 +711,7 @@ int conf_sleep_bounded_aio(int64_t ms, synchro_host_t *aio_host,
                            conf_sleep_bounded_cb aio_cb, void *aio_data) {
   return conf__submit_aio(&conf_sleep_bounded__op, NULL,
                           &(const conf_sleep_bounded_args_t){.ms = ms},
-                          aio_host, conf_sleep_bounded__done, (void (*)(void))aio_cb,
+                          aio_host, conf_sleep_bounded__done, (synchro_fn)aio_cb,
                           aio_data);
 }
 
@@ -769,15 +748,15 @@ static const synchro_op_t conf_cancel_count__op = {
     .result_size = sizeof(int64_t),
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by conf_cancel_count_aio()). */
 static void conf_cancel_count__done(synchro_future_t *f, int status, void *data) {
-  conf__request_t req = *(conf__request_t *)data;
+  conf_cancel_count_cb cb = (conf_cancel_count_cb)synchro_future_then_fn(f);
   int64_t result = 0;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((conf_cancel_count_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
 }
 
 int conf_cancel_count(int64_t *out, synchro_error_t **err) {
@@ -791,7 +770,7 @@ int conf_cancel_count_future(synchro_future_t **out) {
 int conf_cancel_count_aio(synchro_host_t *aio_host, conf_cancel_count_cb aio_cb,
                           void *aio_data) {
   return conf__submit_aio(&conf_cancel_count__op, NULL, NULL, aio_host,
-                          conf_cancel_count__done, (void (*)(void))aio_cb, aio_data);
+                          conf_cancel_count__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int conf_cancel_count_result(synchro_future_t *f, int64_t *out) {
@@ -941,15 +920,15 @@ static const synchro_op_t conf_value_of__op = {
     .result_size = sizeof(int64_t),
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by conf_value_of_aio()). */
 static void conf_value_of__done(synchro_future_t *f, int status, void *data) {
-  conf__request_t req = *(conf__request_t *)data;
+  conf_value_of_cb cb = (conf_value_of_cb)synchro_future_then_fn(f);
   int64_t result = 0;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((conf_value_of_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
 }
 
 int conf_value_of(conf_counter_t *c, int64_t *out, synchro_error_t **err) {
@@ -968,8 +947,7 @@ int conf_value_of_aio(conf_counter_t *c, synchro_host_t *aio_host,
                       conf_value_of_cb aio_cb, void *aio_data) {
   return conf__submit_aio(&conf_value_of__op, conf_value_of__check_args,
                           &(const conf_value_of_args_t){.c__handle = (synchro_object_t *)c},
-                          aio_host, conf_value_of__done, (void (*)(void))aio_cb,
-                          aio_data);
+                          aio_host, conf_value_of__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int conf_value_of_result(synchro_future_t *f, int64_t *out) {
@@ -1007,15 +985,15 @@ static const synchro_op_t conf_make_counter__op = {
     .result_free = conf__release_object,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by conf_make_counter_aio()). */
 static void conf_make_counter__done(synchro_future_t *f, int status, void *data) {
-  conf__request_t req = *(conf__request_t *)data;
+  conf_make_counter_cb cb = (conf_make_counter_cb)synchro_future_then_fn(f);
   conf_counter_t *result = NULL;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((conf_make_counter_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
 }
 
 int conf_make_counter(int64_t start, conf_counter_t **out, synchro_error_t **err) {
@@ -1034,7 +1012,7 @@ int conf_make_counter_aio(int64_t start, synchro_host_t *aio_host,
                           conf_make_counter_cb aio_cb, void *aio_data) {
   return conf__submit_aio(&conf_make_counter__op, NULL,
                           &(const conf_make_counter_args_t){.start = start},
-                          aio_host, conf_make_counter__done, (void (*)(void))aio_cb,
+                          aio_host, conf_make_counter__done, (synchro_fn)aio_cb,
                           aio_data);
 }
 
@@ -1083,12 +1061,12 @@ void conf_counter_free(conf_counter_t *self) {
 }
 
 /* ---- counter_open ---------------------------------------------------------------- */
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by conf_counter_open_aio()). */
 static void conf_counter_open__done(synchro_future_t *f, int status, void *data) {
-  conf__request_t req = *(conf__request_t *)data;
+  conf_counter_open_cb cb = (conf_counter_open_cb)synchro_future_then_fn(f);
 
-  synchro_mem_free(data);
-  ((conf_counter_open_cb)req.cb)(status, synchro_future_error(f), req.data);
+  cb(status, synchro_future_error(f), data);
 }
 
 int conf_counter_open(conf_counter_t *self, synchro_error_t **err) {
@@ -1102,7 +1080,7 @@ int conf_counter_open_future(conf_counter_t *self, synchro_future_t **out) {
 int conf_counter_open_aio(conf_counter_t *self, synchro_host_t *aio_host,
                           conf_counter_open_cb aio_cb, void *aio_data) {
   return conf__submit_aio_on(self, CONF__OPEN, &conf_counter_open__op, NULL, NULL,
-                             aio_host, conf_counter_open__done, (void (*)(void))aio_cb,
+                             aio_host, conf_counter_open__done, (synchro_fn)aio_cb,
                              aio_data);
 }
 
@@ -1127,12 +1105,12 @@ int conf_counter_open_fail(synchro_call_t *call, int code, const char *fmt, ...)
 }
 
 /* ---- counter_close --------------------------------------------------------------- */
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by conf_counter_close_aio()). */
 static void conf_counter_close__done(synchro_future_t *f, int status, void *data) {
-  conf__request_t req = *(conf__request_t *)data;
+  conf_counter_close_cb cb = (conf_counter_close_cb)synchro_future_then_fn(f);
 
-  synchro_mem_free(data);
-  ((conf_counter_close_cb)req.cb)(status, synchro_future_error(f), req.data);
+  cb(status, synchro_future_error(f), data);
 }
 
 int conf_counter_close(conf_counter_t *self, synchro_error_t **err) {
@@ -1147,7 +1125,7 @@ int conf_counter_close_future(conf_counter_t *self, synchro_future_t **out) {
 int conf_counter_close_aio(conf_counter_t *self, synchro_host_t *aio_host,
                            conf_counter_close_cb aio_cb, void *aio_data) {
   return conf__submit_aio_on(self, CONF__CLOSE, &conf_counter_close__op, NULL, NULL,
-                             aio_host, conf_counter_close__done, (void (*)(void))aio_cb,
+                             aio_host, conf_counter_close__done, (synchro_fn)aio_cb,
                              aio_data);
 }
 
@@ -1185,15 +1163,15 @@ static const synchro_op_t conf_counter_add__op = {
     .result_size = sizeof(int64_t),
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by conf_counter_add_aio()). */
 static void conf_counter_add__done(synchro_future_t *f, int status, void *data) {
-  conf__request_t req = *(conf__request_t *)data;
+  conf_counter_add_cb cb = (conf_counter_add_cb)synchro_future_then_fn(f);
   int64_t result = 0;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((conf_counter_add_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
 }
 
 int conf_counter_add(conf_counter_t *self, int64_t delta, int64_t *out,
@@ -1214,7 +1192,7 @@ int conf_counter_add_aio(conf_counter_t *self, int64_t delta, synchro_host_t *ai
                          conf_counter_add_cb aio_cb, void *aio_data) {
   return conf__submit_aio_on(self, CONF__METHOD, &conf_counter_add__op, NULL,
                              &(const conf_counter_add_args_t){.delta = delta},
-                             aio_host, conf_counter_add__done, (void (*)(void))aio_cb,
+                             aio_host, conf_counter_add__done, (synchro_fn)aio_cb,
                              aio_data);
 }
 
@@ -1334,15 +1312,15 @@ static const synchro_op_t conf_counter_same__op = {
     .result_free = conf__release_object,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by conf_counter_same_aio()). */
 static void conf_counter_same__done(synchro_future_t *f, int status, void *data) {
-  conf__request_t req = *(conf__request_t *)data;
+  conf_counter_same_cb cb = (conf_counter_same_cb)synchro_future_then_fn(f);
   conf_counter_t *result = NULL;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((conf_counter_same_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
 }
 
 int conf_counter_same(conf_counter_t *self, conf_counter_t **out,
@@ -1358,7 +1336,7 @@ int conf_counter_same_future(conf_counter_t *self, synchro_future_t **out) {
 int conf_counter_same_aio(conf_counter_t *self, synchro_host_t *aio_host,
                           conf_counter_same_cb aio_cb, void *aio_data) {
   return conf__submit_aio_on(self, CONF__METHOD, &conf_counter_same__op, NULL, NULL,
-                             aio_host, conf_counter_same__done, (void (*)(void))aio_cb,
+                             aio_host, conf_counter_same__done, (synchro_fn)aio_cb,
                              aio_data);
 }
 

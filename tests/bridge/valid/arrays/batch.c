@@ -387,39 +387,26 @@ static int batch__submit(const synchro_op_t *op, batch__check_fn check,
   return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
 }
 
-/* An _aio call's callback, as a generic function pointer that the op's done
- * function casts back to its own type, and the callback's data. */
-typedef struct batch__request_s {
-  void (*cb)(void);
-  void *data;
-} batch__request_t;
-
-/* The submission behind every batch_op_aio(): `done` runs on the host's thread. */
+/* The submission behind every batch_op_aio(): `done` runs on the host's thread and
+ * reads the caller's typed callback `cb` back with synchro_future_then_fn(). Nothing
+ * is allocated, so nothing is left over when the host is freed first. */
 static int batch__submit_aio(const synchro_op_t *op, batch__check_fn check,
                              const void *args, synchro_host_t *host,
-                             synchro_host_cb done, void (*cb)(void), void *data) {
-  batch__request_t *req;
+                             synchro_host_cb done, synchro_fn cb, void *data) {
   synchro_future_t *f;
   int rc;
 
   if (host == NULL || cb == NULL)
     return SYNCHRO_EINVAL;
-  req = synchro_mem_malloc(sizeof(*req));
-  if (req == NULL)
-    return SYNCHRO_ENOMEM;
-  req->cb = cb;
-  req->data = data;
   rc = batch__submit(op, check, args, &f);
-  if (rc == 0) {
-    rc = synchro_future_then(f, host, done, req);
-    if (rc != 0) {
-      /* Nobody would see the outcome: stop the call. */
-      (void)synchro_future_cancel(f);
-      synchro_future_free(f);
-    }
-  }
   if (rc != 0)
-    synchro_mem_free(req);
+    return rc;
+  rc = synchro_future_then_typed(f, host, done, cb, data);
+  if (rc != 0) {
+    /* Nobody would see the outcome: stop the call. */
+    (void)synchro_future_cancel(f);
+    synchro_future_free(f);
+  }
   return rc;
 }
 
@@ -474,15 +461,15 @@ static const synchro_op_t batch_sum__op = {
     .result_size = sizeof(int64_t),
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by batch_sum_aio()). */
 static void batch_sum__done(synchro_future_t *f, int status, void *data) {
-  batch__request_t req = *(batch__request_t *)data;
+  batch_sum_cb cb = (batch_sum_cb)synchro_future_then_fn(f);
   int64_t result = 0;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((batch_sum_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
 }
 
 int batch_sum(const int64_t *values, size_t values_count, int64_t *out,
@@ -506,7 +493,7 @@ int batch_sum_aio(const int64_t *values, size_t values_count, synchro_host_t *ai
   return batch__submit_aio(&batch_sum__op, batch_sum__check_args,
                            &(const batch_sum_args_t){.values = values,
                                                      .values_count = values_count},
-                           aio_host, batch_sum__done, (void (*)(void))aio_cb, aio_data);
+                           aio_host, batch_sum__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int batch_sum_result(synchro_future_t *f, int64_t *out) {
@@ -584,16 +571,16 @@ static const synchro_op_t batch_flags__op = {
     .result_free = batch__release_bool_array,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback, then releases
- * the result, which the callback only borrowed. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by batch_flags_aio()), then releases the result, which the
+ * callback only borrowed. */
 static void batch_flags__done(synchro_future_t *f, int status, void *data) {
-  batch__request_t req = *(batch__request_t *)data;
+  batch_flags_cb cb = (batch_flags_cb)synchro_future_then_fn(f);
   batch_bool_array_t result = {NULL, 0};
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((batch_flags_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
   batch__release_bool_array(&result);
 }
 
@@ -630,8 +617,7 @@ int batch_flags_aio(const bool *bits, size_t bits_count, const double *weights,
                                                        .weights_count = weights_count,
                                                        .ids = ids,
                                                        .ids_count = ids_count},
-                           aio_host, batch_flags__done, (void (*)(void))aio_cb,
-                           aio_data);
+                           aio_host, batch_flags__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int batch_flags_result(synchro_future_t *f, batch_bool_array_t *out) {
@@ -708,16 +694,16 @@ static const synchro_op_t batch_split__op = {
     .result_free = batch__release_string_array,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback, then releases
- * the result, which the callback only borrowed. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by batch_split_aio()), then releases the result, which the
+ * callback only borrowed. */
 static void batch_split__done(synchro_future_t *f, int status, void *data) {
-  batch__request_t req = *(batch__request_t *)data;
+  batch_split_cb cb = (batch_split_cb)synchro_future_then_fn(f);
   batch_string_array_t result = {NULL, 0};
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((batch_split_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
   batch__release_string_array(&result);
 }
 
@@ -737,8 +723,7 @@ int batch_split_aio(const char *text, synchro_host_t *aio_host, batch_split_cb a
                     void *aio_data) {
   return batch__submit_aio(&batch_split__op, batch_split__check_args,
                            &(const batch_split_args_t){.text = text},
-                           aio_host, batch_split__done, (void (*)(void))aio_cb,
-                           aio_data);
+                           aio_host, batch_split__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int batch_split_result(synchro_future_t *f, batch_string_array_t *out) {
@@ -821,16 +806,16 @@ static const synchro_op_t batch_join__op = {
     .result_free = batch__release_string_array,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback, then releases
- * the result, which the callback only borrowed. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by batch_join_aio()), then releases the result, which the
+ * callback only borrowed. */
 static void batch_join__done(synchro_future_t *f, int status, void *data) {
-  batch__request_t req = *(batch__request_t *)data;
+  batch_join_cb cb = (batch_join_cb)synchro_future_then_fn(f);
   batch_string_array_t result = {NULL, 0};
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((batch_join_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
   batch__release_string_array(&result);
 }
 
@@ -855,8 +840,7 @@ int batch_join_aio(const char *const *parts, size_t parts_count,
   return batch__submit_aio(&batch_join__op, batch_join__check_args,
                            &(const batch_join_args_t){.parts = parts,
                                                       .parts_count = parts_count},
-                           aio_host, batch_join__done, (void (*)(void))aio_cb,
-                           aio_data);
+                           aio_host, batch_join__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int batch_join_result(synchro_future_t *f, batch_string_array_t *out) {
@@ -945,16 +929,16 @@ static const synchro_op_t batch_chunks__op = {
     .result_free = batch__release_bytes_array,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback, then releases
- * the result, which the callback only borrowed. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by batch_chunks_aio()), then releases the result, which the
+ * callback only borrowed. */
 static void batch_chunks__done(synchro_future_t *f, int status, void *data) {
-  batch__request_t req = *(batch__request_t *)data;
+  batch_chunks_cb cb = (batch_chunks_cb)synchro_future_then_fn(f);
   batch_bytes_array_t result = {NULL, 0};
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((batch_chunks_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
   batch__release_bytes_array(&result);
 }
 
@@ -988,8 +972,7 @@ int batch_chunks_aio(const batch_bytes_t *blobs, size_t blobs_count,
                                                         .blobs_count = blobs_count,
                                                         .maybe = maybe,
                                                         .maybe_count = maybe_count},
-                           aio_host, batch_chunks__done, (void (*)(void))aio_cb,
-                           aio_data);
+                           aio_host, batch_chunks__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int batch_chunks_result(synchro_future_t *f, batch_bytes_array_t *out) {
@@ -1081,16 +1064,16 @@ static const synchro_op_t batch_docs__op = {
     .result_free = batch__release_json_array,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback, then releases
- * the result, which the callback only borrowed. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by batch_docs_aio()), then releases the result, which the
+ * callback only borrowed. */
 static void batch_docs__done(synchro_future_t *f, int status, void *data) {
-  batch__request_t req = *(batch__request_t *)data;
+  batch_docs_cb cb = (batch_docs_cb)synchro_future_then_fn(f);
   batch_json_array_t result = {NULL, 0};
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((batch_docs_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
   batch__release_json_array(&result);
 }
 
@@ -1122,8 +1105,7 @@ int batch_docs_aio(json_t *const *items, size_t items_count, json_t *const *extr
                                                       .items_count = items_count,
                                                       .extra = extra,
                                                       .extra_count = extra_count},
-                           aio_host, batch_docs__done, (void (*)(void))aio_cb,
-                           aio_data);
+                           aio_host, batch_docs__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int batch_docs_result(synchro_future_t *f, batch_json_array_t *out) {
@@ -1209,16 +1191,16 @@ static const synchro_op_t batch_handles__op = {
     .result_free = batch__release_ptr_array,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback, then releases
- * the result, which the callback only borrowed. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by batch_handles_aio()), then releases the result, which the
+ * callback only borrowed. */
 static void batch_handles__done(synchro_future_t *f, int status, void *data) {
-  batch__request_t req = *(batch__request_t *)data;
+  batch_handles_cb cb = (batch_handles_cb)synchro_future_then_fn(f);
   batch_ptr_array_t result = {NULL, 0};
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((batch_handles_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
   batch__release_ptr_array(&result);
 }
 
@@ -1249,8 +1231,7 @@ int batch_handles_aio(void *const *ptrs, size_t ptrs_count, void *const *opt,
                                                          .ptrs_count = ptrs_count,
                                                          .opt = opt,
                                                          .opt_count = opt_count},
-                           aio_host, batch_handles__done, (void (*)(void))aio_cb,
-                           aio_data);
+                           aio_host, batch_handles__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int batch_handles_result(synchro_future_t *f, batch_ptr_array_t *out) {
@@ -1300,16 +1281,16 @@ static const synchro_op_t batch_numbers__op = {
     .result_free = batch__release_double_array,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback, then releases
- * the result, which the callback only borrowed. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by batch_numbers_aio()), then releases the result, which the
+ * callback only borrowed. */
 static void batch_numbers__done(synchro_future_t *f, int status, void *data) {
-  batch__request_t req = *(batch__request_t *)data;
+  batch_numbers_cb cb = (batch_numbers_cb)synchro_future_then_fn(f);
   batch_double_array_t result = {NULL, 0};
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((batch_numbers_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
   batch__release_double_array(&result);
 }
 
@@ -1324,7 +1305,7 @@ int batch_numbers_future(synchro_future_t **out) {
 int batch_numbers_aio(synchro_host_t *aio_host, batch_numbers_cb aio_cb,
                       void *aio_data) {
   return batch__submit_aio(&batch_numbers__op, NULL, NULL, aio_host,
-                           batch_numbers__done, (void (*)(void))aio_cb, aio_data);
+                           batch_numbers__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int batch_numbers_result(synchro_future_t *f, batch_double_array_t *out) {
@@ -1370,16 +1351,16 @@ static const synchro_op_t batch_counts__op = {
     .result_free = batch__release_uint_array,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback, then releases
- * the result, which the callback only borrowed. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by batch_counts_aio()), then releases the result, which the
+ * callback only borrowed. */
 static void batch_counts__done(synchro_future_t *f, int status, void *data) {
-  batch__request_t req = *(batch__request_t *)data;
+  batch_counts_cb cb = (batch_counts_cb)synchro_future_then_fn(f);
   batch_uint_array_t result = {NULL, 0};
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((batch_counts_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
   batch__release_uint_array(&result);
 }
 
@@ -1393,7 +1374,7 @@ int batch_counts_future(synchro_future_t **out) {
 
 int batch_counts_aio(synchro_host_t *aio_host, batch_counts_cb aio_cb, void *aio_data) {
   return batch__submit_aio(&batch_counts__op, NULL, NULL, aio_host, batch_counts__done,
-                           (void (*)(void))aio_cb, aio_data);
+                           (synchro_fn)aio_cb, aio_data);
 }
 
 int batch_counts_result(synchro_future_t *f, batch_uint_array_t *out) {
@@ -1439,16 +1420,16 @@ static const synchro_op_t batch_ints__op = {
     .result_free = batch__release_int_array,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback, then releases
- * the result, which the callback only borrowed. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by batch_ints_aio()), then releases the result, which the
+ * callback only borrowed. */
 static void batch_ints__done(synchro_future_t *f, int status, void *data) {
-  batch__request_t req = *(batch__request_t *)data;
+  batch_ints_cb cb = (batch_ints_cb)synchro_future_then_fn(f);
   batch_int_array_t result = {NULL, 0};
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((batch_ints_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
   batch__release_int_array(&result);
 }
 
@@ -1462,7 +1443,7 @@ int batch_ints_future(synchro_future_t **out) {
 
 int batch_ints_aio(synchro_host_t *aio_host, batch_ints_cb aio_cb, void *aio_data) {
   return batch__submit_aio(&batch_ints__op, NULL, NULL, aio_host, batch_ints__done,
-                           (void (*)(void))aio_cb, aio_data);
+                           (synchro_fn)aio_cb, aio_data);
 }
 
 int batch_ints_result(synchro_future_t *f, batch_int_array_t *out) {
@@ -1508,16 +1489,16 @@ static const synchro_op_t batch_maybe_handles__op = {
     .result_free = batch__release_ptr_array,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback, then releases
- * the result, which the callback only borrowed. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by batch_maybe_handles_aio()), then releases the result, which the
+ * callback only borrowed. */
 static void batch_maybe_handles__done(synchro_future_t *f, int status, void *data) {
-  batch__request_t req = *(batch__request_t *)data;
+  batch_maybe_handles_cb cb = (batch_maybe_handles_cb)synchro_future_then_fn(f);
   batch_ptr_array_t result = {NULL, 0};
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((batch_maybe_handles_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
   batch__release_ptr_array(&result);
 }
 
@@ -1532,7 +1513,7 @@ int batch_maybe_handles_future(synchro_future_t **out) {
 int batch_maybe_handles_aio(synchro_host_t *aio_host, batch_maybe_handles_cb aio_cb,
                             void *aio_data) {
   return batch__submit_aio(&batch_maybe_handles__op, NULL, NULL, aio_host,
-                           batch_maybe_handles__done, (void (*)(void))aio_cb, aio_data);
+                           batch_maybe_handles__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int batch_maybe_handles_result(synchro_future_t *f, batch_ptr_array_t *out) {

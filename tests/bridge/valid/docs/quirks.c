@@ -133,39 +133,26 @@ static int quirks__submit(const synchro_op_t *op, quirks__check_fn check,
   return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
 }
 
-/* An _aio call's callback, as a generic function pointer that the op's done
- * function casts back to its own type, and the callback's data. */
-typedef struct quirks__request_s {
-  void (*cb)(void);
-  void *data;
-} quirks__request_t;
-
-/* The submission behind every quirks_op_aio(): `done` runs on the host's thread. */
+/* The submission behind every quirks_op_aio(): `done` runs on the host's thread and
+ * reads the caller's typed callback `cb` back with synchro_future_then_fn(). Nothing
+ * is allocated, so nothing is left over when the host is freed first. */
 static int quirks__submit_aio(const synchro_op_t *op, quirks__check_fn check,
                               const void *args, synchro_host_t *host,
-                              synchro_host_cb done, void (*cb)(void), void *data) {
-  quirks__request_t *req;
+                              synchro_host_cb done, synchro_fn cb, void *data) {
   synchro_future_t *f;
   int rc;
 
   if (host == NULL || cb == NULL)
     return SYNCHRO_EINVAL;
-  req = synchro_mem_malloc(sizeof(*req));
-  if (req == NULL)
-    return SYNCHRO_ENOMEM;
-  req->cb = cb;
-  req->data = data;
   rc = quirks__submit(op, check, args, &f);
-  if (rc == 0) {
-    rc = synchro_future_then(f, host, done, req);
-    if (rc != 0) {
-      /* Nobody would see the outcome: stop the call. */
-      (void)synchro_future_cancel(f);
-      synchro_future_free(f);
-    }
-  }
   if (rc != 0)
-    synchro_mem_free(req);
+    return rc;
+  rc = synchro_future_then_typed(f, host, done, cb, data);
+  if (rc != 0) {
+    /* Nobody would see the outcome: stop the call. */
+    (void)synchro_future_cancel(f);
+    synchro_future_free(f);
+  }
   return rc;
 }
 
@@ -221,16 +208,16 @@ static const synchro_op_t quirks_echo__op = {
     .result_free = quirks__release_string,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback, then releases
- * the result, which the callback only borrowed. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by quirks_echo_aio()), then releases the result, which the
+ * callback only borrowed. */
 static void quirks_echo__done(synchro_future_t *f, int status, void *data) {
-  quirks__request_t req = *(quirks__request_t *)data;
+  quirks_echo_cb cb = (quirks_echo_cb)synchro_future_then_fn(f);
   char *result = NULL;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((quirks_echo_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
   quirks__release_string(&result);
 }
 
@@ -250,8 +237,7 @@ int quirks_echo_aio(const char *text, synchro_host_t *aio_host, quirks_echo_cb a
                     void *aio_data) {
   return quirks__submit_aio(&quirks_echo__op, quirks_echo__check_args,
                             &(const quirks_echo_args_t){.text = text},
-                            aio_host, quirks_echo__done, (void (*)(void))aio_cb,
-                            aio_data);
+                            aio_host, quirks_echo__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int quirks_echo_result(synchro_future_t *f, char **out) {
@@ -295,12 +281,12 @@ static const synchro_op_t quirks_Mixed_Case__op = {
     .args_size = sizeof(quirks_Mixed_Case_args_t),
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by quirks_Mixed_Case_aio()). */
 static void quirks_Mixed_Case__done(synchro_future_t *f, int status, void *data) {
-  quirks__request_t req = *(quirks__request_t *)data;
+  quirks_Mixed_Case_cb cb = (quirks_Mixed_Case_cb)synchro_future_then_fn(f);
 
-  synchro_mem_free(data);
-  ((quirks_Mixed_Case_cb)req.cb)(status, synchro_future_error(f), req.data);
+  cb(status, synchro_future_error(f), data);
 }
 
 int quirks_Mixed_Case(int64_t Value, synchro_error_t **err) {
@@ -319,7 +305,7 @@ int quirks_Mixed_Case_aio(int64_t Value, synchro_host_t *aio_host,
                           quirks_Mixed_Case_cb aio_cb, void *aio_data) {
   return quirks__submit_aio(&quirks_Mixed_Case__op, NULL,
                             &(const quirks_Mixed_Case_args_t){.Value = Value},
-                            aio_host, quirks_Mixed_Case__done, (void (*)(void))aio_cb,
+                            aio_host, quirks_Mixed_Case__done, (synchro_fn)aio_cb,
                             aio_data);
 }
 

@@ -128,39 +128,26 @@ static int kv__submit(const synchro_op_t *op, kv__check_fn check, const void *ar
   return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
 }
 
-/* An _aio call's callback, as a generic function pointer that the op's done
- * function casts back to its own type, and the callback's data. */
-typedef struct kv__request_s {
-  void (*cb)(void);
-  void *data;
-} kv__request_t;
-
-/* The submission behind every kv_op_aio(): `done` runs on the host's thread. */
+/* The submission behind every kv_op_aio(): `done` runs on the host's thread and
+ * reads the caller's typed callback `cb` back with synchro_future_then_fn(). Nothing
+ * is allocated, so nothing is left over when the host is freed first. */
 static int kv__submit_aio(const synchro_op_t *op, kv__check_fn check, const void *args,
-                          synchro_host_t *host, synchro_host_cb done, void (*cb)(void),
+                          synchro_host_t *host, synchro_host_cb done, synchro_fn cb,
                           void *data) {
-  kv__request_t *req;
   synchro_future_t *f;
   int rc;
 
   if (host == NULL || cb == NULL)
     return SYNCHRO_EINVAL;
-  req = synchro_mem_malloc(sizeof(*req));
-  if (req == NULL)
-    return SYNCHRO_ENOMEM;
-  req->cb = cb;
-  req->data = data;
   rc = kv__submit(op, check, args, &f);
-  if (rc == 0) {
-    rc = synchro_future_then(f, host, done, req);
-    if (rc != 0) {
-      /* Nobody would see the outcome: stop the call. */
-      (void)synchro_future_cancel(f);
-      synchro_future_free(f);
-    }
-  }
   if (rc != 0)
-    synchro_mem_free(req);
+    return rc;
+  rc = synchro_future_then_typed(f, host, done, cb, data);
+  if (rc != 0) {
+    /* Nobody would see the outcome: stop the call. */
+    (void)synchro_future_cancel(f);
+    synchro_future_free(f);
+  }
   return rc;
 }
 
@@ -227,33 +214,25 @@ static int kv__submit_on(void *self, int what, const synchro_op_t *op,
   return synchro_object_submit(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
 }
 
-/* The submission behind every object operation's _aio(): `done` runs on the host's
- * thread. */
+/* The submission behind every object operation's _aio(): as for functions, `done`
+ * runs on the host's thread and reads `cb` back with synchro_future_then_fn(). */
 static int kv__submit_aio_on(void *self, int what, const synchro_op_t *op,
                              kv__check_fn check, const void *args, synchro_host_t *host,
-                             synchro_host_cb done, void (*cb)(void), void *data) {
-  kv__request_t *req;
+                             synchro_host_cb done, synchro_fn cb, void *data) {
   synchro_future_t *f;
   int rc;
 
   if (host == NULL || cb == NULL)
     return SYNCHRO_EINVAL;
-  req = synchro_mem_malloc(sizeof(*req));
-  if (req == NULL)
-    return SYNCHRO_ENOMEM;
-  req->cb = cb;
-  req->data = data;
   rc = kv__submit_on(self, what, op, check, args, &f);
-  if (rc == 0) {
-    rc = synchro_future_then(f, host, done, req);
-    if (rc != 0) {
-      /* Nobody would see the outcome: stop the call. */
-      (void)synchro_future_cancel(f);
-      synchro_future_free(f);
-    }
-  }
   if (rc != 0)
-    synchro_mem_free(req);
+    return rc;
+  rc = synchro_future_then_typed(f, host, done, cb, data);
+  if (rc != 0) {
+    /* Nobody would see the outcome: stop the call. */
+    (void)synchro_future_cancel(f);
+    synchro_future_free(f);
+  }
   return rc;
 }
 
@@ -323,12 +302,12 @@ static const synchro_op_t kv_ping__op = {
     .impl = kv_ping__run,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by kv_ping_aio()). */
 static void kv_ping__done(synchro_future_t *f, int status, void *data) {
-  kv__request_t req = *(kv__request_t *)data;
+  kv_ping_cb cb = (kv_ping_cb)synchro_future_then_fn(f);
 
-  synchro_mem_free(data);
-  ((kv_ping_cb)req.cb)(status, synchro_future_error(f), req.data);
+  cb(status, synchro_future_error(f), data);
 }
 
 int kv_ping(synchro_error_t **err) {
@@ -341,7 +320,7 @@ int kv_ping_future(synchro_future_t **out) {
 
 int kv_ping_aio(synchro_host_t *aio_host, kv_ping_cb aio_cb, void *aio_data) {
   return kv__submit_aio(&kv_ping__op, NULL, NULL, aio_host, kv_ping__done,
-                        (void (*)(void))aio_cb, aio_data);
+                        (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_ping_result(synchro_future_t *f) {
@@ -390,12 +369,12 @@ void kv_client_free(kv_client_t *self) {
 }
 
 /* ---- client_open ----------------------------------------------------------------- */
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by kv_client_open_aio()). */
 static void kv_client_open__done(synchro_future_t *f, int status, void *data) {
-  kv__request_t req = *(kv__request_t *)data;
+  kv_client_open_cb cb = (kv_client_open_cb)synchro_future_then_fn(f);
 
-  synchro_mem_free(data);
-  ((kv_client_open_cb)req.cb)(status, synchro_future_error(f), req.data);
+  cb(status, synchro_future_error(f), data);
 }
 
 int kv_client_open(kv_client_t *self, synchro_error_t **err) {
@@ -409,7 +388,7 @@ int kv_client_open_future(kv_client_t *self, synchro_future_t **out) {
 int kv_client_open_aio(kv_client_t *self, synchro_host_t *aio_host,
                        kv_client_open_cb aio_cb, void *aio_data) {
   return kv__submit_aio_on(self, KV__OPEN, &kv_client_open__op, NULL, NULL, aio_host,
-                           kv_client_open__done, (void (*)(void))aio_cb, aio_data);
+                           kv_client_open__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_client_open_result(synchro_future_t *f) {
@@ -433,12 +412,12 @@ int kv_client_open_fail(synchro_call_t *call, int code, const char *fmt, ...) {
 }
 
 /* ---- client_close ---------------------------------------------------------------- */
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by kv_client_close_aio()). */
 static void kv_client_close__done(synchro_future_t *f, int status, void *data) {
-  kv__request_t req = *(kv__request_t *)data;
+  kv_client_close_cb cb = (kv_client_close_cb)synchro_future_then_fn(f);
 
-  synchro_mem_free(data);
-  ((kv_client_close_cb)req.cb)(status, synchro_future_error(f), req.data);
+  cb(status, synchro_future_error(f), data);
 }
 
 int kv_client_close(kv_client_t *self, synchro_error_t **err) {
@@ -452,7 +431,7 @@ int kv_client_close_future(kv_client_t *self, synchro_future_t **out) {
 int kv_client_close_aio(kv_client_t *self, synchro_host_t *aio_host,
                         kv_client_close_cb aio_cb, void *aio_data) {
   return kv__submit_aio_on(self, KV__CLOSE, &kv_client_close__op, NULL, NULL, aio_host,
-                           kv_client_close__done, (void (*)(void))aio_cb, aio_data);
+                           kv_client_close__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_client_close_result(synchro_future_t *f) {
@@ -520,16 +499,16 @@ static const synchro_op_t kv_client_get__op = {
     .result_free = kv__release_string,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback, then releases
- * the result, which the callback only borrowed. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by kv_client_get_aio()), then releases the result, which the
+ * callback only borrowed. */
 static void kv_client_get__done(synchro_future_t *f, int status, void *data) {
-  kv__request_t req = *(kv__request_t *)data;
+  kv_client_get_cb cb = (kv_client_get_cb)synchro_future_then_fn(f);
   char *result = NULL;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((kv_client_get_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
   kv__release_string(&result);
 }
 
@@ -550,8 +529,7 @@ int kv_client_get_aio(kv_client_t *self, const char *key, synchro_host_t *aio_ho
                       kv_client_get_cb aio_cb, void *aio_data) {
   return kv__submit_aio_on(self, KV__METHOD, &kv_client_get__op, kv_client_get__check_args,
                            &(const kv_client_get_args_t){.key = key},
-                           aio_host, kv_client_get__done, (void (*)(void))aio_cb,
-                           aio_data);
+                           aio_host, kv_client_get__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_client_get_result(synchro_future_t *f, char **out) {
@@ -593,15 +571,15 @@ static const synchro_op_t kv_client_peer__op = {
     .result_free = kv__release_object,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by kv_client_peer_aio()). */
 static void kv_client_peer__done(synchro_future_t *f, int status, void *data) {
-  kv__request_t req = *(kv__request_t *)data;
+  kv_client_peer_cb cb = (kv_client_peer_cb)synchro_future_then_fn(f);
   kv_client_t *result = NULL;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((kv_client_peer_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
 }
 
 int kv_client_peer(kv_client_t *self, kv_client_t **out, synchro_error_t **err) {
@@ -615,7 +593,7 @@ int kv_client_peer_future(kv_client_t *self, synchro_future_t **out) {
 int kv_client_peer_aio(kv_client_t *self, synchro_host_t *aio_host,
                        kv_client_peer_cb aio_cb, void *aio_data) {
   return kv__submit_aio_on(self, KV__METHOD, &kv_client_peer__op, NULL, NULL, aio_host,
-                           kv_client_peer__done, (void (*)(void))aio_cb, aio_data);
+                           kv_client_peer__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_client_peer_result(synchro_future_t *f, kv_client_t **out) {

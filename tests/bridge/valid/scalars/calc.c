@@ -122,39 +122,26 @@ static int calc__submit(const synchro_op_t *op, calc__check_fn check, const void
   return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
 }
 
-/* An _aio call's callback, as a generic function pointer that the op's done
- * function casts back to its own type, and the callback's data. */
-typedef struct calc__request_s {
-  void (*cb)(void);
-  void *data;
-} calc__request_t;
-
-/* The submission behind every calc_op_aio(): `done` runs on the host's thread. */
+/* The submission behind every calc_op_aio(): `done` runs on the host's thread and
+ * reads the caller's typed callback `cb` back with synchro_future_then_fn(). Nothing
+ * is allocated, so nothing is left over when the host is freed first. */
 static int calc__submit_aio(const synchro_op_t *op, calc__check_fn check,
                             const void *args, synchro_host_t *host,
-                            synchro_host_cb done, void (*cb)(void), void *data) {
-  calc__request_t *req;
+                            synchro_host_cb done, synchro_fn cb, void *data) {
   synchro_future_t *f;
   int rc;
 
   if (host == NULL || cb == NULL)
     return SYNCHRO_EINVAL;
-  req = synchro_mem_malloc(sizeof(*req));
-  if (req == NULL)
-    return SYNCHRO_ENOMEM;
-  req->cb = cb;
-  req->data = data;
   rc = calc__submit(op, check, args, &f);
-  if (rc == 0) {
-    rc = synchro_future_then(f, host, done, req);
-    if (rc != 0) {
-      /* Nobody would see the outcome: stop the call. */
-      (void)synchro_future_cancel(f);
-      synchro_future_free(f);
-    }
-  }
   if (rc != 0)
-    synchro_mem_free(req);
+    return rc;
+  rc = synchro_future_then_typed(f, host, done, cb, data);
+  if (rc != 0) {
+    /* Nobody would see the outcome: stop the call. */
+    (void)synchro_future_cancel(f);
+    synchro_future_free(f);
+  }
   return rc;
 }
 
@@ -180,15 +167,15 @@ static const synchro_op_t calc_square__op = {
     .timeout_ms = 5000,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by calc_square_aio()). */
 static void calc_square__done(synchro_future_t *f, int status, void *data) {
-  calc__request_t req = *(calc__request_t *)data;
+  calc_square_cb cb = (calc_square_cb)synchro_future_then_fn(f);
   int64_t result = 0;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((calc_square_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
 }
 
 int calc_square(int64_t x, int64_t *out, synchro_error_t **err) {
@@ -205,8 +192,7 @@ int calc_square_aio(int64_t x, synchro_host_t *aio_host, calc_square_cb aio_cb,
                     void *aio_data) {
   return calc__submit_aio(&calc_square__op, NULL,
                           &(const calc_square_args_t){.x = x},
-                          aio_host, calc_square__done, (void (*)(void))aio_cb,
-                          aio_data);
+                          aio_host, calc_square__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int calc_square_result(synchro_future_t *f, int64_t *out) {
@@ -243,15 +229,15 @@ static const synchro_op_t calc_scale__op = {
     .result_size = sizeof(double),
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by calc_scale_aio()). */
 static void calc_scale__done(synchro_future_t *f, int status, void *data) {
-  calc__request_t req = *(calc__request_t *)data;
+  calc_scale_cb cb = (calc_scale_cb)synchro_future_then_fn(f);
   double result = 0.0;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((calc_scale_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
 }
 
 int calc_scale(uint64_t value, double factor, bool round_up, double *out,
@@ -275,7 +261,7 @@ int calc_scale_aio(uint64_t value, double factor, bool round_up,
   return calc__submit_aio(&calc_scale__op, NULL,
                           &(const calc_scale_args_t){.value = value, .factor = factor,
                                                      .round_up = round_up},
-                          aio_host, calc_scale__done, (void (*)(void))aio_cb, aio_data);
+                          aio_host, calc_scale__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int calc_scale_result(synchro_future_t *f, double *out) {
@@ -312,15 +298,15 @@ static const synchro_op_t calc_is_even__op = {
     .result_size = sizeof(bool),
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by calc_is_even_aio()). */
 static void calc_is_even__done(synchro_future_t *f, int status, void *data) {
-  calc__request_t req = *(calc__request_t *)data;
+  calc_is_even_cb cb = (calc_is_even_cb)synchro_future_then_fn(f);
   bool result = false;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((calc_is_even_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
 }
 
 int calc_is_even(uint64_t n, bool *out, synchro_error_t **err) {
@@ -339,8 +325,7 @@ int calc_is_even_aio(uint64_t n, synchro_host_t *aio_host, calc_is_even_cb aio_c
                      void *aio_data) {
   return calc__submit_aio(&calc_is_even__op, NULL,
                           &(const calc_is_even_args_t){.n = n},
-                          aio_host, calc_is_even__done, (void (*)(void))aio_cb,
-                          aio_data);
+                          aio_host, calc_is_even__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int calc_is_even_result(synchro_future_t *f, bool *out) {
@@ -375,12 +360,12 @@ static const synchro_op_t calc_reset__op = {
     .impl = calc_reset__run,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by calc_reset_aio()). */
 static void calc_reset__done(synchro_future_t *f, int status, void *data) {
-  calc__request_t req = *(calc__request_t *)data;
+  calc_reset_cb cb = (calc_reset_cb)synchro_future_then_fn(f);
 
-  synchro_mem_free(data);
-  ((calc_reset_cb)req.cb)(status, synchro_future_error(f), req.data);
+  cb(status, synchro_future_error(f), data);
 }
 
 int calc_reset(synchro_error_t **err) {
@@ -393,7 +378,7 @@ int calc_reset_future(synchro_future_t **out) {
 
 int calc_reset_aio(synchro_host_t *aio_host, calc_reset_cb aio_cb, void *aio_data) {
   return calc__submit_aio(&calc_reset__op, NULL, NULL, aio_host, calc_reset__done,
-                          (void (*)(void))aio_cb, aio_data);
+                          (synchro_fn)aio_cb, aio_data);
 }
 
 int calc_reset_result(synchro_future_t *f) {
@@ -439,15 +424,15 @@ static const synchro_op_t calc_tag__op = {
     .result_size = sizeof(void *),
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by calc_tag_aio()). */
 static void calc_tag__done(synchro_future_t *f, int status, void *data) {
-  calc__request_t req = *(calc__request_t *)data;
+  calc_tag_cb cb = (calc_tag_cb)synchro_future_then_fn(f);
   void *result = NULL;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((calc_tag_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
 }
 
 int calc_tag(void *context, void *hint, void **out, synchro_error_t **err) {
@@ -466,7 +451,7 @@ int calc_tag_aio(void *context, void *hint, synchro_host_t *aio_host,
                  calc_tag_cb aio_cb, void *aio_data) {
   return calc__submit_aio(&calc_tag__op, calc_tag__check_args,
                           &(const calc_tag_args_t){.context = context, .hint = hint},
-                          aio_host, calc_tag__done, (void (*)(void))aio_cb, aio_data);
+                          aio_host, calc_tag__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int calc_tag_result(synchro_future_t *f, void **out) {
@@ -503,15 +488,15 @@ static const synchro_op_t calc_lookup__op = {
     .result_size = sizeof(void *),
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by calc_lookup_aio()). */
 static void calc_lookup__done(synchro_future_t *f, int status, void *data) {
-  calc__request_t req = *(calc__request_t *)data;
+  calc_lookup_cb cb = (calc_lookup_cb)synchro_future_then_fn(f);
   void *result = NULL;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((calc_lookup_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
 }
 
 int calc_lookup(uint64_t key, void **out, synchro_error_t **err) {
@@ -530,8 +515,7 @@ int calc_lookup_aio(uint64_t key, synchro_host_t *aio_host, calc_lookup_cb aio_c
                     void *aio_data) {
   return calc__submit_aio(&calc_lookup__op, NULL,
                           &(const calc_lookup_args_t){.key = key},
-                          aio_host, calc_lookup__done, (void (*)(void))aio_cb,
-                          aio_data);
+                          aio_host, calc_lookup__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int calc_lookup_result(synchro_future_t *f, void **out) {

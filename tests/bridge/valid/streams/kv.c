@@ -113,39 +113,26 @@ static int kv__submit(const synchro_op_t *op, kv__check_fn check, const void *ar
   return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
 }
 
-/* An _aio call's callback, as a generic function pointer that the op's done
- * function casts back to its own type, and the callback's data. */
-typedef struct kv__request_s {
-  void (*cb)(void);
-  void *data;
-} kv__request_t;
-
-/* The submission behind every kv_op_aio(): `done` runs on the host's thread. */
+/* The submission behind every kv_op_aio(): `done` runs on the host's thread and
+ * reads the caller's typed callback `cb` back with synchro_future_then_fn(). Nothing
+ * is allocated, so nothing is left over when the host is freed first. */
 static int kv__submit_aio(const synchro_op_t *op, kv__check_fn check, const void *args,
-                          synchro_host_t *host, synchro_host_cb done, void (*cb)(void),
+                          synchro_host_t *host, synchro_host_cb done, synchro_fn cb,
                           void *data) {
-  kv__request_t *req;
   synchro_future_t *f;
   int rc;
 
   if (host == NULL || cb == NULL)
     return SYNCHRO_EINVAL;
-  req = synchro_mem_malloc(sizeof(*req));
-  if (req == NULL)
-    return SYNCHRO_ENOMEM;
-  req->cb = cb;
-  req->data = data;
   rc = kv__submit(op, check, args, &f);
-  if (rc == 0) {
-    rc = synchro_future_then(f, host, done, req);
-    if (rc != 0) {
-      /* Nobody would see the outcome: stop the call. */
-      (void)synchro_future_cancel(f);
-      synchro_future_free(f);
-    }
-  }
   if (rc != 0)
-    synchro_mem_free(req);
+    return rc;
+  rc = synchro_future_then_typed(f, host, done, cb, data);
+  if (rc != 0) {
+    /* Nobody would see the outcome: stop the call. */
+    (void)synchro_future_cancel(f);
+    synchro_future_free(f);
+  }
   return rc;
 }
 
@@ -242,15 +229,15 @@ static const synchro_op_t kv_get__op = {
     .result_size = sizeof(int64_t),
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by kv_get_aio()). */
 static void kv_get__done(synchro_future_t *f, int status, void *data) {
-  kv__request_t req = *(kv__request_t *)data;
+  kv_get_cb cb = (kv_get_cb)synchro_future_then_fn(f);
   int64_t result = 0;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((kv_get_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
 }
 
 int kv_get(int64_t *out, synchro_error_t **err) {
@@ -263,7 +250,7 @@ int kv_get_future(synchro_future_t **out) {
 
 int kv_get_aio(synchro_host_t *aio_host, kv_get_cb aio_cb, void *aio_data) {
   return kv__submit_aio(&kv_get__op, NULL, NULL, aio_host, kv_get__done,
-                        (void (*)(void))aio_cb, aio_data);
+                        (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_get_result(synchro_future_t *f, int64_t *out) {

@@ -158,39 +158,26 @@ static int kv__submit(const synchro_op_t *op, kv__check_fn check, const void *ar
   return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
 }
 
-/* An _aio call's callback, as a generic function pointer that the op's done
- * function casts back to its own type, and the callback's data. */
-typedef struct kv__request_s {
-  void (*cb)(void);
-  void *data;
-} kv__request_t;
-
-/* The submission behind every kv_op_aio(): `done` runs on the host's thread. */
+/* The submission behind every kv_op_aio(): `done` runs on the host's thread and
+ * reads the caller's typed callback `cb` back with synchro_future_then_fn(). Nothing
+ * is allocated, so nothing is left over when the host is freed first. */
 static int kv__submit_aio(const synchro_op_t *op, kv__check_fn check, const void *args,
-                          synchro_host_t *host, synchro_host_cb done, void (*cb)(void),
+                          synchro_host_t *host, synchro_host_cb done, synchro_fn cb,
                           void *data) {
-  kv__request_t *req;
   synchro_future_t *f;
   int rc;
 
   if (host == NULL || cb == NULL)
     return SYNCHRO_EINVAL;
-  req = synchro_mem_malloc(sizeof(*req));
-  if (req == NULL)
-    return SYNCHRO_ENOMEM;
-  req->cb = cb;
-  req->data = data;
   rc = kv__submit(op, check, args, &f);
-  if (rc == 0) {
-    rc = synchro_future_then(f, host, done, req);
-    if (rc != 0) {
-      /* Nobody would see the outcome: stop the call. */
-      (void)synchro_future_cancel(f);
-      synchro_future_free(f);
-    }
-  }
   if (rc != 0)
-    synchro_mem_free(req);
+    return rc;
+  rc = synchro_future_then_typed(f, host, done, cb, data);
+  if (rc != 0) {
+    /* Nobody would see the outcome: stop the call. */
+    (void)synchro_future_cancel(f);
+    synchro_future_free(f);
+  }
   return rc;
 }
 
@@ -246,16 +233,16 @@ static const synchro_op_t kv_get__op = {
     .result_free = kv__release_string,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback, then releases
- * the result, which the callback only borrowed. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by kv_get_aio()), then releases the result, which the
+ * callback only borrowed. */
 static void kv_get__done(synchro_future_t *f, int status, void *data) {
-  kv__request_t req = *(kv__request_t *)data;
+  kv_get_cb cb = (kv_get_cb)synchro_future_then_fn(f);
   char *result = NULL;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((kv_get_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
   kv__release_string(&result);
 }
 
@@ -275,7 +262,7 @@ int kv_get_aio(const char *key, synchro_host_t *aio_host, kv_get_cb aio_cb,
                void *aio_data) {
   return kv__submit_aio(&kv_get__op, kv_get__check_args,
                         &(const kv_get_args_t){.key = key},
-                        aio_host, kv_get__done, (void (*)(void))aio_cb, aio_data);
+                        aio_host, kv_get__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_get_result(synchro_future_t *f, char **out) {
@@ -349,12 +336,12 @@ static const synchro_op_t kv_set__op = {
     .args_free = kv_set__free_args,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by kv_set_aio()). */
 static void kv_set__done(synchro_future_t *f, int status, void *data) {
-  kv__request_t req = *(kv__request_t *)data;
+  kv_set_cb cb = (kv_set_cb)synchro_future_then_fn(f);
 
-  synchro_mem_free(data);
-  ((kv_set_cb)req.cb)(status, synchro_future_error(f), req.data);
+  cb(status, synchro_future_error(f), data);
 }
 
 int kv_set(const char *key, const char *value, synchro_error_t **err) {
@@ -373,7 +360,7 @@ int kv_set_aio(const char *key, const char *value, synchro_host_t *aio_host,
                kv_set_cb aio_cb, void *aio_data) {
   return kv__submit_aio(&kv_set__op, kv_set__check_args,
                         &(const kv_set_args_t){.key = key, .value = value},
-                        aio_host, kv_set__done, (void (*)(void))aio_cb, aio_data);
+                        aio_host, kv_set__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_set_result(synchro_future_t *f) {
@@ -410,16 +397,16 @@ static const synchro_op_t kv_hostname__op = {
     .result_free = kv__release_string,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback, then releases
- * the result, which the callback only borrowed. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by kv_hostname_aio()), then releases the result, which the
+ * callback only borrowed. */
 static void kv_hostname__done(synchro_future_t *f, int status, void *data) {
-  kv__request_t req = *(kv__request_t *)data;
+  kv_hostname_cb cb = (kv_hostname_cb)synchro_future_then_fn(f);
   char *result = NULL;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((kv_hostname_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
   kv__release_string(&result);
 }
 
@@ -433,7 +420,7 @@ int kv_hostname_future(synchro_future_t **out) {
 
 int kv_hostname_aio(synchro_host_t *aio_host, kv_hostname_cb aio_cb, void *aio_data) {
   return kv__submit_aio(&kv_hostname__op, NULL, NULL, aio_host, kv_hostname__done,
-                        (void (*)(void))aio_cb, aio_data);
+                        (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_hostname_result(synchro_future_t *f, char **out) {
@@ -508,16 +495,16 @@ static const synchro_op_t kv_read__op = {
     .result_free = kv__release_bytes,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback, then releases
- * the result, which the callback only borrowed. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by kv_read_aio()), then releases the result, which the
+ * callback only borrowed. */
 static void kv_read__done(synchro_future_t *f, int status, void *data) {
-  kv__request_t req = *(kv__request_t *)data;
+  kv_read_cb cb = (kv_read_cb)synchro_future_then_fn(f);
   kv_bytes_t result = {NULL, 0};
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((kv_read_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
   kv__release_bytes(&result);
 }
 
@@ -537,7 +524,7 @@ int kv_read_aio(const char *key, synchro_host_t *aio_host, kv_read_cb aio_cb,
                 void *aio_data) {
   return kv__submit_aio(&kv_read__op, kv_read__check_args,
                         &(const kv_read_args_t){.key = key},
-                        aio_host, kv_read__done, (void (*)(void))aio_cb, aio_data);
+                        aio_host, kv_read__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_read_result(synchro_future_t *f, kv_bytes_t *out) {
@@ -623,16 +610,16 @@ static const synchro_op_t kv_write__op = {
     .result_free = kv__release_bytes,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback, then releases
- * the result, which the callback only borrowed. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by kv_write_aio()), then releases the result, which the
+ * callback only borrowed. */
 static void kv_write__done(synchro_future_t *f, int status, void *data) {
-  kv__request_t req = *(kv__request_t *)data;
+  kv_write_cb cb = (kv_write_cb)synchro_future_then_fn(f);
   kv_bytes_t result = {NULL, 0};
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((kv_write_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
   kv__release_bytes(&result);
 }
 
@@ -665,7 +652,7 @@ int kv_write_aio(const char *key, const void *payload, size_t payload_len,
                                                  .payload_len = payload_len,
                                                  .previous = previous,
                                                  .previous_len = previous_len},
-                        aio_host, kv_write__done, (void (*)(void))aio_cb, aio_data);
+                        aio_host, kv_write__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_write_result(synchro_future_t *f, kv_bytes_t *out) {
@@ -732,16 +719,16 @@ static const synchro_op_t kv_info__op = {
     .result_free = kv__release_json,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback, then releases
- * the result, which the callback only borrowed. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by kv_info_aio()), then releases the result, which the
+ * callback only borrowed. */
 static void kv_info__done(synchro_future_t *f, int status, void *data) {
-  kv__request_t req = *(kv__request_t *)data;
+  kv_info_cb cb = (kv_info_cb)synchro_future_then_fn(f);
   json_t *result = NULL;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((kv_info_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
   kv__release_json(&result);
 }
 
@@ -759,7 +746,7 @@ int kv_info_aio(const json_t *filter, synchro_host_t *aio_host, kv_info_cb aio_c
                 void *aio_data) {
   return kv__submit_aio(&kv_info__op, NULL,
                         &(const kv_info_args_t){.filter = filter},
-                        aio_host, kv_info__done, (void (*)(void))aio_cb, aio_data);
+                        aio_host, kv_info__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_info_result(synchro_future_t *f, json_t **out) {
@@ -835,16 +822,16 @@ static const synchro_op_t kv_patch__op = {
     .timeout_ms = 250,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback, then releases
- * the result, which the callback only borrowed. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by kv_patch_aio()), then releases the result, which the
+ * callback only borrowed. */
 static void kv_patch__done(synchro_future_t *f, int status, void *data) {
-  kv__request_t req = *(kv__request_t *)data;
+  kv_patch_cb cb = (kv_patch_cb)synchro_future_then_fn(f);
   json_t *result = NULL;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((kv_patch_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
   kv__release_json(&result);
 }
 
@@ -864,7 +851,7 @@ int kv_patch_aio(const json_t *doc, synchro_host_t *aio_host, kv_patch_cb aio_cb
                  void *aio_data) {
   return kv__submit_aio(&kv_patch__op, kv_patch__check_args,
                         &(const kv_patch_args_t){.doc = doc},
-                        aio_host, kv_patch__done, (void (*)(void))aio_cb, aio_data);
+                        aio_host, kv_patch__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_patch_result(synchro_future_t *f, json_t **out) {

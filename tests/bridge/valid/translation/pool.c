@@ -177,39 +177,26 @@ static int pool__submit(const synchro_op_t *op, pool__check_fn check, const void
   return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
 }
 
-/* An _aio call's callback, as a generic function pointer that the op's done
- * function casts back to its own type, and the callback's data. */
-typedef struct pool__request_s {
-  void (*cb)(void);
-  void *data;
-} pool__request_t;
-
-/* The submission behind every pool_op_aio(): `done` runs on the host's thread. */
+/* The submission behind every pool_op_aio(): `done` runs on the host's thread and
+ * reads the caller's typed callback `cb` back with synchro_future_then_fn(). Nothing
+ * is allocated, so nothing is left over when the host is freed first. */
 static int pool__submit_aio(const synchro_op_t *op, pool__check_fn check,
                             const void *args, synchro_host_t *host,
-                            synchro_host_cb done, void (*cb)(void), void *data) {
-  pool__request_t *req;
+                            synchro_host_cb done, synchro_fn cb, void *data) {
   synchro_future_t *f;
   int rc;
 
   if (host == NULL || cb == NULL)
     return SYNCHRO_EINVAL;
-  req = synchro_mem_malloc(sizeof(*req));
-  if (req == NULL)
-    return SYNCHRO_ENOMEM;
-  req->cb = cb;
-  req->data = data;
   rc = pool__submit(op, check, args, &f);
-  if (rc == 0) {
-    rc = synchro_future_then(f, host, done, req);
-    if (rc != 0) {
-      /* Nobody would see the outcome: stop the call. */
-      (void)synchro_future_cancel(f);
-      synchro_future_free(f);
-    }
-  }
   if (rc != 0)
-    synchro_mem_free(req);
+    return rc;
+  rc = synchro_future_then_typed(f, host, done, cb, data);
+  if (rc != 0) {
+    /* Nobody would see the outcome: stop the call. */
+    (void)synchro_future_cancel(f);
+    synchro_future_free(f);
+  }
   return rc;
 }
 
@@ -278,34 +265,26 @@ static int pool__submit_on(void *self, int what, const synchro_op_t *op,
   return synchro_object_submit(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
 }
 
-/* The submission behind every object operation's _aio(): `done` runs on the host's
- * thread. */
+/* The submission behind every object operation's _aio(): as for functions, `done`
+ * runs on the host's thread and reads `cb` back with synchro_future_then_fn(). */
 static int pool__submit_aio_on(void *self, int what, const synchro_op_t *op,
                                pool__check_fn check, const void *args,
                                synchro_host_t *host, synchro_host_cb done,
-                               void (*cb)(void), void *data) {
-  pool__request_t *req;
+                               synchro_fn cb, void *data) {
   synchro_future_t *f;
   int rc;
 
   if (host == NULL || cb == NULL)
     return SYNCHRO_EINVAL;
-  req = synchro_mem_malloc(sizeof(*req));
-  if (req == NULL)
-    return SYNCHRO_ENOMEM;
-  req->cb = cb;
-  req->data = data;
   rc = pool__submit_on(self, what, op, check, args, &f);
-  if (rc == 0) {
-    rc = synchro_future_then(f, host, done, req);
-    if (rc != 0) {
-      /* Nobody would see the outcome: stop the call. */
-      (void)synchro_future_cancel(f);
-      synchro_future_free(f);
-    }
-  }
   if (rc != 0)
-    synchro_mem_free(req);
+    return rc;
+  rc = synchro_future_then_typed(f, host, done, cb, data);
+  if (rc != 0) {
+    /* Nobody would see the outcome: stop the call. */
+    (void)synchro_future_cancel(f);
+    synchro_future_free(f);
+  }
   return rc;
 }
 
@@ -508,15 +487,15 @@ static const synchro_op_t pool_borrow__op = {
     .result_free = pool__release_object,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by pool_borrow_aio()). */
 static void pool_borrow__done(synchro_future_t *f, int status, void *data) {
-  pool__request_t req = *(pool__request_t *)data;
+  pool_borrow_cb cb = (pool_borrow_cb)synchro_future_then_fn(f);
   pool_conn_t *result = NULL;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((pool_borrow_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
 }
 
 int pool_borrow(const char *tag, pool_conn_t **out, synchro_error_t **err) {
@@ -535,8 +514,7 @@ int pool_borrow_aio(const char *tag, synchro_host_t *aio_host, pool_borrow_cb ai
                     void *aio_data) {
   return pool__submit_aio(&pool_borrow__op, NULL,
                           &(const pool_borrow_args_t){.tag = tag},
-                          aio_host, pool_borrow__done, (void (*)(void))aio_cb,
-                          aio_data);
+                          aio_host, pool_borrow__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int pool_borrow_result(synchro_future_t *f, pool_conn_t **out) {
@@ -623,12 +601,12 @@ static const synchro_op_t pool_release__op = {
     .args_free = pool_release__free_args,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by pool_release_aio()). */
 static void pool_release__done(synchro_future_t *f, int status, void *data) {
-  pool__request_t req = *(pool__request_t *)data;
+  pool_release_cb cb = (pool_release_cb)synchro_future_then_fn(f);
 
-  synchro_mem_free(data);
-  ((pool_release_cb)req.cb)(status, synchro_future_error(f), req.data);
+  cb(status, synchro_future_error(f), data);
 }
 
 int pool_release(pool_conn_t *c, pool_conn_t *spare, synchro_error_t **err) {
@@ -650,8 +628,7 @@ int pool_release_aio(pool_conn_t *c, pool_conn_t *spare, synchro_host_t *aio_hos
   return pool__submit_aio(&pool_release__op, pool_release__check_args,
                           &(const pool_release_args_t){.c__handle = (synchro_object_t *)c,
                                                        .spare__handle = (synchro_object_t *)spare},
-                          aio_host, pool_release__done, (void (*)(void))aio_cb,
-                          aio_data);
+                          aio_host, pool_release__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int pool_release_result(synchro_future_t *f) {
@@ -1094,12 +1071,12 @@ void pool_conn_free(pool_conn_t *self) {
 }
 
 /* ---- conn_close ------------------------------------------------------------------ */
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by pool_conn_close_aio()). */
 static void pool_conn_close__done(synchro_future_t *f, int status, void *data) {
-  pool__request_t req = *(pool__request_t *)data;
+  pool_conn_close_cb cb = (pool_conn_close_cb)synchro_future_then_fn(f);
 
-  synchro_mem_free(data);
-  ((pool_conn_close_cb)req.cb)(status, synchro_future_error(f), req.data);
+  cb(status, synchro_future_error(f), data);
 }
 
 int pool_conn_close(pool_conn_t *self, synchro_error_t **err) {
@@ -1113,7 +1090,7 @@ int pool_conn_close_future(pool_conn_t *self, synchro_future_t **out) {
 int pool_conn_close_aio(pool_conn_t *self, synchro_host_t *aio_host,
                         pool_conn_close_cb aio_cb, void *aio_data) {
   return pool__submit_aio_on(self, POOL__CLOSE, &pool_conn_close__op, NULL, NULL,
-                             aio_host, pool_conn_close__done, (void (*)(void))aio_cb,
+                             aio_host, pool_conn_close__done, (synchro_fn)aio_cb,
                              aio_data);
 }
 
@@ -1151,15 +1128,15 @@ static const synchro_op_t pool_conn_peer__op = {
     .result_free = pool__release_object,
 };
 
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by pool_conn_peer_aio()). */
 static void pool_conn_peer__done(synchro_future_t *f, int status, void *data) {
-  pool__request_t req = *(pool__request_t *)data;
+  pool_conn_peer_cb cb = (pool_conn_peer_cb)synchro_future_then_fn(f);
   pool_conn_t *result = NULL;
 
-  synchro_mem_free(data);
   if (status == 0)
     status = synchro_future_result(f, &result);
-  ((pool_conn_peer_cb)req.cb)(status, result, synchro_future_error(f), req.data);
+  cb(status, result, synchro_future_error(f), data);
 }
 
 int pool_conn_peer(pool_conn_t *self, pool_conn_t **out, synchro_error_t **err) {
@@ -1173,7 +1150,7 @@ int pool_conn_peer_future(pool_conn_t *self, synchro_future_t **out) {
 int pool_conn_peer_aio(pool_conn_t *self, synchro_host_t *aio_host,
                        pool_conn_peer_cb aio_cb, void *aio_data) {
   return pool__submit_aio_on(self, POOL__METHOD, &pool_conn_peer__op, NULL, NULL,
-                             aio_host, pool_conn_peer__done, (void (*)(void))aio_cb,
+                             aio_host, pool_conn_peer__done, (synchro_fn)aio_cb,
                              aio_data);
 }
 
@@ -1346,12 +1323,12 @@ void pool_token_free(pool_token_t *self) {
 }
 
 /* ---- token_close ----------------------------------------------------------------- */
-/* Runs on the host's thread: hands the outcome to the caller's callback. */
+/* Runs on the host's thread: hands the outcome to the caller's callback (stored with
+ * the call by pool_token_close_aio()). */
 static void pool_token_close__done(synchro_future_t *f, int status, void *data) {
-  pool__request_t req = *(pool__request_t *)data;
+  pool_token_close_cb cb = (pool_token_close_cb)synchro_future_then_fn(f);
 
-  synchro_mem_free(data);
-  ((pool_token_close_cb)req.cb)(status, synchro_future_error(f), req.data);
+  cb(status, synchro_future_error(f), data);
 }
 
 int pool_token_close(pool_token_t *self, synchro_error_t **err) {
@@ -1365,7 +1342,7 @@ int pool_token_close_future(pool_token_t *self, synchro_future_t **out) {
 int pool_token_close_aio(pool_token_t *self, synchro_host_t *aio_host,
                          pool_token_close_cb aio_cb, void *aio_data) {
   return pool__submit_aio_on(self, POOL__CLOSE, &pool_token_close__op, NULL, NULL,
-                             aio_host, pool_token_close__done, (void (*)(void))aio_cb,
+                             aio_host, pool_token_close__done, (synchro_fn)aio_cb,
                              aio_data);
 }
 
