@@ -74,7 +74,7 @@ void synchro__init_record(synchro_call_t *rec, synchro_t *s, const synchro_op_t 
  * when the stack was empty and the loop may be asleep (see drain() in loop.c: the
  * loop announces sleep, then re-checks; seq_cst on both sides makes one of them win). */
 static bool push_and_wake(synchro_t *s, _Atomic uintptr_t *head, synchro_call_t *rec,
-                          synchro_call_t **link) {
+                          synchro_call_t **link) { /* rec may top a chain ending at link */
   uintptr_t h = atomic_load_explicit(head, memory_order_relaxed);
   do {
     if (h & SYNCHRO__STACK_CLOSED)
@@ -111,20 +111,21 @@ static int admit(synchro_t *s, bool wait) {
 }
 
 
-int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args,
-                    int64_t timeout_ms, bool blocking, const synchro__target_t *target,
-                    synchro_call_t **out) {
-  synchro_call_t *rec;
-  int rc;
-  if (s == NULL || out == NULL || (args == NULL && op != NULL && op->args_size != 0))
+static int check_submission(synchro_t *s, const synchro_op_t *op, const void *args,
+                            int64_t timeout_ms) {
+  if (s == NULL || (args == NULL && op != NULL && op->args_size != 0))
     return SYNCHRO_EINVAL;
-  if ((rc = check_op(op)) != 0)
-    return rc;
   if (timeout_ms < 0 && timeout_ms != SYNCHRO_TIMEOUT_DEFAULT &&
       timeout_ms != SYNCHRO_TIMEOUT_INFINITE)
     return SYNCHRO_EINVAL;
-  if ((rc = synchro__ensure_running(s)) != 0)
-    return rc;
+  return check_op(op);
+}
+
+/* A record ready to be pushed (admission taken), or an error. */
+static int prepare(synchro_t *s, const synchro_op_t *op, const void *args, uint64_t deadline,
+                   bool blocking, const synchro__target_t *target, synchro_call_t **out) {
+  synchro_call_t *rec;
+  int rc;
   if (target != NULL && target->internal)
     synchro__force_admission(s);
   else if (s->opts.max_inflight != 0 && (rc = admit(s, blocking)) != 0)
@@ -135,33 +136,94 @@ int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args,
     return SYNCHRO_ENOMEM;
   }
   synchro__init_record(rec, s, op);
-  rec->deadline_ns = deadline_for(s, op, timeout_ms);
+  rec->deadline_ns = deadline;
   if ((rc = copy_args(rec, args)) != 0) {
     atomic_store_explicit(&rec->magic, SYNCHRO__MAGIC_FREED, memory_order_relaxed);
     synchro__pool_put(rec);
     synchro__release_admission(s);
     return rc;
   }
-  if (s->spin_loop) /* lets the loop skip its spin when we share its CPU */
-    atomic_store_explicit(&s->submit_cpu, synchro__current_cpu(), memory_order_relaxed);
   if (target != NULL) {
     rec->object = target->object; /* the caller's object hold passes to the record */
     rec->obj_kind = target->obj_kind;
     if (target->stream != NULL)
       synchro__stream_bind(target->stream, rec);
   }
-  atomic_fetch_add_explicit(&s->n_submitted, 1, memory_order_relaxed);
-  if (!push_and_wake(s, &s->submit_head, rec, &rec->next)) {
-    atomic_fetch_sub_explicit(&s->n_submitted, 1, memory_order_relaxed);
-    rec->stream = NULL; /* the caller still owns both */
-    rec->object = NULL;
-    atomic_store(&rec->refs, 1); /* never reached the loop */
-    synchro__rec_unref(rec);
-    synchro__release_admission(s);
-    return SYNCHRO_ESHUTDOWN;
+  *out = rec;
+  return 0;
+}
+
+/* Undoes prepare() for a record that never reached the loop; the caller keeps what
+ * the target lent (stream, object hold). */
+static void unprepare(synchro_t *s, synchro_call_t *rec) {
+  rec->stream = NULL;
+  rec->object = NULL;
+  atomic_store(&rec->refs, 1);
+  synchro__rec_unref(rec);
+  synchro__release_admission(s);
+}
+
+/* Pushes a chain of prepared records (top: the newest; bottom_link: the oldest's next)
+ * with one queue operation and at most one wakeup. */
+static int push_chain(synchro_t *s, synchro_call_t *top, synchro_call_t **bottom_link,
+                      size_t n) {
+  if (s->spin_loop) /* lets the loop skip its spin when we share its CPU */
+    atomic_store_explicit(&s->submit_cpu, synchro__current_cpu(), memory_order_relaxed);
+  atomic_fetch_add_explicit(&s->n_submitted, n, memory_order_relaxed);
+  if (push_and_wake(s, &s->submit_head, top, bottom_link))
+    return 0;
+  atomic_fetch_sub_explicit(&s->n_submitted, n, memory_order_relaxed);
+  return SYNCHRO_ESHUTDOWN;
+}
+
+int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args,
+                    int64_t timeout_ms, bool blocking, const synchro__target_t *target,
+                    synchro_call_t **out) {
+  synchro_call_t *rec;
+  int rc;
+  if (out == NULL)
+    return SYNCHRO_EINVAL;
+  if ((rc = check_submission(s, op, args, timeout_ms)) != 0 ||
+      (rc = synchro__ensure_running(s)) != 0 ||
+      (rc = prepare(s, op, args, deadline_for(s, op, timeout_ms), blocking, target, &rec)) != 0)
+    return rc;
+  if ((rc = push_chain(s, rec, &rec->next, 1)) != 0) {
+    unprepare(s, rec);
+    return rc;
   }
   *out = rec;
   return 0;
+}
+
+int synchro_submit_many(synchro_t *s, const synchro_op_t *op, const void *args, size_t stride,
+                        size_t n, int64_t timeout_ms, synchro_future_t **futures) {
+  size_t i, done;
+  uint64_t deadline;
+  int rc;
+  if (futures == NULL || (n > 1 && op != NULL && stride < op->args_size))
+    return SYNCHRO_EINVAL;
+  if ((rc = check_submission(s, op, args, timeout_ms)) != 0)
+    return rc;
+  if (op->item_size != 0)
+    return SYNCHRO_EINVAL;
+  if (n == 0)
+    return 0;
+  if ((rc = synchro__ensure_running(s)) != 0)
+    return rc;
+  deadline = deadline_for(s, op, timeout_ms); /* one deadline for the whole batch */
+  for (done = 0; done < n; done++) {
+    const void *block = op->args_size != 0 ? (const char *)args + done * stride : NULL;
+    if ((rc = prepare(s, op, block, deadline, false, NULL, &futures[done])) != 0)
+      break;
+    futures[done]->next = done > 0 ? futures[done - 1] : NULL; /* newest on top */
+  }
+  if (rc == 0 && (rc = push_chain(s, futures[n - 1], &futures[0]->next, n)) == 0)
+    return 0;
+  for (i = 0; i < done; i++) { /* all or nothing */
+    unprepare(s, futures[i]);
+    futures[i] = NULL;
+  }
+  return rc;
 }
 
 int synchro_submit(synchro_t *s, const synchro_op_t *op, const void *args, int64_t timeout_ms,

@@ -365,6 +365,81 @@ START_TEST(test_cq_future_in_queue_cannot_be_batch_waited) {
 }
 END_TEST
 
+/* ---- submit_many: one queue operation for a whole batch ----------------------------- */
+
+START_TEST(test_submit_many_results_in_order) {
+  enum { N = 1000 };
+  synchro_t *s = new_sync();
+  static test_add_args_t args[N];
+  static synchro_future_t *fs[N];
+  synchro_stats_t st;
+  int64_t r;
+  int i;
+  for (i = 0; i < N; i++) {
+    args[i].a = i;
+    args[i].b = 1;
+  }
+  ck_assert_int_eq(synchro_submit_many(s, &test_op_add, args, sizeof(args[0]), N,
+                                       SYNCHRO_TIMEOUT_DEFAULT, fs), 0);
+  ck_assert_int_eq(synchro_future_wait_all(fs, N, 10000), 0);
+  for (i = 0; i < N; i++) {
+    ck_assert_int_eq(synchro_future_result(fs[i], &r), 0);
+    ck_assert_int_eq(r, i + 1);
+    synchro_future_free(fs[i]);
+  }
+  ck_assert_int_eq(synchro_stats(s, &st), 0);
+  ck_assert_uint_eq(st.submitted, N);
+  ck_assert_int_eq(synchro_submit_many(s, &test_op_add, args, sizeof(args[0]), 0,
+                                       SYNCHRO_TIMEOUT_DEFAULT, fs), 0);
+  close_free(s);
+}
+END_TEST
+
+START_TEST(test_submit_many_all_or_nothing) {
+  synchro_options_t opts;
+  synchro_t *s = NULL;
+  test_sleep_args_t args[4] = {{5000, 0}, {5000, 0}, {5000, 0}, {5000, 0}};
+  synchro_future_t *fs[4] = {NULL, NULL, NULL, NULL};
+  synchro_stats_t st;
+  synchro_options_init(&opts);
+  opts.max_inflight = 3;
+  ck_assert_int_eq(synchro_new(&s, &opts), 0);
+  /* the fourth call does not fit: none is submitted */
+  ck_assert_int_eq(synchro_submit_many(s, &test_op_sleep, args, sizeof(args[0]), 4,
+                                       SYNCHRO_TIMEOUT_DEFAULT, fs), SYNCHRO_EBUSY);
+  ck_assert_ptr_null(fs[0]);
+  ck_assert_int_eq(synchro_stats(s, &st), 0);
+  ck_assert_uint_eq(st.submitted, 0);
+  ck_assert_int_eq(synchro_submit_many(s, &test_op_sleep, args, sizeof(args[0]), 3,
+                                       SYNCHRO_TIMEOUT_DEFAULT, fs), 0);
+  ck_assert_int_eq(synchro_close(s, 0), 0);
+  ck_assert_int_eq(synchro_future_wait_all(fs, 3, 5000), 0);
+  synchro_future_free(fs[0]);
+  synchro_future_free(fs[1]);
+  synchro_future_free(fs[2]);
+  synchro_free(s);
+}
+END_TEST
+
+START_TEST(test_submit_many_bad_input) {
+  synchro_t *s = new_sync();
+  test_add_args_t args[2] = {{1, 2}, {3, 4}};
+  synchro_future_t *fs[2];
+  ck_assert_int_eq(synchro_submit_many(NULL, &test_op_add, args, sizeof(args[0]), 2,
+                                       SYNCHRO_TIMEOUT_DEFAULT, fs), SYNCHRO_EINVAL);
+  ck_assert_int_eq(synchro_submit_many(s, &test_op_add, args, sizeof(args[0]), 2,
+                                       SYNCHRO_TIMEOUT_DEFAULT, NULL), SYNCHRO_EINVAL);
+  ck_assert_int_eq(synchro_submit_many(s, &test_op_add, args, 1, 2, SYNCHRO_TIMEOUT_DEFAULT, fs),
+                   SYNCHRO_EINVAL); /* stride smaller than an argument block */
+  ck_assert_int_eq(synchro_submit_many(s, &test_op_add, NULL, sizeof(args[0]), 2,
+                                       SYNCHRO_TIMEOUT_DEFAULT, fs), SYNCHRO_EINVAL);
+  ck_assert_int_eq(synchro_close(s, 0), 0);
+  ck_assert_int_eq(synchro_submit_many(s, &test_op_add, args, sizeof(args[0]), 2,
+                                       SYNCHRO_TIMEOUT_DEFAULT, fs), SYNCHRO_ESHUTDOWN);
+  synchro_free(s);
+}
+END_TEST
+
 static Suite *batch_suite(void) {
   Suite *s = suite_create("batch");
   TCase *tc;
@@ -377,6 +452,13 @@ static Suite *batch_suite(void) {
   tcase_add_test(tc, test_wait_any_basic);
   tcase_add_test(tc, test_wait_any_empty_timeout_and_invalid);
   tcase_add_test(tc, test_wait_any_repeated_over_batch);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("submit_many");
+  tcase_set_timeout(tc, 20);
+  tcase_add_test(tc, test_submit_many_results_in_order);
+  tcase_add_test(tc, test_submit_many_all_or_nothing);
+  tcase_add_test(tc, test_submit_many_bad_input);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("cq");

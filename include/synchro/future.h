@@ -32,6 +32,16 @@ extern "C" {
 SYNCHRO_EXTERN int synchro_submit(synchro_t *s, const synchro_op_t *op, const void *args,
                                   int64_t timeout_ms, synchro_future_t **out);
 
+/* Submits `n` calls of `op` at once: argument block i is at (const char *)args + i *
+ * stride (stride >= op->args_size; args may be NULL when op->args_size is 0). One queue
+ * operation and at most one wakeup of the loop for the whole batch, which starts the
+ * calls in array order; they share one deadline computed now. On success futures[i]
+ * is a new future for call i. All or nothing: on failure no call was submitted.
+ * Returns 0 (also for n == 0), or the codes of synchro_submit(). Thread-safe: yes. */
+SYNCHRO_EXTERN int synchro_submit_many(synchro_t *s, const synchro_op_t *op, const void *args,
+                                       size_t stride, size_t n, int64_t timeout_ms,
+                                       synchro_future_t **futures);
+
 /* Submits and waits: the blocking call. On 0, op->result_size bytes of result are moved
  * into `result` (the caller owns them). On failure, if `err` is not NULL, *err receives
  * the error (the caller frees it with synchro_error_free), else it is released.
