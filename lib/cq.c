@@ -74,7 +74,7 @@ int synchro_cq_new(synchro_cq_t **out) {
 
 int synchro_cq_add(synchro_cq_t *cq, synchro_future_t *f) {
   int rc;
-  if (cq == NULL || synchro__rec_check(f) != 0 || (f->cflags & SYNCHRO__C_ATTACHED) ||
+  if (cq == NULL || synchro__future_check(f) != 0 || (f->cflags & SYNCHRO__C_ATTACHED) ||
       f->stream != NULL)
     return SYNCHRO_EINVAL;
   atomic_fetch_add_explicit(&cq->refs, 1, memory_order_relaxed);

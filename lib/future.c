@@ -332,7 +332,7 @@ int synchro__finish_blocking(synchro_call_t *rec, void *result, synchro_error_t 
 }
 
 int synchro_future_status(const synchro_future_t *f) {
-  int rc = synchro__rec_check(f);
+  int rc = synchro__future_check(f);
   if (rc != 0)
     return rc;
   return settled_done(f) ? f->status : SYNCHRO_EPENDING;
@@ -345,7 +345,7 @@ bool synchro__would_deadlock(const synchro_call_t *rec, int64_t timeout_ms) {
 }
 
 int synchro_future_wait(synchro_future_t *f, int64_t timeout_ms) {
-  int rc = synchro__rec_check(f);
+  int rc = synchro__future_check(f);
   if (rc != 0)
     return rc;
   if (timeout_ms < 0 && timeout_ms != SYNCHRO_TIMEOUT_INFINITE)
@@ -358,7 +358,7 @@ int synchro_future_wait(synchro_future_t *f, int64_t timeout_ms) {
 }
 
 int synchro_future_cancel(synchro_future_t *f) {
-  int rc = synchro__rec_check(f);
+  int rc = synchro__future_check(f);
   uint32_t st;
   if (rc != 0)
     return rc;
@@ -389,7 +389,7 @@ void synchro__post_control(synchro_call_t *rec, uint32_t bits) {
 }
 
 int synchro_future_result(synchro_future_t *f, void *out) {
-  int rc = synchro__rec_check(f);
+  int rc = synchro__future_check(f);
   if (rc != 0)
     return rc;
   if (!synchro__is_done(f))
@@ -408,14 +408,14 @@ int synchro_future_result(synchro_future_t *f, void *out) {
 }
 
 const synchro_error_t *synchro_future_error(const synchro_future_t *f) {
-  if (synchro__rec_check(f) != 0 || !synchro__is_done(f) || f->status == 0 ||
+  if (synchro__future_check(f) != 0 || !synchro__is_done(f) || f->status == 0 ||
       (f->cflags & SYNCHRO__C_ERROR_TAKEN))
     return NULL;
   return error_of(f);
 }
 
 int synchro_future_take_error(synchro_future_t *f, synchro_error_t **out) {
-  int rc = synchro__rec_check(f);
+  int rc = synchro__future_check(f);
   if (rc != 0 || out == NULL)
     return rc != 0 ? rc : SYNCHRO_EINVAL;
   *out = NULL;
@@ -428,12 +428,13 @@ int synchro_future_take_error(synchro_future_t *f, synchro_error_t **out) {
 }
 
 const char *synchro_future_name(const synchro_future_t *f) {
-  return synchro__rec_check(f) == 0 ? f->op->name : NULL;
+  return synchro__future_check(f) == 0 ? f->op->name : NULL;
 }
 
 void synchro_future_free(synchro_future_t *f) {
-  if (synchro__rec_check(f) != 0 || (f->cflags & SYNCHRO__C_ATTACHED))
+  if (synchro__future_check(f) != 0 || (f->cflags & SYNCHRO__C_ATTACHED))
     return; /* NULL, freed, or owned by a queue or host: nothing to do safely */
+  f->cflags |= SYNCHRO__C_FREED;
   synchro__rec_unref(f);
 }
 
@@ -485,7 +486,7 @@ static int check_batch(synchro_future_t *const *fs, size_t n, int64_t timeout_ms
   if (fs == NULL || (timeout_ms < 0 && timeout_ms != SYNCHRO_TIMEOUT_INFINITE))
     return SYNCHRO_EINVAL;
   for (i = 0; i < n; i++) {
-    if ((rc = synchro__rec_check(fs[i])) != 0)
+    if ((rc = synchro__future_check(fs[i])) != 0)
       return rc;
     if (!settled_done(fs[i]) && synchro__would_deadlock(fs[i], timeout_ms))
       return SYNCHRO_EDEADLK;

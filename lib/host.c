@@ -236,14 +236,14 @@ int synchro_future_then(synchro_future_t *f, synchro_host_t *h, synchro_host_cb 
 }
 
 synchro_fn synchro_future_then_fn(const synchro_future_t *f) {
-  return synchro__rec_check(f) == 0 ? f->then_fn : NULL;
+  return synchro__future_check(f) == 0 ? f->then_fn : NULL;
 }
 
 int synchro_future_then_typed(synchro_future_t *f, synchro_host_t *h, synchro_host_cb cb,
                               synchro_fn fn, void *data) {
   uintptr_t sink;
   int rc;
-  if (h == NULL || cb == NULL || synchro__rec_check(f) != 0 ||
+  if (h == NULL || cb == NULL || synchro__future_check(f) != 0 ||
       (f->cflags & SYNCHRO__C_ATTACHED) || f->stream != NULL)
     return SYNCHRO_EINVAL;
   sink = atomic_load_explicit(&f->sink, memory_order_acquire);

@@ -82,6 +82,7 @@ int synchro__error_vnew(synchro_error_t **out, int code, const char *origin,
 #define SYNCHRO__C_ERROR_TAKEN 0x02u
 #define SYNCHRO__C_ATTACHED 0x04u      /* owned by a completion queue or host */
 #define SYNCHRO__C_IN_HOST_LIST 0x08u  /* in its host's list of pending calls */
+#define SYNCHRO__C_FREED 0x10u         /* the caller released its handle */
 
 #define SYNCHRO__MAGIC_LIVE 0x53594e43u  /* "SYNC" */
 #define SYNCHRO__MAGIC_FREED 0x46524545u /* "FREE" */
@@ -163,6 +164,9 @@ void synchro__release_admission(synchro_t *s);
 void synchro__release_result(const synchro_op_t *op, const void *result);
 static inline uint32_t synchro__phase(uint32_t state) { return state & SYNCHRO__PHASE_MASK; }
 int synchro__rec_check(const synchro_call_t *rec);
+/* rec_check for the caller's handle: also refuses a future its caller already freed,
+ * while the loop may still hold the record. */
+int synchro__future_check(const synchro_call_t *rec);
 
 /* ---- lock-free stacks ---------------------------------------------------------
  * Producers push with CAS; the single consumer takes everything at once, so there is
@@ -215,6 +219,9 @@ struct synchro_s {
   uv_timer_t shutdown_timer;
   uv_prepare_t flush_prepare; /* wakes stream consumers once per loop iteration */
   struct synchro_stream_s *dirty_streams;
+  /* finished records whose loop reference is dropped at the end of the iteration, so
+   * that an implementation finishing a call twice in one callback is told so */
+  synchro_call_t *finished;
   synchro_call_t *active; /* started, impl not done */
   synchro__heap_t heap;
   /* fork safety (lib/fork.c) */
@@ -253,6 +260,8 @@ void synchro__wake_loop(synchro_t *s);
 void *synchro__loop_main(void *arg);
 int synchro__loop_init(synchro_t *s);
 void synchro__loop_finish_call(synchro_t *s, synchro_call_t *rec);
+/* Drops the loop's references to records finished during this loop iteration. */
+void synchro__loop_release_finished(synchro_t *s);
 void synchro__loop_drop_all(synchro_t *s, int outcome);
 void synchro__loop_resolve_active(synchro_t *s, int outcome);
 /* Fork child: calls the parent's loop was resolving at fork() are finished here. */

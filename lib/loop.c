@@ -51,7 +51,8 @@ void synchro__loop_finish_call(synchro_t *s, synchro_call_t *rec) {
   if (synchro__phase(atomic_load_explicit(&rec->state, memory_order_acquire)) ==
       SYNCHRO__DONE) {
     rec->lflags &= (uint16_t)~SYNCHRO__L_LOOP_REF;
-    synchro__rec_unref(rec);
+    rec->act_next = s->finished; /* released at the end of this loop iteration */
+    s->finished = rec;
   }
   if (s->shutting_down && s->active == NULL)
     begin_teardown(s);
@@ -161,6 +162,16 @@ static void start_call(synchro_t *s, synchro_call_t *rec, uint64_t now) {
   synchro__loop_run_impl(s, rec);
 }
 
+void synchro__loop_release_finished(synchro_t *s) {
+  synchro_call_t *rec = s->finished;
+  s->finished = NULL;
+  while (rec != NULL) {
+    synchro_call_t *next = rec->act_next;
+    synchro__rec_unref(rec);
+    rec = next;
+  }
+}
+
 void synchro__loop_park(synchro_t *s, synchro_call_t *rec) {
   rec->lflags |= SYNCHRO__L_STARTED;
   active_insert(s, rec);
@@ -228,6 +239,7 @@ static void drain(synchro_t *s) {
     if (drain_once(s))
       continue;
     synchro__streams_flush(s); /* before spinning or sleeping, hand items over */
+    synchro__loop_release_finished(s);
     if (worth_spinning(s, cpu)) { /* keep polling: the next call then needs no wakeup */
       uint64_t until = synchro__now_ns() + (uint64_t)s->opts.loop_spin_ns;
       while (queues_empty(s) && synchro__now_ns() < until)
@@ -350,7 +362,10 @@ static void begin_shutdown(synchro_t *s) {
 
 /* Before the loop may block: items yielded by any callback of this iteration reach
  * their consumers now, with one wakeup per stream. */
-static void on_prepare(uv_prepare_t *prepare) { synchro__streams_flush(prepare->data); }
+static void on_prepare(uv_prepare_t *prepare) {
+  synchro__streams_flush(prepare->data);
+  synchro__loop_release_finished(prepare->data);
+}
 
 int synchro__loop_init(synchro_t *s) {
   int rc = uv_loop_init(&s->loop);
@@ -419,6 +434,7 @@ void synchro__loop_drop_all(synchro_t *s, int outcome) {
     }
   }
   synchro__streams_flush(s); /* drops the flush list's references */
+  synchro__loop_release_finished(s);
   synchro__heap_free(&s->heap);
 }
 

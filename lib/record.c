@@ -37,6 +37,13 @@ void synchro__rec_unref(synchro_call_t *rec) {
   synchro__pool_put(rec);
 }
 
+int synchro__future_check(const synchro_call_t *rec) {
+  int rc = synchro__rec_check(rec);
+  if (rc == 0 && (rec->cflags & SYNCHRO__C_FREED))
+    rc = SYNCHRO_EFREED;
+  return rc;
+}
+
 int synchro__rec_check(const synchro_call_t *rec) {
   uint32_t magic;
   if (rec == NULL)
