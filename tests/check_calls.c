@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1158,6 +1159,84 @@ START_TEST(test_a17_outstanding_calls_do_not_slow_new_ones) {
 }
 END_TEST
 
+/* ---- A35: independent synchronizers coexist in one process -------------------------- */
+
+typedef struct {
+  synchro_t *s;
+  long calls;
+  atomic_long bad;
+} coexist_arg_t;
+
+/* One "library": blocking calls and futures on its own synchronizer. */
+static void *coexist_worker(void *p) {
+  coexist_arg_t *a = p;
+  long i;
+  for (i = 0; i < a->calls; i++) {
+    test_add_args_t args = {i, 1};
+    int64_t sum = 0;
+    synchro_future_t *f = NULL;
+    if (synchro_call(a->s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL) != 0 ||
+        sum != i + 1)
+      a->bad++;
+    if (synchro_submit(a->s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &f) != 0 ||
+        synchro_future_wait(f, 5000) != 0 || synchro_future_result(f, &sum) != 0 ||
+        sum != i + 1)
+      a->bad++;
+    synchro_future_free(f);
+  }
+  return NULL;
+}
+
+static void on_coexist_done(synchro_future_t *f, int status, void *data) {
+  long *count = data;
+  (void)f;
+  if (status == 0)
+    (*count)++;
+}
+
+START_TEST(test_a35_two_synchronizers_coexist) {
+  coexist_arg_t a = {NULL, test_scaled(20000), 0}, b = {NULL, test_scaled(20000), 0};
+  pthread_t ta, tb;
+  uv_loop_t loop;
+  synchro_host_t *host = NULL;
+  long aio_done = 0, i, n_aio = test_scaled(2000);
+  a.s = new_sync();
+  b.s = new_sync();
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  ck_assert_int_eq(synchro_host_new_uv(&host, &loop), 0);
+  ck_assert_int_eq(pthread_create(&ta, NULL, coexist_worker, &a), 0);
+  ck_assert_int_eq(pthread_create(&tb, NULL, coexist_worker, &b), 0);
+  /* meanwhile, _aio-style calls on both, completing on this thread's loop */
+  for (i = 0; i < n_aio; i++) {
+    test_add_args_t args = {i, 2};
+    synchro_future_t *f = NULL;
+    ck_assert_int_eq(synchro_submit(i % 2 ? a.s : b.s, &test_op_add, &args,
+                                    SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
+    ck_assert_int_eq(synchro_future_then(f, host, on_coexist_done, &aio_done), 0);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(aio_done, n_aio);
+  pthread_join(ta, NULL);
+  /* one shuts down while the other keeps working */
+  ck_assert_int_eq(synchro_close(a.s, 1000), 0);
+  pthread_join(tb, NULL);
+  ck_assert_int_eq(a.bad, 0);
+  ck_assert_int_eq(b.bad, 0);
+  {
+    test_add_args_t args = {40, 2};
+    int64_t sum = 0;
+    ck_assert_int_eq(synchro_call(b.s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sum,
+                                  NULL), 0);
+    ck_assert_int_eq(sum, 42);
+  }
+  synchro_free(a.s);
+  close_free(b.s);
+  synchro_host_free(host);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
 static Suite *calls_suite(void) {
   Suite *s = suite_create("calls");
   TCase *tc;
@@ -1223,6 +1302,7 @@ static Suite *calls_suite(void) {
 
   tc = tcase_create("load");
   tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_a35_two_synchronizers_coexist);
   tcase_add_test(tc, test_a16_a38_many_producers_no_lost_wakeups);
   tcase_add_test(tc, test_a16_mixed_blocking_and_future_callers);
   suite_add_tcase(s, tc);
