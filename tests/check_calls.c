@@ -220,7 +220,9 @@ typedef struct {
 static const synchro_op_t *a6_op(int i) { return i % 2 ? &test_op_sleep : &test_op_add; }
 
 static int a6_submit(synchro_t *s, int i, synchro_future_t **f) {
-  test_sleep_args_t sl = {0, 0};
+  /* Mostly instant calls (cancel races completion); every 16th sleeps 2 ms so that some
+   * cancellations surely arrive first, however fast the loop is. */
+  test_sleep_args_t sl = {i % 16 == 1 ? 2 : 0, 0};
   test_add_args_t ad = {i, 1};
   return synchro_submit(s, a6_op(i), i % 2 ? (const void *)&sl : (const void *)&ad,
                         SYNCHRO_TIMEOUT_DEFAULT, f);
