@@ -305,7 +305,9 @@ void synchro__host_deliver(synchro_host_t *h, synchro_call_t *rec);
 /* object.c (loop side) */
 /* Lifecycle checks before a call on an object starts; false: resolved or parked. */
 bool synchro__object_admit(synchro_t *s, synchro_call_t *rec);
-void synchro__object_call_done(synchro_t *s, synchro_call_t *rec);
+/* A call bound to an object ended (run at the end of the loop iteration). `live`:
+ * the loop runs, so lifecycle steps (close after a failed open, teardown) may start. */
+void synchro__object_call_done(synchro_t *s, synchro_call_t *rec, bool live);
 void synchro__object_release(struct synchro_object_s *obj); /* a record's hold */
 void synchro__objects_shutdown(synchro_t *s);           /* close every open object */
 void synchro__objects_orphan(synchro_t *s, int reason); /* the loop is gone */

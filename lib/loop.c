@@ -46,14 +46,12 @@ void synchro__loop_finish_call(synchro_t *s, synchro_call_t *rec) {
   active_remove(s, rec);
   if (rec->deadline_ns != 0)
     synchro__heap_remove(&s->heap, rec);
-  if (rec->object != NULL)
-    synchro__object_call_done(s, rec);
-  if (synchro__phase(atomic_load_explicit(&rec->state, memory_order_acquire)) ==
-      SYNCHRO__DONE) {
-    rec->lflags &= (uint16_t)~SYNCHRO__L_LOOP_REF;
-    rec->act_next = s->finished; /* released at the end of this loop iteration */
-    s->finished = rec;
-  }
+  /* The loop's reference, and what the call's end means for its object (close,
+   * destroy), wait for the end of this loop iteration: the implementation may still be
+   * using the call and its state right after finishing it. */
+  rec->lflags &= (uint16_t)~SYNCHRO__L_LOOP_REF;
+  rec->act_next = s->finished;
+  s->finished = rec;
   if (s->shutting_down && s->active == NULL)
     begin_teardown(s);
 }
@@ -162,15 +160,21 @@ static void start_call(synchro_t *s, synchro_call_t *rec, uint64_t now) {
   synchro__loop_run_impl(s, rec);
 }
 
-void synchro__loop_release_finished(synchro_t *s) {
-  synchro_call_t *rec = s->finished;
-  s->finished = NULL;
-  while (rec != NULL) {
-    synchro_call_t *next = rec->act_next;
-    synchro__rec_unref(rec);
-    rec = next;
+static void release_finished(synchro_t *s, bool live) {
+  while (s->finished != NULL) { /* object reactions may finish more calls: loop */
+    synchro_call_t *rec = s->finished;
+    s->finished = NULL;
+    while (rec != NULL) {
+      synchro_call_t *next = rec->act_next;
+      if (rec->object != NULL)
+        synchro__object_call_done(s, rec, live);
+      synchro__rec_unref(rec);
+      rec = next;
+    }
   }
 }
+
+void synchro__loop_release_finished(synchro_t *s) { release_finished(s, true); }
 
 void synchro__loop_park(synchro_t *s, synchro_call_t *rec) {
   rec->lflags |= SYNCHRO__L_STARTED;
@@ -434,7 +438,7 @@ void synchro__loop_drop_all(synchro_t *s, int outcome) {
     }
   }
   synchro__streams_flush(s); /* drops the flush list's references */
-  synchro__loop_release_finished(s);
+  release_finished(s, false); /* the loop is gone: no close or open may start now */
   synchro__heap_free(&s->heap);
 }
 

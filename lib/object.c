@@ -277,7 +277,7 @@ static void open_finished(synchro_t *s, synchro_object_t *obj, bool ok) {
   }
 }
 
-void synchro__object_call_done(synchro_t *s, synchro_call_t *rec) {
+void synchro__object_call_done(synchro_t *s, synchro_call_t *rec, bool live) {
   synchro_object_t *obj = rec->object;
   if (!(rec->lflags & SYNCHRO__L_STARTED))
     return; /* refused before it started: no lifecycle effect */
@@ -286,6 +286,8 @@ void synchro__object_call_done(synchro_t *s, synchro_call_t *rec) {
     obj->parked_close = NULL;
     return;
   }
+  if (!live)
+    return; /* the loop is gone: orphaning destroys what is left */
   if (rec->obj_kind == SYNCHRO__OBJ_OPEN)
     open_finished(s, obj, rec->status == 0);
   else if (rec->obj_kind == SYNCHRO__OBJ_CLOSE)
