@@ -207,3 +207,173 @@ $(B)/bench/bench: $(BENCH_SRCS) tests/bench/bench.h $(STATIC_LIB)
 .PHONY: bench
 bench: $(B)/bench/bench
 	$(B)/bench/bench $(if $(filter-out 0,$(QUICK)),--quick) --json $(B)/bench.json $(BENCH_ARGS)
+
+# ---- packaging and tooling (docs/getting-started.md) ---------------------------------
+# install/uninstall honour PREFIX and DESTDIR; check-exports, check-headers, format,
+# format-check, compile_commands.json, coverage, install-test (tools/out-of-tree-test.sh).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+SYNCHRO_MK_DIR ?= $(DATADIR)/synchro
+INSTALL ?= install
+PUBLIC_HEADERS := $(sort $(wildcard include/synchro/*.h))
+MAN1_PAGES := $(sort $(wildcard man/*.1))
+# In synchro.pc, directories under PREFIX are written relative to ${prefix}.
+pc_rel = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+
+.PHONY: install uninstall install-test check-exports check-headers format format-check coverage FORCE
+all: $(B)/synchro.pc
+
+# Rewritten when PREFIX or a directory changes (the recipe compares before replacing).
+$(B)/synchro.pc: synchro.pc.in $(VERSION_H) FORCE
+	@mkdir -p $(@D)
+	@sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(call pc_rel,$(LIBDIR))|' \
+	  -e 's|@INCLUDEDIR@|$(call pc_rel,$(INCLUDEDIR))|' -e 's|@BINDIR@|$(call pc_rel,$(BINDIR))|' \
+	  -e 's|@MKFILE@|$(call pc_rel,$(SYNCHRO_MK_DIR))/synchro.mk|' -e 's|@VERSION@|$(VERSION)|' \
+	  synchro.pc.in > $@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; echo "wrote $@ (prefix $(PREFIX))"; fi
+
+install: lib $(B)/bridge $(B)/synchro.pc
+	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR)/synchro $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+	  $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYNCHRO_MK_DIR) $(DESTDIR)$(MANDIR)/man1
+	$(INSTALL) -m 644 include/synchro.h $(DESTDIR)$(INCLUDEDIR)/synchro.h
+	$(INSTALL) -m 644 $(PUBLIC_HEADERS) $(DESTDIR)$(INCLUDEDIR)/synchro/
+	$(INSTALL) -m 644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/libsynchro.a
+	$(INSTALL) -m 755 $(SHARED_LIB) $(DESTDIR)$(LIBDIR)/libsynchro.so.$(VERSION)
+	ln -sf libsynchro.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libsynchro.so
+	$(INSTALL) -m 644 $(B)/synchro.pc $(DESTDIR)$(PKGCONFIGDIR)/synchro.pc
+	$(INSTALL) -m 755 $(B)/bridge $(DESTDIR)$(BINDIR)/synchro-bridge
+	$(INSTALL) -m 644 synchro.mk $(DESTDIR)$(SYNCHRO_MK_DIR)/synchro.mk
+	$(INSTALL) -m 644 $(MAN1_PAGES) $(DESTDIR)$(MANDIR)/man1/
+
+# Removes exactly what install wrote, then the folders it made if they are empty.
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/synchro/,$(notdir $(PUBLIC_HEADERS)))
+	rm -f $(DESTDIR)$(INCLUDEDIR)/synchro.h
+	rm -f $(addprefix $(DESTDIR)$(LIBDIR)/,libsynchro.a libsynchro.so $(SONAME) libsynchro.so.$(VERSION))
+	rm -f $(DESTDIR)$(PKGCONFIGDIR)/synchro.pc $(DESTDIR)$(BINDIR)/synchro-bridge
+	rm -f $(DESTDIR)$(SYNCHRO_MK_DIR)/synchro.mk
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1_PAGES)))
+	-rmdir $(DESTDIR)$(INCLUDEDIR)/synchro $(DESTDIR)$(SYNCHRO_MK_DIR) 2>/dev/null
+
+# Installs into a temporary DESTDIR/PREFIX and builds a consumer out of tree.
+install-test: lib $(B)/bridge
+	bash tools/out-of-tree-test.sh
+
+# Every dynamic symbol libsynchro.so defines must be synchro_* (hidden visibility).
+check-exports: $(SHARED_LIB)
+	@bad=$$(nm -D --defined-only $(SHARED_LIB) | awk '{ print $$NF }' | grep -v '^synchro_' || true); \
+	n=$$(nm -D --defined-only $(SHARED_LIB) | wc -l); \
+	if [ -n "$$bad" ]; then echo "check-exports: symbols outside synchro_* in $(SHARED_LIB):"; \
+	  echo "$$bad" | sed 's/^/  /'; exit 1; fi; \
+	echo "check-exports: $$n symbols exported by $(SHARED_LIB), all synchro_*; SONAME $$(readelf -d $(SHARED_LIB) | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')"
+
+check-headers:
+	@bash tools/check-headers.sh
+
+format:
+	@bash tools/format.sh fix
+format-check:
+	@bash tools/format.sh check
+
+# With bear when installed, else from `make -n` (tools/compile-commands.sh); objects
+# go to build/compdb so the main build is left alone.
+compile_commands.json: FORCE
+	@bash tools/compile-commands.sh all examples \
+	  $(patsubst $(B)/%,build/compdb/%,$(TEST_BINS)) build/compdb/bench/bench
+
+# Line coverage of lib/ and bridge/ over the test suite (gcovr, installed when missing);
+# HTML report: build/coverage/coverage.html. Atomic counters: the runtime is threaded.
+COV_DIR := build/coverage
+coverage: deps
+	@command -v gcovr >/dev/null || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcovr; }
+	@find $(COV_DIR) -name '*.gcda' -delete 2>/dev/null || true
+	@CK_TIMEOUT_MULTIPLIER=4 $(MAKE) --no-print-directory B=$(COV_DIR) \
+	  SAN="--coverage -fprofile-update=atomic" \
+	  OPT="-O0 -g" run-tests
+	@echo; echo "== line coverage: lib/"
+	@gcovr -r . -f 'lib/' --object-directory $(COV_DIR) --txt -s
+	@echo; echo "== line coverage: bridge/"
+	@gcovr -r . -f 'bridge/' --object-directory $(COV_DIR) --txt -s
+	@gcovr -r . -f 'lib/' -f 'bridge/' --object-directory $(COV_DIR) \
+	  --html-details $(COV_DIR)/coverage.html >/dev/null && echo "html: $(COV_DIR)/coverage.html"
+
+FORCE:
+# ---- end of packaging and tooling -----------------------------------------------------
+
+# ---- examples/http: an API client on libcurl's multi interface (examples/http/README.md)
+# libcurl's multi handle runs on the synchronizer's loop (http_multi.c + http_impl.c);
+# three programs call it blocking, with futures and with _aio; check_http tests it
+# against tests/http/server.py (Python's http.server, on a free loopback port).
+DEB_PKGS += libcurl4-openssl-dev python3
+CURL_FLAGS = $$(pkg-config --cflags --libs libcurl)
+HTTP_IMPL_SRCS := examples/http/http_impl.c examples/http/http_multi.c examples/http/gen/http.c
+HTTP_DEPS := $(HTTP_IMPL_SRCS) examples/http/http_internal.h $(wildcard examples/http/gen/*.h)
+HTTP_BINS := $(B)/examples/http_get $(B)/examples/http_gather $(B)/examples/http_aio
+$(HTTP_BINS): $(B)/examples/%: examples/http/%.c $(HTTP_DEPS) $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Iexamples/http/gen $< $(HTTP_IMPL_SRCS) $(STATIC_LIB) -o $@ \
+	  $(ALL_LDFLAGS) $(LIBS) $(CURL_FLAGS)
+$(B)/tests/check_http: EXTRA_TEST_SRCS := $(HTTP_IMPL_SRCS)
+$(B)/tests/check_http: EXTRA_TEST_FLAGS := -Iexamples/http/gen $(CURL_FLAGS)
+$(B)/tests/check_http: $(HTTP_DEPS)
+# `make demo` builds them (they need a server: `make http-demo` runs them).
+examples: $(HTTP_BINS)
+# Starts tests/http/server.py on a free port, runs the three programs against it, stops it.
+.PHONY: http-demo
+http-demo: $(HTTP_BINS)
+	@pf=$(B)/http-demo.port; rm -f $$pf; \
+	python3 tests/http/server.py --port-file $$pf >/dev/null & pid=$$!; \
+	for i in $$(seq 100); do [ -s $$pf ] && break; sleep 0.05; done; \
+	url=http://127.0.0.1:$$(cat $$pf 2>/dev/null); echo "== test server at $$url (pid $$pid)"; \
+	rc=0; \
+	echo "== http_get $$url /json"; $(B)/examples/http_get $$url /json || rc=1; \
+	echo "== http_get $$url /404 (fails on purpose)"; \
+	  if $(B)/examples/http_get $$url /404; then rc=1; fi; \
+	echo "== http_gather $$url 200"; $(B)/examples/http_gather $$url 200 || rc=1; \
+	echo "== http_aio $$url"; $(B)/examples/http_aio $$url || rc=1; \
+	kill $$pid; wait $$pid 2>/dev/null; rm -f $$pf; \
+	if [ $$rc -ne 0 ]; then echo "http-demo FAILED"; fi; exit $$rc
+# ---- end of examples/http ----------------------------------------------------------------
+
+# ---- examples/kv: an async Redis client (examples/kv/README.md) ----------------------
+# One implementation (kv_impl.c: libuv TCP + hiredis's reply reader) and its generated
+# wrappers (gen/, checked by bridge-check), used by three programs, tests/check_kv.c and
+# the kv section of `make bench`. Building needs libhiredis-dev; running needs
+# redis-server (the tests, kv-demo and the bench start their own, on a free port).
+DEB_PKGS += libhiredis-dev redis-server
+HIREDIS_FLAGS = $$(pkg-config --cflags --libs hiredis)
+KV_SRCS := examples/kv/kv_impl.c examples/kv/gen/kv.c
+KV_DEPS := $(KV_SRCS) $(wildcard examples/kv/gen/*.h) $(STATIC_LIB)
+KV_BINS := $(B)/examples/kv $(B)/examples/kv_load $(B)/examples/kv_aio
+$(B)/examples/kv: examples/kv/kv_cli.c $(KV_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Iexamples/kv/gen $< $(KV_SRCS) $(STATIC_LIB) -o $@ $(ALL_LDFLAGS) $(LIBS) $(HIREDIS_FLAGS)
+$(B)/examples/kv_load $(B)/examples/kv_aio: $(B)/examples/%: examples/kv/%.c $(KV_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Iexamples/kv/gen $< $(KV_SRCS) $(STATIC_LIB) -o $@ $(ALL_LDFLAGS) $(LIBS) $(HIREDIS_FLAGS)
+# `make demo` builds them (they need a server to run); `make kv-demo` runs them against
+# a temporary redis-server.
+examples: $(KV_BINS)
+.PHONY: kv-demo bench-kv
+kv-demo: $(KV_BINS)
+	@bash examples/kv/kv-demo.sh $(B)/examples
+# check_kv links the kv module (generated code + implementation) and hiredis.
+$(B)/tests/check_kv: EXTRA_TEST_SRCS := $(KV_SRCS)
+$(B)/tests/check_kv: EXTRA_TEST_FLAGS := -Iexamples/kv/gen $(HIREDIS_FLAGS)
+$(B)/tests/check_kv: $(KV_SRCS) $(wildcard examples/kv/gen/*.h) tests/kv/redis_server.h
+# The kv bench: blocking GET latency and pipelined SET throughput, synchro vs hiredis's
+# own synchronous API, against a temporary redis-server. Part of `make bench`.
+$(B)/bench/kv_bench: tests/bench/kv/kv_bench.c tests/kv/redis_server.h $(KV_DEPS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Iexamples/kv/gen -Itests $< $(KV_SRCS) $(STATIC_LIB) -o $@ $(ALL_LDFLAGS) $(LIBS) $(HIREDIS_FLAGS) -lm
+bench-kv: $(B)/bench/kv_bench
+	$(B)/bench/kv_bench $(if $(filter-out 0,$(QUICK)),--quick)
+bench: bench-kv
+# ---- end of examples/kv -----------------------------------------------------------------

@@ -11,7 +11,14 @@
 #include "spec.h"
 #include "util.h"
 
-#define BRIDGE_VERSION "0.1.0"
+#include "synchro/version.h"
+
+/* The generator's version is the runtime's it was built with. */
+#define BRIDGE_STR2(x) #x
+#define BRIDGE_STR(x) BRIDGE_STR2(x)
+#define BRIDGE_VERSION                                                                \
+  BRIDGE_STR(SYNCHRO_VERSION_MAJOR) "." BRIDGE_STR(SYNCHRO_VERSION_MINOR) "." BRIDGE_STR( \
+      SYNCHRO_VERSION_PATCH)
 
 enum { BRIDGE_FILE_HEADER, BRIDGE_FILE_SOURCE, BRIDGE_FILE_IMPL, BRIDGE_FILE_COUNT };
 

@@ -9,10 +9,14 @@ static void add_includes(const bridge_emit_t *e, bridge_buf_t *b) {
   if (e->uses_json)
     bridge_buf_add(b, "#include <jansson.h>\n");
   bridge_buf_add(b, "#include <synchro.h>\n\n");
-  bridge_buf_addf(b, "#if SYNCHRO_VERSION_MAJOR != 0 || SYNCHRO_VERSION_HEX < 0x000100\n"
-                     "#error \"%s.h was generated for synchro 0.1 or a later 0.x\"\n"
-                     "#endif\n\n",
-                  e->mod);
+  /* The generated code needs the runtime this generator was built with, or a later
+   * one of the same major version. */
+  bridge_buf_addf(b,
+                  "#if SYNCHRO_VERSION_MAJOR != %d || SYNCHRO_VERSION_HEX < 0x%06x\n"
+                  "#error \"%s.h was generated for synchro %d.%d or a later %d.x\"\n"
+                  "#endif\n\n",
+                  SYNCHRO_VERSION_MAJOR, (unsigned)(SYNCHRO_VERSION_HEX & 0xffff00u), e->mod,
+                  SYNCHRO_VERSION_MAJOR, SYNCHRO_VERSION_MINOR, SYNCHRO_VERSION_MAJOR);
   bridge_buf_addf(b, "/* %s_API marks the module's functions: exported from a shared "
                      "library unless you\n"
                      " * define it otherwise (e.g. empty) before including this header. */\n"

@@ -19,33 +19,39 @@ enum {
   EXIT_IO = 4,
 };
 
-static const char usage_text[] =
-    "usage: bridge generate SPEC.json -o DIR   write DIR/MOD.h, DIR/MOD.c, DIR/MOD_impl.h\n"
-    "       bridge check SPEC.json -o DIR      fail (with a diff) if DIR's files are stale\n"
-    "       bridge validate SPEC.json          parse and validate only; silent when valid\n"
-    "       bridge --help | --version\n"
-    "\n"
-    "options:\n"
-    "  -o, --output DIR   where generated files are written or compared (created by\n"
-    "                     generate if missing)\n"
-    "  -h, --help         show this help\n"
-    "  -V, --version      show the version\n"
-    "\n"
-    "exit status:\n"
-    "  0  ok\n"
-    "  1  check found drift between the spec and DIR\n"
-    "  2  usage error\n"
-    "  3  invalid spec (or a feature this version cannot generate)\n"
-    "  4  I/O error\n"
-    "\n"
-    "Spec errors name the file and the JSON Pointer of the offending value, e.g.\n"
-    "  kv.json: /functions/2/args/0/type: unknown type \"strng\"; expected ...\n"
-    "The spec format is described in docs/spec.md.\n";
+/* The name the tool was run as ("bridge" in the tree, "synchro-bridge" installed). */
+static const char *progname = "bridge";
+
+static void print_usage(void) {
+  printf("usage: %s generate SPEC.json -o DIR   write DIR/MOD.h, DIR/MOD.c, DIR/MOD_impl.h\n"
+         "       %s check SPEC.json -o DIR      fail (with a diff) if DIR's files are stale\n"
+         "       %s validate SPEC.json          parse and validate only; silent when valid\n"
+         "       %s --help | --version\n",
+         progname, progname, progname, progname);
+  fputs("\n"
+        "options:\n"
+        "  -o, --output DIR   where generated files are written or compared (created by\n"
+        "                     generate if missing)\n"
+        "  -h, --help         show this help\n"
+        "  -V, --version      show the version\n"
+        "\n"
+        "exit status:\n"
+        "  0  ok\n"
+        "  1  check found drift between the spec and DIR\n"
+        "  2  usage error\n"
+        "  3  invalid spec (or a feature this version cannot generate)\n"
+        "  4  I/O error\n"
+        "\n"
+        "Spec errors name the file and the JSON Pointer of the offending value, e.g.\n"
+        "  kv.json: /functions/2/args/0/type: unknown type \"strng\"; expected ...\n"
+        "The spec format is described in docs/spec.md.\n",
+        stdout);
+}
 
 static int usage_error(const char *fmt, const char *arg) {
-  fputs("bridge: ", stderr);
+  fprintf(stderr, "%s: ", progname);
   fprintf(stderr, fmt, arg);
-  fputs("\nTry 'bridge --help'.\n", stderr);
+  fprintf(stderr, "\nTry '%s --help'.\n", progname);
   return EXIT_USAGE;
 }
 
@@ -68,7 +74,7 @@ static int load_spec(const char *file, bridge_spec_t **out) {
 
   rc = bridge_read_file(file, &text, &len);
   if (rc != 0) {
-    fprintf(stderr, "bridge: cannot read %s: %s\n", file, strerror(-rc));
+    fprintf(stderr, "%s: cannot read %s: %s\n", progname, file, strerror(-rc));
     return EXIT_IO;
   }
   rc = bridge_spec_parse(text, len, out, &err);
@@ -96,12 +102,12 @@ static int run_generate(const char *file, const bridge_spec_t *spec, const char 
   if (rc != EXIT_OK)
     return rc;
   if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-    fprintf(stderr, "bridge: cannot create %s: %s\n", dir, strerror(errno));
+    fprintf(stderr, "%s: cannot create %s: %s\n", progname, dir, strerror(errno));
     return EXIT_IO;
   }
   rc = bridge_emit(spec, dir);
   if (rc != 0) {
-    fprintf(stderr, "bridge: cannot write into %s: %s\n", dir, strerror(-rc));
+    fprintf(stderr, "%s: cannot write into %s: %s\n", progname, dir, strerror(-rc));
     return EXIT_IO;
   }
   return EXIT_OK;
@@ -114,8 +120,8 @@ static int run_check(const char *file, const bridge_spec_t *spec, const char *di
     return rc;
   rc = bridge_check(spec, dir);
   if (rc == 1)
-    fprintf(stderr, "bridge: %s is out of date with %s; run: bridge generate %s -o %s\n",
-            dir, file, file, dir);
+    fprintf(stderr, "%s: %s is out of date with %s; run: %s generate %s -o %s\n", progname,
+            dir, file, progname, file, dir);
   return rc < 0 ? EXIT_IO : rc;
 }
 
@@ -154,8 +160,8 @@ static int parse_cli(int argc, char **argv, cli_t *cli) {
     }
     switch (c) {
     case 'o': cli->output = optarg; break;
-    case 'h': fputs(usage_text, stdout); return EXIT_OK;
-    case 'V': puts("bridge (synchro) " BRIDGE_VERSION); return EXIT_OK;
+    case 'h': print_usage(); return EXIT_OK;
+    case 'V': printf("%s (synchro) %s\n", progname, BRIDGE_VERSION); return EXIT_OK;
     case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);
     default: return usage_error("unknown option '%s'", argv[optind - 1]);
     }
@@ -188,6 +194,10 @@ int main(int argc, char **argv) {
   cli_t cli;
   int rc;
 
+  if (argc > 0 && argv[0] != NULL && argv[0][0] != '\0') {
+    const char *slash = strrchr(argv[0], '/');
+    progname = slash != NULL ? slash + 1 : argv[0];
+  }
   rc = parse_cli(argc, argv, &cli);
   if (rc < 0)
     rc = check_cli(&cli);

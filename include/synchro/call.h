@@ -62,7 +62,7 @@ typedef struct synchro_op_s {
  * caller released it; do not keep it past completion). Loop thread only. */
 SYNCHRO_EXTERN const void *synchro_call_args(const synchro_call_t *call);
 
-/* The operation's name (borrowed). */
+/* The operation's name (borrowed), or NULL for a bad call. Thread-safe: yes. */
 SYNCHRO_EXTERN const char *synchro_call_name(const synchro_call_t *call);
 
 /* The synchronizer and loop the call runs on. Loop thread only; NULL elsewhere. */

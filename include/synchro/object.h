@@ -71,7 +71,9 @@ SYNCHRO_EXTERN int synchro_object_open_future(synchro_object_t *obj, const void 
  * to close), or SYNCHRO_EALREADY if close already ran or is running. Thread-safe: yes. */
 SYNCHRO_EXTERN int synchro_object_close_future(synchro_object_t *obj, int64_t timeout_ms,
                                                synchro_future_t **out);
-/* Blocking forms of the two above. */
+/* Blocking forms of the two above: submit and wait, as synchro_call(); on failure *err
+ * (if not NULL) receives the error. Thread-safe: yes, except on the loop thread
+ * (SYNCHRO_EDEADLK). */
 SYNCHRO_EXTERN int synchro_object_open(synchro_object_t *obj, const void *args,
                                        int64_t timeout_ms, synchro_error_t **err);
 SYNCHRO_EXTERN int synchro_object_close(synchro_object_t *obj, int64_t timeout_ms,

@@ -82,10 +82,12 @@ SYNCHRO_EXTERN void synchro_stream_free(synchro_stream_t *st);
  * (the stream owns it now); SYNCHRO_EBUSY when the buffer is full (not accepted: pause,
  * the demand hook tells when to go on); SYNCHRO_ECLOSED when the consumer is gone or
  * the call was cancelled (not accepted: stop producing); SYNCHRO_EALREADY after the
- * stream was ended; SYNCHRO_EINVAL (not a stream call); SYNCHRO_EPERM (off the loop). */
+ * stream was ended; SYNCHRO_EINVAL (not a stream call); SYNCHRO_EPERM (off the loop).
+ * Loop thread only. */
 SYNCHRO_EXTERN int synchro_call_yield(synchro_call_t *call, const void *item);
 
-/* Free slots in the buffer now (0 when full), or a negative code as above. */
+/* Free slots in the buffer now (0 when full), or a negative code as above.
+ * Loop thread only. */
 SYNCHRO_EXTERN int synchro_call_room(const synchro_call_t *call);
 
 /* Registers the demand hook (replacing an earlier one). Returns 0, SYNCHRO_EINVAL,
