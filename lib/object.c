@@ -255,6 +255,8 @@ bool synchro__object_admit(synchro_t *s, synchro_call_t *rec) {
   if (obj->tearing_down || obj->lstate == OBJ_CLOSING || obj->lstate == OBJ_CLOSED)
     return refuse(s, rec, SYNCHRO_ECLOSED);
   if (rec->obj_kind == SYNCHRO__OBJ_OPEN) {
+    if (obj->cls->open == NULL)
+      return refuse(s, rec, 0); /* nothing to open: it is open since construction */
     if (obj->lstate != OBJ_NEW)
       return refuse(s, rec, SYNCHRO_EALREADY);
     obj->lstate = OBJ_OPENING;
@@ -387,7 +389,8 @@ static synchro_object_t *handle_new(synchro_t *s, const synchro_class_t *cls) {
   atomic_init(&obj->holds, 2); /* its life on the loop, and its handle references */
   obj->sync = s;
   obj->cls = cls;
-  obj->lstate = OBJ_NEW;
+  /* With no open op the object is ready once built, and its close runs at the end. */
+  obj->lstate = cls->open != NULL ? OBJ_NEW : OBJ_OPEN;
   atomic_store_explicit(&obj->magic, SYNCHRO__MAGIC_LIVE, memory_order_release);
   return obj;
 }

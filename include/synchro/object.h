@@ -11,8 +11,9 @@
  *    by open); the caller blocks only for the constructor itself;
  *  - open runs at most once; close runs exactly once if open was attempted: when the
  *    user closes, when open failed (to release what it set up), or when the last
- *    handle reference is dropped while the object is open. A second close is harmless
- *    and returns SYNCHRO_EALREADY;
+ *    handle reference is dropped while the object is open. A class without an open op
+ *    is open from construction (opening it returns 0 and runs nothing), so its close
+ *    runs once too. A second close is harmless and returns SYNCHRO_EALREADY;
  *  - dropping the last reference never blocks: in-flight method calls are cancelled
  *    (their hooks run), close runs if needed, then the destructor, then the handle is
  *    gone. Method calls after close fail with SYNCHRO_ECLOSED.
