@@ -34,7 +34,7 @@ static int copy_args(synchro_call_t *rec, const void *args) {
       return SYNCHRO_ENOMEM;
   }
   if (op->args_copy == NULL) {
-    memcpy(rec->args, args, op->args_size);
+    synchro__copy(rec->args, args, op->args_size);
     return 0;
   }
   if (op->args_copy(rec->args, args) == 0)
@@ -168,7 +168,7 @@ static void unprepare(synchro_t *s, synchro_call_t *rec) {
 static int push_chain(synchro_t *s, synchro_call_t *top, synchro_call_t **bottom_link,
                       size_t n) {
   if (s->spin_loop) /* lets the loop skip its spin when we share its CPU */
-    atomic_store_explicit(&s->submit_cpu, synchro__current_cpu(), memory_order_relaxed);
+    atomic_store_explicit(&s->submit_cpu, synchro__recent_cpu(), memory_order_relaxed);
   atomic_fetch_add_explicit(&s->n_submitted, n, memory_order_relaxed);
   if (push_and_wake(s, &s->submit_head, top, bottom_link))
     return 0;
@@ -322,7 +322,7 @@ int synchro__finish_blocking(synchro_call_t *rec, void *result, synchro_error_t 
   rc = rec->status;
   if (rc == 0) {
     if (rec->op->result_size != 0)
-      memcpy(result, rec->result, rec->op->result_size);
+      synchro__copy(result, rec->result, rec->op->result_size);
     rec->cflags |= SYNCHRO__C_RESULT_TAKEN;
   } else if (err != NULL) {
     take_error(rec, err);
@@ -401,7 +401,7 @@ int synchro_future_result(synchro_future_t *f, void *out) {
   if (f->op->result_size != 0) {
     if (out == NULL)
       return SYNCHRO_EINVAL;
-    memcpy(out, f->result, f->op->result_size);
+    synchro__copy(out, f->result, f->op->result_size);
   }
   f->cflags |= SYNCHRO__C_RESULT_TAKEN;
   return 0;

@@ -34,6 +34,24 @@ void synchro__futex_wake(_Atomic uint32_t *word, int count);
 void synchro__cpu_relax(void);
 int synchro__ncpu(void);
 int synchro__current_cpu(void);
+/* The calling thread's CPU, re-read every few calls: threads rarely migrate, and the
+ * spin decisions that use it only need to be right most of the time. */
+int synchro__recent_cpu(void);
+/* memcpy for the small blocks of the hot path (arguments, results): whole words
+ * inline when the size allows, libc otherwise. */
+static inline void synchro__copy(void *dst, const void *src, size_t n) {
+  if (n == 8) {
+    __builtin_memcpy(dst, src, 8);
+  } else if (n == 16) {
+    __builtin_memcpy(dst, src, 16);
+  } else if (n == 24) {
+    __builtin_memcpy(dst, src, 24);
+  } else if (n == 32) {
+    __builtin_memcpy(dst, src, 32);
+  } else {
+    __builtin_memcpy(dst, src, n);
+  }
+}
 /* Writes/clears an eventfd; both ignore EAGAIN (the counter is a flag for us). */
 int synchro__eventfd_new(void);
 void synchro__eventfd_signal(int fd);

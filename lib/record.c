@@ -112,7 +112,7 @@ int synchro__resolve(synchro_call_t *rec, int outcome, const void *result,
     runtime_outcome = true;
   } else if (outcome == 0) {
     if (rec->op->result_size != 0)
-      memcpy(rec->result, result, rec->op->result_size);
+      synchro__copy(rec->result, result, rec->op->result_size);
   } else {
     runtime_outcome = err == NULL && synchro__static_error(outcome) != NULL;
   }

@@ -67,6 +67,14 @@ int synchro__ncpu(void) {
 
 int synchro__current_cpu(void) { return sched_getcpu(); }
 
+int synchro__recent_cpu(void) {
+  static _Thread_local int cpu = -1;
+  static _Thread_local unsigned uses;
+  if ((uses++ & 63u) == 0 || cpu < 0)
+    cpu = sched_getcpu();
+  return cpu;
+}
+
 int synchro__eventfd_new(void) {
   int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   return fd >= 0 ? fd : -errno;
