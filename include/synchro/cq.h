@@ -24,7 +24,9 @@ SYNCHRO_EXTERN int synchro_cq_new(synchro_cq_t **out);
 SYNCHRO_EXTERN int synchro_cq_add(synchro_cq_t *cq, synchro_future_t *f);
 
 /* Takes the next resolved future, waiting up to `timeout_ms` (0 polls,
- * SYNCHRO_TIMEOUT_INFINITE). On 0, *out is owned by the caller again.
+ * SYNCHRO_TIMEOUT_INFINITE). On 0, *out is owned by the caller again. Do not wait on a
+ * synchronizer's loop thread for futures of that synchronizer: the loop cannot resolve
+ * them while its thread waits here (poll with 0, or watch the fd from the loop).
  * Returns 0, SYNCHRO_EPENDING (timed out), SYNCHRO_EEMPTY (no future left in the
  * queue), SYNCHRO_EINVAL. Thread-safe: one consumer at a time. */
 SYNCHRO_EXTERN int synchro_cq_next(synchro_cq_t *cq, int64_t timeout_ms,
