@@ -61,7 +61,13 @@ help:
 	@echo "make check     install what is missing, build and run every test program"
 	@echo "make asan      the whole suite under ASan+UBSan (build/asan)"
 	@echo "make tsan      the whole suite under TSan (build/tsan)"
-	@echo "make valgrind  the whole suite under valgrind memcheck, no fork"
+	@echo "make valgrind  the whole suite under valgrind memcheck (fork-tagged tests excluded)"
+	@echo "make bench     the benchmarks against their floor (QUICK=1 for a short run)"
+	@echo "make kv-demo / make http-demo   the kv and http examples against local servers"
+	@echo "make install / uninstall        PREFIX=/usr/local DESTDIR= as usual"
+	@echo "make check-exports check-headers format-check install-test   packaging checks"
+	@echo "make fuzz      libFuzzer on the spec parser (FUZZ_SECONDS=60)"
+	@echo "make coverage  line coverage of lib/ and bridge/ (gcovr)"
 	@echo "make clean     remove build/"
 
 deps:
