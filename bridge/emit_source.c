@@ -1,5 +1,7 @@
-/* bridge/emit_source.c - MOD.c: the module's synchronizer, argument marshalling, and
- * the blocking, _future and _aio wrappers around synchro_call/synchro_submit. */
+/* bridge/emit_source.c - MOD.c: the module's descriptor, argument marshalling, operation
+ * descriptors, and the typed blocking, _future and _aio wrappers. The plumbing they share
+ * (the lazily created synchronizer, checked calls, typed streams) is the runtime's
+ * module support API, synchro/module.h: the wrappers are one call of it each. */
 #include "emit.h"
 
 #include <string.h>
@@ -14,60 +16,25 @@ static void add_prologue(const bridge_emit_t *e, bridge_buf_t *b) {
   bridge_format(what, sizeof(what), "the wrappers and marshalling of module %s.", e->mod);
   bridge_add_banner(b, file, what);
   bridge_buf_addf(b, "#include \"%s.h\"\n#include \"%s_impl.h\"\n\n", e->mod, e->mod);
-  bridge_buf_add(b, "#include <stdarg.h>\n#include <stdatomic.h>\n#include <string.h>\n\n");
+  bridge_buf_add(b, "#include <stdarg.h>\n#include <string.h>\n\n");
 }
 
-static void add_synchronizer(const bridge_emit_t *e, bridge_buf_t *b) {
+static void add_module(const bridge_emit_t *e, bridge_buf_t *b) {
   const char *m = e->mod;
 
-  bridge_add_rule(b, "the synchronizer");
+  bridge_add_rule(b, "the module");
   bridge_buf_addf(
       b,
-      "/* Set once, by %s_use_synchronizer() or by the first call, then only read. */\n"
-      "static _Atomic(synchro_t *) %s__synchronizer;\n\n",
-      m, m);
-  bridge_buf_addf(
-      b,
+      "/* The module's descriptor (synchro/module.h): its name, its messages, and its\n"
+      " * synchronizer, set once by %s_use_synchronizer() or by the first call. */\n"
+      "static synchro_module_t %s__module = SYNCHRO_MODULE_INIT(\"%s\", %s_strerror);\n\n"
       "int %s_synchronizer(synchro_t **out) {\n"
-      "  synchro_t *s;\n"
-      "  synchro_t *created;\n"
-      "  synchro_options_t opts;\n"
-      "  int rc;\n\n"
-      "  if (out == NULL)\n"
-      "    return SYNCHRO_EINVAL;\n"
-      "  s = atomic_load_explicit(&%s__synchronizer, memory_order_acquire);\n"
-      "  if (s == NULL) {\n"
-      "    synchro_options_init(&opts);\n"
-      "    opts.name = \"%s\";\n"
-      "    rc = synchro_new(&created, &opts);\n"
-      "    if (rc != 0)\n"
-      "      return rc;\n"
-      "    /* Threads may race here: one wins, the others free theirs, which is cheap\n"
-      "     * because a synchronizer starts no thread before its first call. */\n"
-      "    if (atomic_compare_exchange_strong_explicit(&%s__synchronizer, &s, created,\n"
-      "                                                memory_order_acq_rel,\n"
-      "                                                memory_order_acquire))\n"
-      "      s = created;\n"
-      "    else\n"
-      "      synchro_free(created);\n"
-      "  }\n"
-      "  *out = s;\n"
-      "  return 0;\n"
-      "}\n\n",
-      m, m, m, m);
-  bridge_buf_addf(
-      b,
+      "  return synchro_module_synchronizer(&%s__module, out);\n"
+      "}\n\n"
       "int %s_use_synchronizer(synchro_t *s) {\n"
-      "  synchro_t *current = NULL;\n\n"
-      "  if (s == NULL)\n"
-      "    return SYNCHRO_EINVAL;\n"
-      "  if (atomic_compare_exchange_strong_explicit(&%s__synchronizer, &current, s,\n"
-      "                                              memory_order_acq_rel,\n"
-      "                                              memory_order_acquire))\n"
-      "    return 0;\n"
-      "  return current == s ? 0 : SYNCHRO_EALREADY;\n"
+      "  return synchro_module_use(&%s__module, s);\n"
       "}\n\n",
-      m, m);
+      m, m, m, m, m, m, m, m);
 }
 
 static void add_strerror(const bridge_emit_t *e, bridge_buf_t *b) {
@@ -102,44 +69,25 @@ static void add_strerror(const bridge_emit_t *e, bridge_buf_t *b) {
 
 /* ---- copy and release helpers --------------------------------------------------- */
 
-static void add_scalar_dups(const bridge_emit_t *e, bridge_buf_t *b) {
-  const char *m = e->mod;
+/* The function releasing a result or item of type `t` (a descriptor's result_free):
+ * the runtime's for strings, JSON and handles, the module's for bytes and arrays. */
+static bridge_ctype_t releaser(const bridge_emit_t *e, const bridge_type_t *t) {
+  bridge_ctype_t c;
 
-  if (e->dup[BRIDGE_STRING])
-    bridge_buf_addf(b,
-                    "/* Copies a string; NULL stays NULL. */\n"
-                    "static char *%s__dup_string(const char *s) {\n"
-                    "  return s != NULL ? synchro_mem_strdup(s) : NULL;\n"
-                    "}\n\n",
-                    m);
-  if (e->dup[BRIDGE_BYTES])
-    bridge_buf_addf(b,
-                    "/* Copies `len` bytes; NULL stays NULL, and an empty non-NULL buffer "
-                    "stays non-NULL. */\n"
-                    "static void *%s__dup_bytes(const void *data, size_t len) {\n"
-                    "  void *copy;\n\n"
-                    "  if (data == NULL)\n"
-                    "    return NULL;\n"
-                    "  copy = synchro_mem_malloc(len > 0 ? len : 1);\n"
-                    "  if (copy != NULL)\n"
-                    "    memcpy(copy, data, len);\n"
-                    "  return copy;\n"
-                    "}\n\n",
-                    m);
-  if (e->dup[BRIDGE_JSON])
-    bridge_buf_addf(b,
-                    "/* Copies a JSON value deeply, so that no thread shares it; NULL stays "
-                    "NULL. */\n"
-                    "static json_t *%s__dup_json(const json_t *v) {\n"
-                    "  return v != NULL ? json_deep_copy(v) : NULL;\n"
-                    "}\n\n",
-                    m);
+  if (!t->array && (t->kind == BRIDGE_STRING || t->kind == BRIDGE_JSON))
+    bridge_format(c.s, sizeof(c.s), "synchro_module_release_%s", bridge_kind_name(t->kind));
+  else if (!t->array && t->kind == BRIDGE_OBJECT)
+    bridge_format(c.s, sizeof(c.s), "synchro_module_release_object");
+  else
+    bridge_format(c.s, sizeof(c.s), "%s__release_%s%s", e->mod, bridge_kind_name(t->kind),
+                  t->array ? "_array" : "");
+  return c;
 }
 
 /* How one element of an owning array kind is copied, tested and freed. */
 typedef struct owning_elem_s {
   bridge_kind_t kind;
-  const char *dup;     /* statements copying items[i] into copy[i]; %s = module */
+  const char *dup;     /* statements copying items[i] into copy[i] */
   const char *present; /* true when items[i] holds a value to copy */
   const char *missing; /* true when copy[i] holds no copy */
   const char *free;    /* frees items[i] */
@@ -147,14 +95,14 @@ typedef struct owning_elem_s {
 } owning_elem_t;
 
 static const owning_elem_t owning_elems[] = {
-    {BRIDGE_STRING, "    copy[i] = %s__dup_string(items[i]);\n", "items[i] != NULL",
+    {BRIDGE_STRING, "    copy[i] = synchro_module_dup_string(items[i]);\n", "items[i] != NULL",
      "copy[i] == NULL", "synchro_mem_free(items[i]);", "strings"},
     {BRIDGE_BYTES,
-     "    copy[i].data = %s__dup_bytes(items[i].data, items[i].len);\n"
+     "    copy[i].data = synchro_module_dup_bytes(items[i].data, items[i].len);\n"
      "    copy[i].len = items[i].len;\n",
      "items[i].data != NULL", "copy[i].data == NULL", "synchro_mem_free(items[i].data);",
      "byte strings"},
-    {BRIDGE_JSON, "    copy[i] = %s__dup_json(items[i]);\n", "items[i] != NULL",
+    {BRIDGE_JSON, "    copy[i] = synchro_module_dup_json(items[i]);\n", "items[i] != NULL",
      "copy[i] == NULL", "json_decref(items[i]);", "JSON values"},
 };
 
@@ -204,7 +152,7 @@ static void add_owning_array_dup(const bridge_emit_t *e, bridge_buf_t *b, bridge
                     "  if (copy == NULL)\n"
                     "    return NULL;\n"
                     "  for (i = 0; i < count; i++) {\n");
-  bridge_buf_addf(b, o->dup, e->mod);
+  bridge_buf_add(b, o->dup);
   bridge_buf_addf(b,
                   "    if (%s && %s) {\n"
                   "      %s__free_%s_array(copy, i);\n"
@@ -254,32 +202,22 @@ static void add_array_free(const bridge_emit_t *e, bridge_buf_t *b, bridge_kind_
   bridge_buf_add(b, "  a->items = NULL;\n  a->count = 0;\n}\n\n");
 }
 
+/* The module's own result_free functions: bytes and arrays, whose types are the
+ * module's (strings, JSON and handles use the runtime's, synchro_module_release_*). */
 static void add_releasers(const bridge_emit_t *e, bridge_buf_t *b) {
   const char *m = e->mod;
-  bool any = false;
+  bool any = e->release[BRIDGE_BYTES];
   int k;
 
   for (k = 0; k < BRIDGE_KIND_COUNT_; k++)
-    any = any || e->release[k] || e->result_array[k];
+    any = any || e->result_array[k];
   if (!any)
     return;
   bridge_buf_add(b, "/* The result_free functions of the descriptors below. */\n\n");
-  if (e->release[BRIDGE_STRING])
-    bridge_buf_addf(b, "static void %s__release_string(void *value) {\n"
-                       "  synchro_mem_free(*(char **)value);\n}\n\n",
-                    m);
   if (e->release[BRIDGE_BYTES])
     bridge_buf_addf(b, "static void %s__release_bytes(void *value) {\n"
                        "  synchro_mem_free(((%s_bytes_t *)value)->data);\n}\n\n",
                     m, m);
-  if (e->release[BRIDGE_JSON])
-    bridge_buf_addf(b, "static void %s__release_json(void *value) {\n"
-                       "  json_decref(*(json_t **)value);\n}\n\n",
-                    m);
-  if (e->release[BRIDGE_OBJECT])
-    bridge_buf_addf(b, "static void %s__release_object(void *value) {\n"
-                       "  synchro_object_free(*(synchro_object_t **)value);\n}\n\n",
-                    m);
   for (k = 0; k < BRIDGE_KIND_COUNT_; k++)
     if (e->result_array[k])
       bridge_buf_addf(b, "static void %s__release_%s_array(void *value) {\n"
@@ -288,344 +226,21 @@ static void add_releasers(const bridge_emit_t *e, bridge_buf_t *b) {
                       bridge_kind_name((bridge_kind_t)k));
 }
 
-/* Appends a signature whose two "%s" are the module name, wrapped to the line width. */
-static void add_signature(bridge_buf_t *b, const char *fmt, const char *m) {
-  bridge_buf_t line;
-
-  bridge_buf_init(&line);
-  bridge_buf_addf(&line, fmt, m, m);
-  bridge_add_wrapped(b, bridge_buf_str(&line));
-  if (line.failed)
-    b->failed = true;
-  bridge_buf_free(&line);
-}
-
-static void add_function_call_helpers(const bridge_emit_t *e, bridge_buf_t *b);
-static void add_function_aio_helper(const bridge_emit_t *e, bridge_buf_t *b);
-static void add_object_helpers(const bridge_emit_t *e, bridge_buf_t *b);
-static void add_stream_helpers(const bridge_emit_t *e, bridge_buf_t *b);
-
-static void add_call_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
-  const char *m = e->mod;
-
-  if (e->spec->nfunctions == 0 && e->spec->nobjects == 0)
-    return;
-  if (e->futures)
-    bridge_buf_addf(
-      b,
-      "/* True if `f` is a future of `op`, so that its result has the layout the "
-      "caller\n * expects. */\n"
-      "static bool %s__future_is(const synchro_future_t *f, const synchro_op_t *op) {\n"
-      "  const char *name = f != NULL ? synchro_future_name(f) : NULL;\n"
-      "  return name != NULL && strcmp(name, op->name) == 0;\n"
-      "}\n\n",
-      m);
-  if (e->fails)
-    bridge_buf_addf(
-      b,
-      "/* What every *_fail() helper does: a NULL fmt means the code's own message. */\n"
-      "static int %s__vfail(synchro_call_t *call, int code, const char *fmt, va_list ap) {\n"
-      "  if (fmt == NULL)\n"
-      "    return synchro_call_fail(call, code, NULL, \"%%s\", %s_strerror(code));\n"
-      "  return synchro_call_vfail(call, code, NULL, fmt, ap);\n"
-      "}\n\n",
-      m, m);
-  bridge_buf_addf(
-      b,
-      "/* Checks the argument values the spec constrains (see each op's check_args). */\n"
-      "typedef int (*%s__check_fn)(const void *args);\n\n"
-      "/* Checks the arguments and finds the synchronizer: what every call does first. */\n"
-      "static int %s__prepare(%s__check_fn check, const void *args, synchro_t **s) {\n"
-      "  int rc = check != NULL ? check(args) : 0;\n"
-      "  return rc != 0 ? rc : %s_synchronizer(s);\n"
-      "}\n\n",
-      m, m, m, m);
-  if (e->plain_funcs)
-    add_function_call_helpers(e, b);
-  if (e->plain_funcs)
-    add_function_aio_helper(e, b);
-  if (e->spec->nobjects > 0)
-    add_object_helpers(e, b);
-  if (e->stream_funcs || e->stream_methods)
-    add_stream_helpers(e, b);
-  if (e->reject_result)
-    bridge_buf_addf(
-        b,
-        "/* Fails a call whose implementation returned a value that cannot be delivered "
-        "(NULL\n"
-        " * where the spec forbids it, or no memory for the copy), and says so. */\n"
-        "static int %s__reject_result(synchro_call_t *call, int code, const char *why) {\n"
-        "  int rc = synchro_call_fail(call, code, NULL, \"%%s: %%s\", "
-        "synchro_call_name(call), why);\n"
-        "  return rc != 0 ? rc : code;\n"
-        "}\n\n",
-        m);
-}
-
-static void add_function_call_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
-  const char *m = e->mod;
-
-  bridge_buf_addf(b, "/* The blocking call behind every %s_op(). */\n", m);
-  add_signature(b, "static int %s__call(const synchro_op_t *op, %s__check_fn check, "
-                   "const void *args, void *out, synchro_error_t **err) {", m);
-  bridge_buf_addf(b,
-                  "  synchro_t *s;\n"
-                  "  int rc;\n\n"
-                  "  if (err != NULL)\n"
-                  "    *err = NULL;\n"
-                  "  if (out == NULL && op->result_size > 0)\n"
-                  "    return SYNCHRO_EINVAL;\n"
-                  "  rc = %s__prepare(check, args, &s);\n"
-                  "  if (rc != 0)\n"
-                  "    return rc;\n"
-                  "  return synchro_call(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out, err);\n"
-                  "}\n\n",
-                  m);
-  bridge_buf_addf(b, "/* The submission behind every %s_op_future(). */\n", m);
-  add_signature(b, "static int %s__submit(const synchro_op_t *op, %s__check_fn check, "
-                   "const void *args, synchro_future_t **out) {", m);
-  bridge_buf_addf(b,
-                  "  synchro_t *s;\n"
-                  "  int rc;\n\n"
-                  "  if (out == NULL)\n"
-                  "    return SYNCHRO_EINVAL;\n"
-                  "  rc = %s__prepare(check, args, &s);\n"
-                  "  if (rc != 0)\n"
-                  "    return rc;\n"
-                  "  return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);\n"
-                  "}\n\n",
-                  m);
-}
-
-static void add_function_aio_helper(const bridge_emit_t *e, bridge_buf_t *b) {
-  const char *m = e->mod;
-
-  bridge_buf_addf(b,
-                  "/* The submission behind every %s_op_aio(): `done` runs on the host's "
-                  "thread and\n"
-                  " * reads the caller's typed callback `cb` back with "
-                  "synchro_future_then_fn(). Nothing\n"
-                  " * is allocated, so nothing is left over when the host is freed first. "
-                  "*/\n",
-                  m);
-  add_signature(b, "static int %s__submit_aio(const synchro_op_t *op, %s__check_fn check, "
-                   "const void *args, synchro_host_t *host, synchro_host_cb done, "
-                   "synchro_fn cb, void *data) {", m);
-  bridge_buf_addf(b,
-                  "  synchro_future_t *f;\n"
-                  "  int rc;\n\n"
-                  "  if (host == NULL || cb == NULL)\n"
-                  "    return SYNCHRO_EINVAL;\n"
-                  "  rc = %s__submit(op, check, args, &f);\n"
-                  "  if (rc != 0)\n"
-                  "    return rc;\n"
-                  "  rc = synchro_future_then_typed(f, host, done, cb, data);\n"
-                  "  if (rc != 0) {\n"
-                  "    /* Nobody would see the outcome: stop the call. */\n"
-                  "    (void)synchro_future_cancel(f);\n"
-                  "    synchro_future_free(f);\n"
-                  "  }\n"
-                  "  return rc;\n"
-                  "}\n\n",
-                  m);
-}
-
-static void add_object_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
-  const char *m = e->mod, *u = e->upper;
-
-  bridge_buf_addf(b, "/* Which lifecycle operation an object call is. */\n"
-                     "enum { %s__METHOD, %s__OPEN, %s__CLOSE };\n\n",
-                  u, u, u);
-  bridge_buf_addf(b, "/* The constructor behind every %s_obj_new(): *out (a typed handle "
-                     "pointer) receives\n * the handle. */\n", m);
-  add_signature(b, "static int %s__new(const synchro_class_t *cls, %s__check_fn check, "
-                   "const void *args, void *out, synchro_error_t **err) {", m);
-  bridge_buf_addf(b,
-                  "  synchro_object_t *obj = NULL;\n"
-                  "  synchro_t *s;\n"
-                  "  int rc;\n\n"
-                  "  if (err != NULL)\n"
-                  "    *err = NULL;\n"
-                  "  if (out == NULL)\n"
-                  "    return SYNCHRO_EINVAL;\n"
-                  "  memcpy(out, &obj, sizeof(obj));\n"
-                  "  rc = %s__prepare(check, args, &s);\n"
-                  "  if (rc == 0)\n"
-                  "    rc = synchro_object_new(s, cls, args, &obj, err);\n"
-                  "  if (rc == 0)\n"
-                  "    memcpy(out, &obj, sizeof(obj));\n"
-                  "  return rc;\n"
-                  "}\n\n",
-                  m);
-  bridge_buf_add(b, "/* The blocking call behind every object operation: a method, open or "
-                    "close. */\n");
-  add_signature(b, "static int %s__call_on(void *self, int what, const synchro_op_t *op, "
-                   "%s__check_fn check, const void *args, void *out, synchro_error_t **err) {",
-                m);
-  bridge_buf_addf(b,
-                  "  int rc;\n\n"
-                  "  if (err != NULL)\n"
-                  "    *err = NULL;\n"
-                  "  if (self == NULL || (out == NULL && op->result_size > 0))\n"
-                  "    return SYNCHRO_EINVAL;\n"
-                  "  rc = check != NULL ? check(args) : 0;\n"
-                  "  if (rc != 0)\n"
-                  "    return rc;\n"
-                  "  if (what == %s__OPEN)\n"
-                  "    return synchro_object_open(self, NULL, SYNCHRO_TIMEOUT_DEFAULT, err);\n"
-                  "  if (what == %s__CLOSE)\n"
-                  "    return synchro_object_close(self, SYNCHRO_TIMEOUT_DEFAULT, err);\n"
-                  "  return synchro_object_call(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, out, "
-                  "err);\n"
-                  "}\n\n",
-                  u, u);
-  bridge_buf_add(b, "/* The submission behind every object operation's _future(). */\n");
-  add_signature(b, "static int %s__submit_on(void *self, int what, const synchro_op_t *op, "
-                   "%s__check_fn check, const void *args, synchro_future_t **out) {",
-                m);
-  bridge_buf_addf(b,
-                  "  int rc;\n\n"
-                  "  if (out == NULL)\n"
-                  "    return SYNCHRO_EINVAL;\n"
-                  "  *out = NULL;\n"
-                  "  if (self == NULL)\n"
-                  "    return SYNCHRO_EINVAL;\n"
-                  "  rc = check != NULL ? check(args) : 0;\n"
-                  "  if (rc != 0)\n"
-                  "    return rc;\n"
-                  "  if (what == %s__OPEN)\n"
-                  "    return synchro_object_open_future(self, NULL, SYNCHRO_TIMEOUT_DEFAULT, "
-                  "out);\n"
-                  "  if (what == %s__CLOSE)\n"
-                  "    return synchro_object_close_future(self, SYNCHRO_TIMEOUT_DEFAULT, out);\n"
-                  "  return synchro_object_submit(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);\n"
-                  "}\n\n",
-                  u, u);
-  bridge_buf_add(b, "/* The submission behind every object operation's _aio(): as "
-                    "for functions, `done`\n"
-                    " * runs on the host's thread and reads `cb` back with "
-                    "synchro_future_then_fn(). */\n");
-  add_signature(b, "static int %s__submit_aio_on(void *self, int what, const synchro_op_t *op, "
-                   "%s__check_fn check, const void *args, synchro_host_t *host, "
-                   "synchro_host_cb done, synchro_fn cb, void *data) {", m);
-  bridge_buf_add(b,
-                 "  synchro_future_t *f;\n"
-                 "  int rc;\n\n"
-                 "  if (host == NULL || cb == NULL)\n"
-                 "    return SYNCHRO_EINVAL;\n");
-  bridge_buf_addf(b,
-                  "  rc = %s__submit_on(self, what, op, check, args, &f);\n"
-                  "  if (rc != 0)\n"
-                  "    return rc;\n"
-                  "  rc = synchro_future_then_typed(f, host, done, cb, data);\n"
-                  "  if (rc != 0) {\n"
-                  "    /* Nobody would see the outcome: stop the call. */\n"
-                  "    (void)synchro_future_cancel(f);\n"
-                  "    synchro_future_free(f);\n"
-                  "  }\n"
-                  "  return rc;\n"
-                  "}\n\n",
-                  m);
-}
-
-static void add_stream_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
-  const char *m = e->mod;
-
-  bridge_buf_addf(b,
-                  "/* What every typed MOD_op_stream_t handle points to: the runtime's "
-                  "stream, and the\n"
-                  " * callback armed by MOD_op_next_aio() with its data. */\n"
-                  "typedef struct %s__stream_s {\n"
-                  "  synchro_stream_t *stream;\n"
-                  "  void (*cb)(void);\n"
-                  "  void *data;\n"
-                  "} %s__stream_t;\n\n",
-                  m, m);
-  bridge_buf_add(b, "/* Starts a stream: a function's, or (method) one on the object `self`. "
-                    "*out (a typed\n * stream pointer) receives the handle. */\n");
-  add_signature(b, "static int %s__stream_open(bool method, void *self, const synchro_op_t *op, "
-                   "%s__check_fn check, const void *args, void *out) {", m);
-  bridge_buf_addf(b,
-                  "  %s__stream_t *st = NULL;\n"
-                  "  synchro_t *s = NULL;\n"
-                  "  int rc;\n\n"
-                  "  if (out == NULL)\n"
-                  "    return SYNCHRO_EINVAL;\n"
-                  "  memcpy(out, &st, sizeof(st));\n"
-                  "  if (method && self == NULL)\n"
-                  "    return SYNCHRO_EINVAL;\n"
-                  "  if (method)\n"
-                  "    rc = check != NULL ? check(args) : 0;\n"
-                  "  else\n"
-                  "    rc = %s__prepare(check, args, &s);\n"
-                  "  if (rc != 0)\n"
-                  "    return rc;\n"
-                  "  st = synchro_mem_calloc(1, sizeof(*st));\n"
-                  "  if (st == NULL)\n"
-                  "    return SYNCHRO_ENOMEM;\n"
-                  "  if (method)\n"
-                  "    rc = synchro_object_stream_open(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, "
-                  "&st->stream);\n"
-                  "  else\n"
-                  "    rc = synchro_stream_open(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, "
-                  "&st->stream);\n"
-                  "  if (rc != 0) {\n"
-                  "    synchro_mem_free(st);\n"
-                  "    return rc;\n"
-                  "  }\n"
-                  "  memcpy(out, &st, sizeof(st));\n"
-                  "  return 0;\n"
-                  "}\n\n",
-                  m, m);
-  bridge_buf_addf(b,
-                  "static int %s__stream_next(%s__stream_t *st, void *item, int64_t "
-                  "timeout_ms) {\n"
-                  "  if (st == NULL || item == NULL)\n"
-                  "    return SYNCHRO_EINVAL;\n"
-                  "  return synchro_stream_next(st->stream, item, timeout_ms);\n"
-                  "}\n\n",
-                  m, m);
-  bridge_buf_add(b, "/* Arms the host callback; on failure the previous one (if any) stays. */\n");
-  add_signature(b, "static int %s__stream_arm(%s__stream_t *st, synchro_host_t *host, "
-                   "synchro_stream_cb done, void (*cb)(void), void *data) {", m);
-  bridge_buf_add(b, "  void (*old_cb)(void);\n"
-                    "  void *old_data;\n"
-                    "  int rc;\n\n"
-                    "  if (st == NULL || host == NULL || cb == NULL)\n"
-                    "    return SYNCHRO_EINVAL;\n"
-                    "  old_cb = st->cb;\n"
-                    "  old_data = st->data;\n"
-                    "  st->cb = cb;\n"
-                    "  st->data = data;\n"
-                    "  rc = synchro_stream_next_then(st->stream, host, done, st);\n"
-                    "  if (rc != 0) {\n"
-                    "    st->cb = old_cb;\n"
-                    "    st->data = old_data;\n"
-                    "  }\n"
-                    "  return rc;\n"
-                    "}\n\n");
-  bridge_buf_addf(b,
-                  "static const synchro_error_t *%s__stream_error(const %s__stream_t *st) {\n"
-                  "  return st != NULL ? synchro_stream_error(st->stream) : NULL;\n"
-                  "}\n\n"
-                  "static void %s__stream_close(%s__stream_t *st) {\n"
-                  "  if (st == NULL)\n"
-                  "    return;\n"
-                  "  synchro_stream_free(st->stream);\n"
-                  "  synchro_mem_free(st);\n"
-                  "}\n\n",
-                  m, m, m, m);
-}
-
+/* Array copies and releasers: the helpers whose types are the module's own. Emitted
+ * only when something uses them (an unused static function fails -Werror). */
 static void add_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
+  bool any = e->release[BRIDGE_BYTES];
   int k;
 
+  for (k = 0; k < BRIDGE_KIND_COUNT_; k++)
+    any = any || e->dup_array[k] || e->result_array[k];
+  if (!any)
+    return;
   bridge_add_rule(b, "helpers");
   bridge_buf_add(b, "/* Arguments are copied into memory the call owns; their fields are "
                     "const only so\n"
                     " * that the implementation cannot change them, hence the casts where "
                     "they are freed. */\n\n");
-  add_scalar_dups(e, b);
   for (k = 0; k < BRIDGE_KIND_COUNT_; k++) {
     if (!e->dup_array[k])
       continue;
@@ -638,7 +253,6 @@ static void add_helpers(const bridge_emit_t *e, bridge_buf_t *b) {
     if (e->result_array[k])
       add_array_free(e, b, (bridge_kind_t)k);
   add_releasers(e, b);
-  add_call_helpers(e, b);
 }
 
 /* ---- one function: arguments ------------------------------------------------------ */
@@ -701,10 +315,10 @@ static void add_arg_dup(const bridge_emit_t *e, const bridge_arg_t *a, bridge_bu
     return;
   }
   if (t->kind == BRIDGE_BYTES)
-    bridge_buf_addf(b, "  to->%s = %s__dup_bytes(from->%s, from->%s_len);\n", n, e->mod, n,
+    bridge_buf_addf(b, "  to->%s = synchro_module_dup_bytes(from->%s, from->%s_len);\n", n, n,
                     n);
   else
-    bridge_buf_addf(b, "  to->%s = %s__dup_%s(from->%s);\n", n, e->mod,
+    bridge_buf_addf(b, "  to->%s = synchro_module_dup_%s(from->%s);\n", n,
                     bridge_kind_name(t->kind), n);
   bridge_buf_addf(failed, "(from->%s != NULL && to->%s == NULL)", n, n);
 }
@@ -893,32 +507,78 @@ static void add_descriptor(const bridge_emit_t *e, const bridge_func_t *f, bridg
     bridge_buf_addf(b, "    .%s_size = sizeof(%s),\n", f->yields ? "item" : "result",
                     bridge_c_result(e, &f->result).s);
     if (bridge_result_owns(&f->result) || f->result.kind == BRIDGE_OBJECT)
-      bridge_buf_addf(b, "    .%s_free = %s__release_%s%s,\n", f->yields ? "item" : "result",
-                      m, bridge_kind_name(f->result.kind), f->result.array ? "_array" : "");
+      bridge_buf_addf(b, "    .%s_free = %s,\n", f->yields ? "item" : "result",
+                      releaser(e, &f->result).s);
   }
   if (f->has_timeout && f->timeout_ms > 0)
     bridge_buf_addf(b, "    .timeout_ms = %lld,\n", (long long)f->timeout_ms);
   bridge_buf_add(b, "};\n\n");
 }
 
+/* Appends the ", "-separated pieces of [text, end) greedily: a line is broken before a
+ * piece that would pass column 88, and lines start at column `indent`; `col` is the
+ * column where the first piece goes (a line already started). Ends with a newline. */
+static void add_filled(bridge_buf_t *b, const char *text, const char *end, int indent,
+                       size_t col) {
+  size_t start = col;
+
+  while (text < end) {
+    const char *comma = strstr(text, ", ");
+    size_t n = comma != NULL && comma < end ? (size_t)(comma - text) + 1 : (size_t)(end - text);
+    if (col > start && col + 1 + n > 88) {
+      bridge_buf_addf(b, "\n%*s", indent, "");
+      col = start = (size_t)indent;
+    } else if (col > start) {
+      bridge_buf_add(b, " ");
+      col++;
+    }
+    bridge_buf_addn(b, text, n);
+    col += n;
+    text += n + (text + n < end && text[n] == ' ' ? 1 : 0);
+  }
+  bridge_buf_add(b, "\n");
+}
+
 /* Lays out "  return helper(&op, check, &(T){...}, rest);" on several lines: the
- * argument block on its own (its fields wrapped after the "{"), then the rest. */
+ * leading arguments, the argument block on its own (its fields wrapped after the "{"),
+ * then the rest, aligned after the "(". When the block would not fit there, the
+ * arguments go on the next lines, indented by four. */
 static void add_long_helper_call(bridge_buf_t *b, const char *line) {
   const char *open = strchr(line, '(');
   const char *literal = strstr(line, "&(const ");
   const char *close = literal != NULL ? strstr(literal, "}, ") : NULL;
-  const char *rest;
+  const char *first, *brace;
+  size_t widest;
   bridge_buf_t part;
   int indent;
-  size_t col;
 
   if (open == NULL || close == NULL) {
     bridge_add_wrapped(b, line); /* no argument block: plain wrapping */
     return;
   }
+  /* the block's widest piece once wrapped: its head with the first field, or a field
+   * aligned after the "{" */
+  brace = strchr(literal, '{');
+  widest = 0;
+  for (first = literal; first <= close;) {
+    const char *next = strstr(first, ", ");
+    size_t n = next != NULL && next < close ? (size_t)(next - first) + 1
+                                            : (size_t)(close - first) + 2;
+    size_t at = first == literal ? 0 : (size_t)(brace - literal) + 1;
+    if (at + n > widest)
+      widest = at + n;
+    first += n + 1;
+  }
   indent = (int)(open - line) + 1;
-  bridge_buf_addn(b, line, (size_t)(literal - line - 1));
-  bridge_buf_add(b, "\n");
+  if ((size_t)indent + widest <= 88) {
+    bridge_buf_addn(b, line, (size_t)(open - line) + 1);
+    add_filled(b, open + 1, literal - 1, indent, (size_t)indent);
+  } else {
+    indent = 6;
+    bridge_buf_addn(b, line, (size_t)(open - line) + 1);
+    bridge_buf_addf(b, "\n%*s", indent, "");
+    add_filled(b, open + 1, literal - 1, indent, (size_t)indent);
+  }
   bridge_buf_init(&part);
   bridge_buf_addf(&part, "%*s", indent, "");
   bridge_buf_addn(&part, literal, (size_t)(close - literal) + 2); /* up to "}," */
@@ -926,24 +586,9 @@ static void add_long_helper_call(bridge_buf_t *b, const char *line) {
   if (part.failed)
     b->failed = true;
   bridge_buf_free(&part);
-  /* the rest ("out, err);"), greedily, one indent in */
+  /* the rest ("out, err);") */
   bridge_buf_addf(b, "%*s", indent, "");
-  col = (size_t)indent;
-  for (rest = close + 3; *rest;) {
-    const char *comma = strstr(rest, ", ");
-    size_t n = comma ? (size_t)(comma - rest) + 1 : strlen(rest);
-    if (col > (size_t)indent && col + 1 + n > 88) {
-      bridge_buf_addf(b, "\n%*s", indent, "");
-      col = (size_t)indent;
-    } else if (col > (size_t)indent) {
-      bridge_buf_add(b, " ");
-      col++;
-    }
-    bridge_buf_addn(b, rest, n);
-    col += n;
-    rest += n + (comma ? 1 : 0);
-  }
-  bridge_buf_add(b, "\n");
+  add_filled(b, close + 3, close + strlen(close), indent, (size_t)indent);
 }
 
 /* A wrapper's call of a shared helper: the helper, the descriptor, the check and the
@@ -958,9 +603,9 @@ static void add_helper_call(const bridge_emit_t *e, const bridge_func_t *f, bool
   char head[3 * BRIDGE_NAME_MAX + 64];
 
   if (f->role == BRIDGE_ROLE_FUNCTION)
-    bridge_format(head, sizeof(head), "&%s_%s__op", e->mod, f->cname);
+    bridge_format(head, sizeof(head), "&%s__module, &%s_%s__op", e->mod, e->mod, f->cname);
   else
-    bridge_format(head, sizeof(head), "self, %s__%s, &%s_%s__op", e->upper,
+    bridge_format(head, sizeof(head), "(synchro_object_t *)self, SYNCHRO_MODULE_%s, &%s_%s__op",
                   f->role == BRIDGE_ROLE_OPEN    ? "OPEN"
                   : f->role == BRIDGE_ROLE_CLOSE ? "CLOSE"
                                                  : "METHOD",
@@ -976,7 +621,7 @@ static void add_helper_call_with(const bridge_emit_t *e, const bridge_func_t *f,
   size_t i;
 
   bridge_buf_init(&line);
-  bridge_buf_addf(&line, "  return %s__%s(%s, ", e->mod, helper, head);
+  bridge_buf_addf(&line, "  return synchro_module_%s(%s, ", helper, head);
   if (checked)
     bridge_buf_addf(&line, "%s_%s__check_args, ", e->mod, f->cname);
   else
@@ -1010,21 +655,21 @@ static void add_helper_call_with(const bridge_emit_t *e, const bridge_func_t *f,
 static void add_wrappers(const bridge_emit_t *e, const bridge_func_t *f, bool checked,
                          bridge_buf_t *b) {
   char rest[2 * BRIDGE_NAME_MAX + 64];
-  const char *on = f->role == BRIDGE_ROLE_FUNCTION ? "" : "_on";
+  const char *on = f->role == BRIDGE_ROLE_FUNCTION ? "" : "object_";
   char helper[32];
 
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_BLOCKING, "", " {");
-  bridge_format(helper, sizeof(helper), "call%s", on);
+  bridge_format(helper, sizeof(helper), "%scall", on);
   add_helper_call(e, f, checked, helper, f->has_result ? "out, err" : "NULL, err", b);
   bridge_buf_add(b, "}\n\n");
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_FUTURE, "", " {");
-  bridge_format(helper, sizeof(helper), "submit%s", on);
+  bridge_format(helper, sizeof(helper), "%ssubmit", on);
   add_helper_call(e, f, checked, helper, "out", b);
   bridge_buf_add(b, "}\n\n");
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_AIO, "", " {");
   bridge_format(rest, sizeof(rest), "aio_host, %s_%s__done, (synchro_fn)aio_cb, aio_data",
                 e->mod, f->cname);
-  bridge_format(helper, sizeof(helper), "submit_aio%s", on);
+  bridge_format(helper, sizeof(helper), "%ssubmit_aio", on);
   add_helper_call(e, f, checked, helper, rest, b);
   bridge_buf_add(b, "}\n\n");
 }
@@ -1035,54 +680,56 @@ static void add_stream_wrappers(const bridge_emit_t *e, const bridge_func_t *f, 
                                 bridge_buf_t *b) {
   const char *m = e->mod, *n = f->cname;
   const bridge_type_t *t = &f->result;
+  bool owns = bridge_result_owns(t) || t->kind == BRIDGE_OBJECT;
   char head[3 * BRIDGE_NAME_MAX + 64];
   bridge_buf_t line;
 
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_OPEN, "", " {");
-  bridge_format(head, sizeof(head), "%s, &%s_%s__op",
-                f->role == BRIDGE_ROLE_FUNCTION ? "false, NULL" : "true, self", m, n);
-  add_helper_call_with(e, f, checked, "stream_open", head, "out", b);
+  if (f->role == BRIDGE_ROLE_FUNCTION) {
+    bridge_format(head, sizeof(head), "&%s__module, &%s_%s__op", m, m, n);
+    add_helper_call_with(e, f, checked, "stream_open", head, "out", b);
+  } else {
+    bridge_format(head, sizeof(head), "(synchro_object_t *)self, &%s_%s__op", m, n);
+    add_helper_call_with(e, f, checked, "object_stream_open", head, "out", b);
+  }
   bridge_buf_add(b, "}\n\n");
 
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_NEXT, "", " {");
-  bridge_buf_addf(b, "  return %s__stream_next((%s__stream_t *)st, item, timeout_ms);\n}\n\n",
-                  m, m);
+  bridge_buf_add(b, "  return synchro_module_stream_next((synchro_module_stream_t *)st, item, "
+                    "timeout_ms);\n}\n\n");
 
   bridge_buf_addf(b,
                   "/* Runs on the host's thread: hands the next item (or the end) to the "
-                  "caller's\n * callback%s. */\n",
-                  bridge_result_owns(t) || t->kind == BRIDGE_OBJECT
-                      ? ", then releases the item, which the callback only borrowed"
-                      : "");
+                  "caller's\n * callback `fn` (armed by %s_%s_next_aio())%s. */\n",
+                  m, n,
+                  owns ? ", then releases the item, which\n * the callback only borrowed" : "");
   bridge_buf_init(&line);
-  bridge_buf_addf(&line, "static void %s_%s__next_done(synchro_stream_t *stream, int status, "
-                         "void *item, void *data) {",
+  bridge_buf_addf(&line, "static void %s_%s__next_done(synchro_module_stream_t *st, int status, "
+                         "void *item, synchro_fn fn, void *data) {",
                   m, n);
   bridge_add_wrapped(b, bridge_buf_str(&line));
   bridge_buf_free(&line);
-  bridge_buf_addf(b, "  %s__stream_t *st = data;\n  ", m);
+  bridge_buf_add(b, "  ");
   bridge_add_decl(b, bridge_c_result(e, t).s, "value");
   bridge_buf_addf(b, " = %s;\n\n"
-                     "  (void)stream;\n"
                      "  if (status == 0)\n"
                      "    memcpy(&value, item, sizeof(value));\n",
                   bridge_c_zero(t));
   bridge_buf_init(&line);
-  bridge_buf_addf(&line, "  ((%s_%s_next_cb)st->cb)((%s_%s_stream_t *)st, status, value, "
-                         "%s__stream_error(st), st->data);",
-                  m, n, m, n, m);
+  bridge_buf_addf(&line, "  ((%s_%s_next_cb)fn)((%s_%s_stream_t *)st, status, value, "
+                         "synchro_module_stream_error(st), data);",
+                  m, n, m, n);
   bridge_add_wrapped(b, bridge_buf_str(&line));
   bridge_buf_free(&line);
-  if (bridge_result_owns(t) || t->kind == BRIDGE_OBJECT)
-    bridge_buf_addf(b, "  %s__release_%s%s(&value);\n", m, bridge_kind_name(t->kind),
-                    t->array ? "_array" : "");
+  if (owns)
+    bridge_buf_addf(b, "  %s(&value);\n", releaser(e, t).s);
   bridge_buf_add(b, "}\n\n");
 
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_NEXT_AIO, "", " {");
   bridge_buf_init(&line);
-  bridge_buf_addf(&line, "  return %s__stream_arm((%s__stream_t *)st, aio_host, %s_%s__next_done, "
-                         "(void (*)(void))aio_cb, aio_data);",
-                  m, m, m, n);
+  bridge_buf_addf(&line, "  return synchro_module_stream_arm((synchro_module_stream_t *)st, aio_host, "
+                         "%s_%s__next_done, (synchro_fn)aio_cb, aio_data);",
+                  m, n);
   bridge_add_wrapped(b, bridge_buf_str(&line));
   if (line.failed)
     b->failed = true;
@@ -1090,21 +737,17 @@ static void add_stream_wrappers(const bridge_emit_t *e, const bridge_func_t *f, 
   bridge_buf_add(b, "}\n\n");
 
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_ERROR, "", " {");
-  bridge_buf_addf(b, "  return %s__stream_error((const %s__stream_t *)st);\n}\n\n", m, m);
+  bridge_buf_add(b, "  return synchro_module_stream_error((const synchro_module_stream_t *)st);"
+                    "\n}\n\n");
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_CLOSE, "", " {");
-  bridge_buf_addf(b, "  %s__stream_close((%s__stream_t *)st);\n}\n\n", m, m);
+  bridge_buf_add(b, "  synchro_module_stream_close((synchro_module_stream_t *)st);\n}\n\n");
 }
 
 static void add_result_accessor(const bridge_emit_t *e, const bridge_func_t *f,
                                 bridge_buf_t *b) {
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_RESULT, "", " {");
-  bridge_buf_addf(b, "  if (%s!%s__future_is(f, &%s_%s__op))\n"
-                     "    return SYNCHRO_EINVAL;\n",
-                  f->has_result ? "out == NULL || " : "", e->mod, e->mod, f->cname);
-  if (f->has_result)
-    bridge_buf_add(b, "  return synchro_future_result(f, out);\n}\n\n");
-  else
-    bridge_buf_add(b, "  return synchro_future_status(f);\n}\n\n");
+  bridge_buf_addf(b, "  return synchro_module_result(&%s_%s__op, f, %s);\n}\n\n", e->mod,
+                  f->cname, f->has_result ? "out" : "NULL");
 }
 
 /* The function that delivers a finished _aio call to the caller's typed callback. */
@@ -1142,38 +785,36 @@ static void add_aio_done(const bridge_emit_t *e, const bridge_func_t *f, bridge_
   else
     bridge_buf_add(b, "  cb(status, synchro_future_error(f), data);\n");
   if (owns)
-    bridge_buf_addf(b, "  %s__release_%s%s(&result);\n", m, bridge_kind_name(f->result.kind),
-                    f->result.array ? "_array" : "");
+    bridge_buf_addf(b, "  %s(&result);\n", releaser(e, &f->result).s);
   bridge_buf_add(b, "}\n\n");
 }
 
 /* ---- one function: the implementation's helpers ------------------------------------ */
 
-/* "return MOD__reject_result(call, CODE, "why");" at `indent`, wrapped. */
-static void add_reject(const bridge_emit_t *e, bridge_buf_t *b, int indent, const char *code,
+/* "return synchro_module_reject(call, CODE, "why");" at `indent`, wrapped. */
+static void add_reject(bridge_buf_t *b, int indent, const char *code,
                        const char *why) {
   bridge_buf_t line;
 
   bridge_buf_init(&line);
-  bridge_buf_addf(&line, "%*sreturn %s__reject_result(call, %s, \"%s\");", indent, "", e->mod,
-                  code, why);
+  bridge_buf_addf(&line, "%*sreturn synchro_module_reject(call, %s, \"%s\");", indent, "", code,
+                  why);
   bridge_add_wrapped(b, bridge_buf_str(&line));
   if (line.failed)
     b->failed = true;
   bridge_buf_free(&line);
 }
 
-static void add_nomem_check(const bridge_emit_t *e, bridge_buf_t *b) {
-  add_reject(e, b, 4, "SYNCHRO_ENOMEM", "no memory to copy the result");
+static void add_nomem_check(bridge_buf_t *b) {
+  add_reject(b, 4, "SYNCHRO_ENOMEM", "no memory to copy the result");
 }
 
 /* The element check of an array result, if the spec implies one. */
-static bool add_result_item_check(const bridge_emit_t *e, const bridge_type_t *t,
-                                  bridge_buf_t *b) {
+static bool add_result_item_check(const bridge_type_t *t, bridge_buf_t *b) {
   if (t->kind == BRIDGE_BYTES) {
     bridge_buf_add(b, "  for (i = 0; i < count; i++)\n"
                       "    if (items[i].data == NULL && items[i].len != 0)\n");
-    add_reject(e, b, 6, "SYNCHRO_EINVAL", "an item with NULL data and a non-zero length");
+    add_reject(b, 6, "SYNCHRO_EINVAL", "an item with NULL data and a non-zero length");
     return true;
   }
   if (bridge_kind_is_pointer(t->kind) && !t->nullable) {
@@ -1182,7 +823,7 @@ static bool add_result_item_check(const bridge_emit_t *e, const bridge_type_t *t
                   bridge_kind_name(t->kind));
     bridge_buf_add(b, "  for (i = 0; i < count; i++)\n"
                       "    if (items[i] == NULL)\n");
-    add_reject(e, b, 6, "SYNCHRO_EINVAL", why);
+    add_reject(b, 6, "SYNCHRO_EINVAL", why);
     return true;
   }
   return false;
@@ -1193,28 +834,27 @@ static void add_return_array(const bridge_emit_t *e, const bridge_type_t *t, bri
   bool loops;
 
   bridge_buf_init(&checks);
-  loops = add_result_item_check(e, t, &checks);
+  loops = add_result_item_check(t, &checks);
   bridge_buf_addf(b, "  %s result;\n%s\n", bridge_c_result(e, t).s, loops ? "  size_t i;\n" : "");
   bridge_buf_add(b, "  if (items == NULL && count != 0)\n");
-  add_reject(e, b, 4, "SYNCHRO_EINVAL", "NULL items with a non-zero count");
+  add_reject(b, 4, "SYNCHRO_EINVAL", "NULL items with a non-zero count");
   bridge_buf_add(b, bridge_buf_str(&checks));
   bridge_buf_free(&checks);
   bridge_buf_addf(b, "  result.items = %s__dup_%s_array(items, count);\n"
                      "  result.count = count;\n"
                      "  if (count != 0 && result.items == NULL)\n",
                   e->mod, bridge_kind_name(t->kind));
-  add_nomem_check(e, b);
+  add_nomem_check(b);
 }
 
 static void add_return_bytes(const bridge_emit_t *e, const bridge_type_t *t, bridge_buf_t *b) {
   bridge_buf_addf(b, "  %s result;\n\n", bridge_c_result(e, t).s);
   bridge_buf_add(b, "  if (value == NULL && len != 0)\n");
-  add_reject(e, b, 4, "SYNCHRO_EINVAL", "NULL data with a non-zero length");
-  bridge_buf_addf(b, "  result.data = %s__dup_bytes(value, len);\n"
-                     "  result.len = len;\n"
-                     "  if (value != NULL && result.data == NULL)\n",
-                  e->mod);
-  add_nomem_check(e, b);
+  add_reject(b, 4, "SYNCHRO_EINVAL", "NULL data with a non-zero length");
+  bridge_buf_add(b, "  result.data = synchro_module_dup_bytes(value, len);\n"
+                    "  result.len = len;\n"
+                    "  if (value != NULL && result.data == NULL)\n");
+  add_nomem_check(b);
 }
 
 /* string and json: copied; NULL only when nullable. */
@@ -1225,12 +865,12 @@ static void add_return_copied(const bridge_emit_t *e, const bridge_type_t *t, br
     char why[64];
     bridge_format(why, sizeof(why), "NULL for a non-nullable %s", bridge_kind_name(t->kind));
     bridge_buf_add(b, "  if (value == NULL)\n");
-    add_reject(e, b, 4, "SYNCHRO_EINVAL", why);
+    add_reject(b, 4, "SYNCHRO_EINVAL", why);
   }
-  bridge_buf_addf(b, "  result = %s__dup_%s(value);\n"
+  bridge_buf_addf(b, "  result = synchro_module_dup_%s(value);\n"
                      "  if (%sresult == NULL)\n",
-                  e->mod, bridge_kind_name(t->kind), t->nullable ? "value != NULL && " : "");
-  add_nomem_check(e, b);
+                  bridge_kind_name(t->kind), t->nullable ? "value != NULL && " : "");
+  add_nomem_check(b);
 }
 
 /* Object results: the implementation's state is wrapped in its handle (the same
@@ -1244,7 +884,7 @@ static void add_return_object(const bridge_emit_t *e, const bridge_type_t *t, bo
     char why[BRIDGE_NAME_MAX + 40];
     bridge_format(why, sizeof(why), "NULL for a non-nullable %s", t->object);
     bridge_buf_add(b, "  if (value == NULL)\n");
-    add_reject(e, b, 4, "SYNCHRO_EINVAL", why);
+    add_reject(b, 4, "SYNCHRO_EINVAL", why);
   }
   if (yield)
     bridge_buf_add(b, "  if (synchro_call_room(call) == 0)\n"
@@ -1257,7 +897,7 @@ static void add_return_object(const bridge_emit_t *e, const bridge_type_t *t, bo
   if (line.failed)
     b->failed = true;
   bridge_buf_free(&line);
-  add_reject(e, b, 4, "rc", "cannot wrap the state in a handle");
+  add_reject(b, 4, "rc", "cannot wrap the state in a handle");
 }
 
 /* The body of MOD_op_return() and MOD_op_yield(): check and copy `value` into
@@ -1279,7 +919,7 @@ static void add_deliver(const bridge_emit_t *e, const bridge_func_t *f, bool yie
     add_return_copied(e, t, b);
   else if (t->kind == BRIDGE_PTR && !t->nullable) {
     bridge_buf_add(b, "  if (value == NULL)\n");
-    add_reject(e, b, 4, "SYNCHRO_EINVAL", "NULL for a non-nullable ptr");
+    add_reject(b, 4, "SYNCHRO_EINVAL", "NULL for a non-nullable ptr");
   }
   if (!yield) {
     bridge_buf_add(b, owned ? "  return synchro_call_return(call, &result);\n"
@@ -1289,9 +929,9 @@ static void add_deliver(const bridge_emit_t *e, const bridge_func_t *f, bool yie
   } else {
     bridge_buf_addf(b, "  rc = synchro_call_yield(call, &result);\n"
                        "  if (rc != 0) /* not accepted: the copy is ours to release */\n"
-                       "    %s__release_%s%s(&result);\n"
+                       "    %s(&result);\n"
                        "  return rc;\n",
-                    e->mod, bridge_kind_name(t->kind), t->array ? "_array" : "");
+                    releaser(e, t).s);
   }
   bridge_buf_add(b, "}\n\n");
 }
@@ -1322,7 +962,7 @@ static void add_fail(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_
   bridge_buf_addf(b, "  va_list ap;\n"
                      "  int rc;\n\n"
                      "  va_start(ap, fmt);\n"
-                     "  rc = %s__vfail(call, code, fmt, ap);\n"
+                     "  rc = synchro_module_vfail(&%s__module, call, code, fmt, ap);\n"
                      "  va_end(ap);\n"
                      "  return rc;\n"
                      "}\n\n",
@@ -1443,7 +1083,7 @@ static void add_object(const bridge_emit_t *e, const bridge_object_t *o, bridge_
   if (line.failed)
     b->failed = true;
   bridge_buf_free(&line);
-  bridge_format(head, sizeof(head), "&%s_%s__class", m, n);
+  bridge_format(head, sizeof(head), "&%s__module, &%s_%s__class", m, m, n);
   add_helper_call_with(e, &ctor, checked, "new", head, "out, err", b);
   bridge_buf_add(b, "}\n\n");
   bridge_buf_addf(b,
@@ -1468,7 +1108,7 @@ void bridge_emit_source(const bridge_emit_t *e, bridge_buf_t *b) {
   size_t i;
 
   add_prologue(e, b);
-  add_synchronizer(e, b);
+  add_module(e, b);
   add_strerror(e, b);
   add_helpers(e, b);
   for (i = 0; i < e->spec->nobjects; i++)

@@ -15,5 +15,6 @@
 #include "synchro/host.h"
 #include "synchro/stream.h"
 #include "synchro/object.h"
+#include "synchro/module.h"
 
 #endif /* SYNCHRO_H */

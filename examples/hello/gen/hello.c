@@ -6,51 +6,19 @@
 #include "hello_impl.h"
 
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <string.h>
 
-/* ---- the synchronizer ------------------------------------------------------------ */
-/* Set once, by hello_use_synchronizer() or by the first call, then only read. */
-static _Atomic(synchro_t *) hello__synchronizer;
+/* ---- the module ------------------------------------------------------------------ */
+/* The module's descriptor (synchro/module.h): its name, its messages, and its
+ * synchronizer, set once by hello_use_synchronizer() or by the first call. */
+static synchro_module_t hello__module = SYNCHRO_MODULE_INIT("hello", hello_strerror);
 
 int hello_synchronizer(synchro_t **out) {
-  synchro_t *s;
-  synchro_t *created;
-  synchro_options_t opts;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  s = atomic_load_explicit(&hello__synchronizer, memory_order_acquire);
-  if (s == NULL) {
-    synchro_options_init(&opts);
-    opts.name = "hello";
-    rc = synchro_new(&created, &opts);
-    if (rc != 0)
-      return rc;
-    /* Threads may race here: one wins, the others free theirs, which is cheap
-     * because a synchronizer starts no thread before its first call. */
-    if (atomic_compare_exchange_strong_explicit(&hello__synchronizer, &s, created,
-                                                memory_order_acq_rel,
-                                                memory_order_acquire))
-      s = created;
-    else
-      synchro_free(created);
-  }
-  *out = s;
-  return 0;
+  return synchro_module_synchronizer(&hello__module, out);
 }
 
 int hello_use_synchronizer(synchro_t *s) {
-  synchro_t *current = NULL;
-
-  if (s == NULL)
-    return SYNCHRO_EINVAL;
-  if (atomic_compare_exchange_strong_explicit(&hello__synchronizer, &current, s,
-                                              memory_order_acq_rel,
-                                              memory_order_acquire))
-    return 0;
-  return current == s ? 0 : SYNCHRO_EALREADY;
+  return synchro_module_use(&hello__module, s);
 }
 
 /* ---- errors ---------------------------------------------------------------------- */
@@ -61,281 +29,6 @@ const char *hello_strerror(int code) {
   default:
     return synchro_strerror(code);
   }
-}
-
-/* ---- helpers --------------------------------------------------------------------- */
-/* Arguments are copied into memory the call owns; their fields are const only so
- * that the implementation cannot change them, hence the casts where they are freed. */
-
-/* Copies a string; NULL stays NULL. */
-static char *hello__dup_string(const char *s) {
-  return s != NULL ? synchro_mem_strdup(s) : NULL;
-}
-
-/* Copies a JSON value deeply, so that no thread shares it; NULL stays NULL. */
-static json_t *hello__dup_json(const json_t *v) {
-  return v != NULL ? json_deep_copy(v) : NULL;
-}
-
-/* The result_free functions of the descriptors below. */
-
-static void hello__release_string(void *value) {
-  synchro_mem_free(*(char **)value);
-}
-
-static void hello__release_json(void *value) {
-  json_decref(*(json_t **)value);
-}
-
-/* True if `f` is a future of `op`, so that its result has the layout the caller
- * expects. */
-static bool hello__future_is(const synchro_future_t *f, const synchro_op_t *op) {
-  const char *name = f != NULL ? synchro_future_name(f) : NULL;
-  return name != NULL && strcmp(name, op->name) == 0;
-}
-
-/* What every *_fail() helper does: a NULL fmt means the code's own message. */
-static int hello__vfail(synchro_call_t *call, int code, const char *fmt, va_list ap) {
-  if (fmt == NULL)
-    return synchro_call_fail(call, code, NULL, "%s", hello_strerror(code));
-  return synchro_call_vfail(call, code, NULL, fmt, ap);
-}
-
-/* Checks the argument values the spec constrains (see each op's check_args). */
-typedef int (*hello__check_fn)(const void *args);
-
-/* Checks the arguments and finds the synchronizer: what every call does first. */
-static int hello__prepare(hello__check_fn check, const void *args, synchro_t **s) {
-  int rc = check != NULL ? check(args) : 0;
-  return rc != 0 ? rc : hello_synchronizer(s);
-}
-
-/* The blocking call behind every hello_op(). */
-static int hello__call(const synchro_op_t *op, hello__check_fn check, const void *args,
-                       void *out, synchro_error_t **err) {
-  synchro_t *s;
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (out == NULL && op->result_size > 0)
-    return SYNCHRO_EINVAL;
-  rc = hello__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  return synchro_call(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out, err);
-}
-
-/* The submission behind every hello_op_future(). */
-static int hello__submit(const synchro_op_t *op, hello__check_fn check,
-                         const void *args, synchro_future_t **out) {
-  synchro_t *s;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  rc = hello__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
-}
-
-/* The submission behind every hello_op_aio(): `done` runs on the host's thread and
- * reads the caller's typed callback `cb` back with synchro_future_then_fn(). Nothing
- * is allocated, so nothing is left over when the host is freed first. */
-static int hello__submit_aio(const synchro_op_t *op, hello__check_fn check,
-                             const void *args, synchro_host_t *host,
-                             synchro_host_cb done, synchro_fn cb, void *data) {
-  synchro_future_t *f;
-  int rc;
-
-  if (host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  rc = hello__submit(op, check, args, &f);
-  if (rc != 0)
-    return rc;
-  rc = synchro_future_then_typed(f, host, done, cb, data);
-  if (rc != 0) {
-    /* Nobody would see the outcome: stop the call. */
-    (void)synchro_future_cancel(f);
-    synchro_future_free(f);
-  }
-  return rc;
-}
-
-/* Which lifecycle operation an object call is. */
-enum { HELLO__METHOD, HELLO__OPEN, HELLO__CLOSE };
-
-/* The constructor behind every hello_obj_new(): *out (a typed handle pointer) receives
- * the handle. */
-static int hello__new(const synchro_class_t *cls, hello__check_fn check,
-                      const void *args, void *out, synchro_error_t **err) {
-  synchro_object_t *obj = NULL;
-  synchro_t *s;
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  memcpy(out, &obj, sizeof(obj));
-  rc = hello__prepare(check, args, &s);
-  if (rc == 0)
-    rc = synchro_object_new(s, cls, args, &obj, err);
-  if (rc == 0)
-    memcpy(out, &obj, sizeof(obj));
-  return rc;
-}
-
-/* The blocking call behind every object operation: a method, open or close. */
-static int hello__call_on(void *self, int what, const synchro_op_t *op,
-                          hello__check_fn check, const void *args, void *out,
-                          synchro_error_t **err) {
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (self == NULL || (out == NULL && op->result_size > 0))
-    return SYNCHRO_EINVAL;
-  rc = check != NULL ? check(args) : 0;
-  if (rc != 0)
-    return rc;
-  if (what == HELLO__OPEN)
-    return synchro_object_open(self, NULL, SYNCHRO_TIMEOUT_DEFAULT, err);
-  if (what == HELLO__CLOSE)
-    return synchro_object_close(self, SYNCHRO_TIMEOUT_DEFAULT, err);
-  return synchro_object_call(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, out, err);
-}
-
-/* The submission behind every object operation's _future(). */
-static int hello__submit_on(void *self, int what, const synchro_op_t *op,
-                            hello__check_fn check, const void *args,
-                            synchro_future_t **out) {
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  *out = NULL;
-  if (self == NULL)
-    return SYNCHRO_EINVAL;
-  rc = check != NULL ? check(args) : 0;
-  if (rc != 0)
-    return rc;
-  if (what == HELLO__OPEN)
-    return synchro_object_open_future(self, NULL, SYNCHRO_TIMEOUT_DEFAULT, out);
-  if (what == HELLO__CLOSE)
-    return synchro_object_close_future(self, SYNCHRO_TIMEOUT_DEFAULT, out);
-  return synchro_object_submit(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
-}
-
-/* The submission behind every object operation's _aio(): as for functions, `done`
- * runs on the host's thread and reads `cb` back with synchro_future_then_fn(). */
-static int hello__submit_aio_on(void *self, int what, const synchro_op_t *op,
-                                hello__check_fn check, const void *args,
-                                synchro_host_t *host, synchro_host_cb done,
-                                synchro_fn cb, void *data) {
-  synchro_future_t *f;
-  int rc;
-
-  if (host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  rc = hello__submit_on(self, what, op, check, args, &f);
-  if (rc != 0)
-    return rc;
-  rc = synchro_future_then_typed(f, host, done, cb, data);
-  if (rc != 0) {
-    /* Nobody would see the outcome: stop the call. */
-    (void)synchro_future_cancel(f);
-    synchro_future_free(f);
-  }
-  return rc;
-}
-
-/* What every typed MOD_op_stream_t handle points to: the runtime's stream, and the
- * callback armed by MOD_op_next_aio() with its data. */
-typedef struct hello__stream_s {
-  synchro_stream_t *stream;
-  void (*cb)(void);
-  void *data;
-} hello__stream_t;
-
-/* Starts a stream: a function's, or (method) one on the object `self`. *out (a typed
- * stream pointer) receives the handle. */
-static int hello__stream_open(bool method, void *self, const synchro_op_t *op,
-                              hello__check_fn check, const void *args, void *out) {
-  hello__stream_t *st = NULL;
-  synchro_t *s = NULL;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  memcpy(out, &st, sizeof(st));
-  if (method && self == NULL)
-    return SYNCHRO_EINVAL;
-  if (method)
-    rc = check != NULL ? check(args) : 0;
-  else
-    rc = hello__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  st = synchro_mem_calloc(1, sizeof(*st));
-  if (st == NULL)
-    return SYNCHRO_ENOMEM;
-  if (method)
-    rc = synchro_object_stream_open(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, &st->stream);
-  else
-    rc = synchro_stream_open(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, &st->stream);
-  if (rc != 0) {
-    synchro_mem_free(st);
-    return rc;
-  }
-  memcpy(out, &st, sizeof(st));
-  return 0;
-}
-
-static int hello__stream_next(hello__stream_t *st, void *item, int64_t timeout_ms) {
-  if (st == NULL || item == NULL)
-    return SYNCHRO_EINVAL;
-  return synchro_stream_next(st->stream, item, timeout_ms);
-}
-
-/* Arms the host callback; on failure the previous one (if any) stays. */
-static int hello__stream_arm(hello__stream_t *st, synchro_host_t *host,
-                             synchro_stream_cb done, void (*cb)(void), void *data) {
-  void (*old_cb)(void);
-  void *old_data;
-  int rc;
-
-  if (st == NULL || host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  old_cb = st->cb;
-  old_data = st->data;
-  st->cb = cb;
-  st->data = data;
-  rc = synchro_stream_next_then(st->stream, host, done, st);
-  if (rc != 0) {
-    st->cb = old_cb;
-    st->data = old_data;
-  }
-  return rc;
-}
-
-static const synchro_error_t *hello__stream_error(const hello__stream_t *st) {
-  return st != NULL ? synchro_stream_error(st->stream) : NULL;
-}
-
-static void hello__stream_close(hello__stream_t *st) {
-  if (st == NULL)
-    return;
-  synchro_stream_free(st->stream);
-  synchro_mem_free(st);
-}
-
-/* Fails a call whose implementation returned a value that cannot be delivered (NULL
- * where the spec forbids it, or no memory for the copy), and says so. */
-static int hello__reject_result(synchro_call_t *call, int code, const char *why) {
-  int rc = synchro_call_fail(call, code, NULL, "%s: %s", synchro_call_name(call), why);
-  return rc != 0 ? rc : code;
 }
 
 /* ---- connection: class ----------------------------------------------------------- */
@@ -411,28 +104,27 @@ static void hello_square__done(synchro_future_t *f, int status, void *data) {
 }
 
 int hello_square(int64_t x, int64_t *out, synchro_error_t **err) {
-  return hello__call(&hello_square__op, NULL,
-                     &(const hello_square_args_t){.x = x},
-                     out, err);
+  return synchro_module_call(&hello__module, &hello_square__op, NULL,
+                             &(const hello_square_args_t){.x = x},
+                             out, err);
 }
 
 int hello_square_future(int64_t x, synchro_future_t **out) {
-  return hello__submit(&hello_square__op, NULL,
-                       &(const hello_square_args_t){.x = x},
-                       out);
+  return synchro_module_submit(&hello__module, &hello_square__op, NULL,
+                               &(const hello_square_args_t){.x = x},
+                               out);
 }
 
 int hello_square_aio(int64_t x, synchro_host_t *aio_host, hello_square_cb aio_cb,
                      void *aio_data) {
-  return hello__submit_aio(&hello_square__op, NULL,
-                           &(const hello_square_args_t){.x = x},
-                           aio_host, hello_square__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&hello__module, &hello_square__op, NULL,
+                                   &(const hello_square_args_t){.x = x},
+                                   aio_host, hello_square__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int hello_square_result(synchro_future_t *f, int64_t *out) {
-  if (out == NULL || !hello__future_is(f, &hello_square__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&hello_square__op, f, out);
 }
 
 int hello_square_return(synchro_call_t *call, int64_t value) {
@@ -444,7 +136,7 @@ int hello_square_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = hello__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&hello__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -464,42 +156,41 @@ static const synchro_op_t hello_countdown__op = {
 };
 
 int hello_countdown_open(int64_t n, hello_countdown_stream_t **out) {
-  return hello__stream_open(false, NULL, &hello_countdown__op, NULL,
-                            &(const hello_countdown_args_t){.n = n},
-                            out);
+  return synchro_module_stream_open(&hello__module, &hello_countdown__op, NULL,
+                                    &(const hello_countdown_args_t){.n = n},
+                                    out);
 }
 
 int hello_countdown_next(hello_countdown_stream_t *st, int64_t *item,
                          int64_t timeout_ms) {
-  return hello__stream_next((hello__stream_t *)st, item, timeout_ms);
+  return synchro_module_stream_next((synchro_module_stream_t *)st, item, timeout_ms);
 }
 
 /* Runs on the host's thread: hands the next item (or the end) to the caller's
- * callback. */
-static void hello_countdown__next_done(synchro_stream_t *stream, int status, void *item,
-                                       void *data) {
-  hello__stream_t *st = data;
+ * callback `fn` (armed by hello_countdown_next_aio()). */
+static void hello_countdown__next_done(synchro_module_stream_t *st, int status,
+                                       void *item, synchro_fn fn, void *data) {
   int64_t value = 0;
 
-  (void)stream;
   if (status == 0)
     memcpy(&value, item, sizeof(value));
-  ((hello_countdown_next_cb)st->cb)((hello_countdown_stream_t *)st, status, value,
-                                    hello__stream_error(st), st->data);
+  ((hello_countdown_next_cb)fn)((hello_countdown_stream_t *)st, status, value,
+                                synchro_module_stream_error(st), data);
 }
 
 int hello_countdown_next_aio(hello_countdown_stream_t *st, synchro_host_t *aio_host,
                              hello_countdown_next_cb aio_cb, void *aio_data) {
-  return hello__stream_arm((hello__stream_t *)st, aio_host, hello_countdown__next_done,
-                           (void (*)(void))aio_cb, aio_data);
+  return synchro_module_stream_arm((synchro_module_stream_t *)st, aio_host,
+                                   hello_countdown__next_done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 const synchro_error_t *hello_countdown_error(const hello_countdown_stream_t *st) {
-  return hello__stream_error((const hello__stream_t *)st);
+  return synchro_module_stream_error((const synchro_module_stream_t *)st);
 }
 
 void hello_countdown_close(hello_countdown_stream_t *st) {
-  hello__stream_close((hello__stream_t *)st);
+  synchro_module_stream_close((synchro_module_stream_t *)st);
 }
 
 int hello_countdown_yield(synchro_call_t *call, int64_t value) {
@@ -523,7 +214,7 @@ int hello_countdown_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = hello__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&hello__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -554,28 +245,27 @@ static void hello_busy__done(synchro_future_t *f, int status, void *data) {
 }
 
 int hello_busy(int64_t ms, int64_t *out, synchro_error_t **err) {
-  return hello__call(&hello_busy__op, NULL,
-                     &(const hello_busy_args_t){.ms = ms},
-                     out, err);
+  return synchro_module_call(&hello__module, &hello_busy__op, NULL,
+                             &(const hello_busy_args_t){.ms = ms},
+                             out, err);
 }
 
 int hello_busy_future(int64_t ms, synchro_future_t **out) {
-  return hello__submit(&hello_busy__op, NULL,
-                       &(const hello_busy_args_t){.ms = ms},
-                       out);
+  return synchro_module_submit(&hello__module, &hello_busy__op, NULL,
+                               &(const hello_busy_args_t){.ms = ms},
+                               out);
 }
 
 int hello_busy_aio(int64_t ms, synchro_host_t *aio_host, hello_busy_cb aio_cb,
                    void *aio_data) {
-  return hello__submit_aio(&hello_busy__op, NULL,
-                           &(const hello_busy_args_t){.ms = ms},
-                           aio_host, hello_busy__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&hello__module, &hello_busy__op, NULL,
+                                   &(const hello_busy_args_t){.ms = ms},
+                                   aio_host, hello_busy__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int hello_busy_result(synchro_future_t *f, int64_t *out) {
-  if (out == NULL || !hello__future_is(f, &hello_busy__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&hello_busy__op, f, out);
 }
 
 int hello_busy_return(synchro_call_t *call, int64_t value) {
@@ -587,7 +277,7 @@ int hello_busy_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = hello__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&hello__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -603,7 +293,7 @@ static const synchro_op_t hello_stats__op = {
     .name = "hello_stats",
     .impl = hello_stats__run,
     .result_size = sizeof(json_t *),
-    .result_free = hello__release_json,
+    .result_free = synchro_module_release_json,
 };
 
 /* Runs on the host's thread: hands the outcome to the caller's callback (stored with
@@ -616,36 +306,35 @@ static void hello_stats__done(synchro_future_t *f, int status, void *data) {
   if (status == 0)
     status = synchro_future_result(f, &result);
   cb(status, result, synchro_future_error(f), data);
-  hello__release_json(&result);
+  synchro_module_release_json(&result);
 }
 
 int hello_stats(json_t **out, synchro_error_t **err) {
-  return hello__call(&hello_stats__op, NULL, NULL, out, err);
+  return synchro_module_call(&hello__module, &hello_stats__op, NULL, NULL, out, err);
 }
 
 int hello_stats_future(synchro_future_t **out) {
-  return hello__submit(&hello_stats__op, NULL, NULL, out);
+  return synchro_module_submit(&hello__module, &hello_stats__op, NULL, NULL, out);
 }
 
 int hello_stats_aio(synchro_host_t *aio_host, hello_stats_cb aio_cb, void *aio_data) {
-  return hello__submit_aio(&hello_stats__op, NULL, NULL, aio_host, hello_stats__done,
-                           (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&hello__module, &hello_stats__op, NULL, NULL,
+                                   aio_host, hello_stats__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int hello_stats_result(synchro_future_t *f, json_t **out) {
-  if (out == NULL || !hello__future_is(f, &hello_stats__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&hello_stats__op, f, out);
 }
 
 int hello_stats_return(synchro_call_t *call, const json_t *value) {
   json_t *result;
 
   if (value == NULL)
-    return hello__reject_result(call, SYNCHRO_EINVAL, "NULL for a non-nullable json");
-  result = hello__dup_json(value);
+    return synchro_module_reject(call, SYNCHRO_EINVAL, "NULL for a non-nullable json");
+  result = synchro_module_dup_json(value);
   if (result == NULL)
-    return hello__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -654,7 +343,7 @@ int hello_stats_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = hello__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&hello__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -671,9 +360,10 @@ static int hello_connection_new__check_args(const void *block) {
 
 int hello_connection_new(const char *address, hello_connection_t **out,
                          synchro_error_t **err) {
-  return hello__new(&hello_connection__class, hello_connection_new__check_args,
-                    &(const hello_connection_new_args_t){.address = address},
-                    out, err);
+  return synchro_module_new(&hello__module, &hello_connection__class,
+                            hello_connection_new__check_args,
+                            &(const hello_connection_new_args_t){.address = address},
+                            out, err);
 }
 
 hello_connection_t *hello_connection_ref(hello_connection_t *self) {
@@ -694,26 +384,25 @@ static void hello_connection_open__done(synchro_future_t *f, int status, void *d
 }
 
 int hello_connection_open(hello_connection_t *self, synchro_error_t **err) {
-  return hello__call_on(self, HELLO__OPEN, &hello_connection_open__op, NULL, NULL, NULL,
-                        err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_OPEN,
+                                    &hello_connection_open__op, NULL, NULL, NULL, err);
 }
 
 int hello_connection_open_future(hello_connection_t *self, synchro_future_t **out) {
-  return hello__submit_on(self, HELLO__OPEN, &hello_connection_open__op, NULL, NULL,
-                          out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_OPEN,
+                                      &hello_connection_open__op, NULL, NULL, out);
 }
 
 int hello_connection_open_aio(hello_connection_t *self, synchro_host_t *aio_host,
                               hello_connection_open_cb aio_cb, void *aio_data) {
-  return hello__submit_aio_on(self, HELLO__OPEN, &hello_connection_open__op, NULL, NULL,
-                              aio_host, hello_connection_open__done, (synchro_fn)aio_cb,
-                              aio_data);
+  return synchro_module_object_submit_aio((synchro_object_t *)self, SYNCHRO_MODULE_OPEN,
+                                          &hello_connection_open__op, NULL, NULL,
+                                          aio_host, hello_connection_open__done,
+                                          (synchro_fn)aio_cb, aio_data);
 }
 
 int hello_connection_open_result(synchro_future_t *f) {
-  if (!hello__future_is(f, &hello_connection_open__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_status(f);
+  return synchro_module_result(&hello_connection_open__op, f, NULL);
 }
 
 int hello_connection_open_return(synchro_call_t *call) {
@@ -725,7 +414,7 @@ int hello_connection_open_fail(synchro_call_t *call, int code, const char *fmt, 
   int rc;
 
   va_start(ap, fmt);
-  rc = hello__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&hello__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -740,26 +429,26 @@ static void hello_connection_close__done(synchro_future_t *f, int status, void *
 }
 
 int hello_connection_close(hello_connection_t *self, synchro_error_t **err) {
-  return hello__call_on(self, HELLO__CLOSE, &hello_connection_close__op, NULL, NULL,
-                        NULL, err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_CLOSE,
+                                    &hello_connection_close__op, NULL, NULL, NULL, err);
 }
 
 int hello_connection_close_future(hello_connection_t *self, synchro_future_t **out) {
-  return hello__submit_on(self, HELLO__CLOSE, &hello_connection_close__op, NULL, NULL,
-                          out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_CLOSE,
+                                      &hello_connection_close__op, NULL, NULL, out);
 }
 
 int hello_connection_close_aio(hello_connection_t *self, synchro_host_t *aio_host,
                                hello_connection_close_cb aio_cb, void *aio_data) {
-  return hello__submit_aio_on(self, HELLO__CLOSE, &hello_connection_close__op, NULL,
-                              NULL, aio_host, hello_connection_close__done,
-                              (synchro_fn)aio_cb, aio_data);
+  return synchro_module_object_submit_aio((synchro_object_t *)self,
+                                          SYNCHRO_MODULE_CLOSE,
+                                          &hello_connection_close__op, NULL, NULL,
+                                          aio_host, hello_connection_close__done,
+                                          (synchro_fn)aio_cb, aio_data);
 }
 
 int hello_connection_close_result(synchro_future_t *f) {
-  if (!hello__future_is(f, &hello_connection_close__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_status(f);
+  return synchro_module_result(&hello_connection_close__op, f, NULL);
 }
 
 int hello_connection_close_return(synchro_call_t *call) {
@@ -771,7 +460,7 @@ int hello_connection_close_fail(synchro_call_t *call, int code, const char *fmt,
   int rc;
 
   va_start(ap, fmt);
-  rc = hello__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&hello__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -788,7 +477,7 @@ static int hello_connection_query__copy_args(void *dst, const void *src) {
   hello_connection_query_args_t *to = dst;
 
   *to = *from;
-  to->sql = hello__dup_string(from->sql);
+  to->sql = synchro_module_dup_string(from->sql);
   if (from->sql != NULL && to->sql == NULL) {
     hello_connection_query__free_args(to);
     return SYNCHRO_ENOMEM;
@@ -818,7 +507,7 @@ static const synchro_op_t hello_connection_query__op = {
     .args_copy = hello_connection_query__copy_args,
     .args_free = hello_connection_query__free_args,
     .result_size = sizeof(char *),
-    .result_free = hello__release_string,
+    .result_free = synchro_module_release_string,
 };
 
 /* Runs on the host's thread: hands the outcome to the caller's callback (stored with
@@ -831,46 +520,50 @@ static void hello_connection_query__done(synchro_future_t *f, int status, void *
   if (status == 0)
     status = synchro_future_result(f, &result);
   cb(status, result, synchro_future_error(f), data);
-  hello__release_string(&result);
+  synchro_module_release_string(&result);
 }
 
 int hello_connection_query(hello_connection_t *self, const char *sql, char **out,
                            synchro_error_t **err) {
-  return hello__call_on(self, HELLO__METHOD, &hello_connection_query__op, hello_connection_query__check_args,
-                        &(const hello_connection_query_args_t){.sql = sql},
-                        out, err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                    &hello_connection_query__op,
+                                    hello_connection_query__check_args,
+                                    &(const hello_connection_query_args_t){.sql = sql},
+                                    out, err);
 }
 
 int hello_connection_query_future(hello_connection_t *self, const char *sql,
                                   synchro_future_t **out) {
-  return hello__submit_on(self, HELLO__METHOD, &hello_connection_query__op, hello_connection_query__check_args,
-                          &(const hello_connection_query_args_t){.sql = sql},
-                          out);
+  return synchro_module_object_submit(
+      (synchro_object_t *)self, SYNCHRO_MODULE_METHOD, &hello_connection_query__op,
+      hello_connection_query__check_args,
+      &(const hello_connection_query_args_t){.sql = sql},
+      out);
 }
 
 int hello_connection_query_aio(hello_connection_t *self, const char *sql,
                                synchro_host_t *aio_host,
                                hello_connection_query_cb aio_cb, void *aio_data) {
-  return hello__submit_aio_on(self, HELLO__METHOD, &hello_connection_query__op, hello_connection_query__check_args,
-                              &(const hello_connection_query_args_t){.sql = sql},
-                              aio_host, hello_connection_query__done,
-                              (synchro_fn)aio_cb, aio_data);
+  return synchro_module_object_submit_aio(
+      (synchro_object_t *)self, SYNCHRO_MODULE_METHOD, &hello_connection_query__op,
+      hello_connection_query__check_args,
+      &(const hello_connection_query_args_t){.sql = sql},
+      aio_host, hello_connection_query__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int hello_connection_query_result(synchro_future_t *f, char **out) {
-  if (out == NULL || !hello__future_is(f, &hello_connection_query__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&hello_connection_query__op, f, out);
 }
 
 int hello_connection_query_return(synchro_call_t *call, const char *value) {
   char *result;
 
   if (value == NULL)
-    return hello__reject_result(call, SYNCHRO_EINVAL, "NULL for a non-nullable string");
-  result = hello__dup_string(value);
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL for a non-nullable string");
+  result = synchro_module_dup_string(value);
   if (result == NULL)
-    return hello__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -879,7 +572,7 @@ int hello_connection_query_fail(synchro_call_t *call, int code, const char *fmt,
   int rc;
 
   va_start(ap, fmt);
-  rc = hello__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&hello__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }

@@ -6,51 +6,19 @@
 #include "http_impl.h"
 
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <string.h>
 
-/* ---- the synchronizer ------------------------------------------------------------ */
-/* Set once, by http_use_synchronizer() or by the first call, then only read. */
-static _Atomic(synchro_t *) http__synchronizer;
+/* ---- the module ------------------------------------------------------------------ */
+/* The module's descriptor (synchro/module.h): its name, its messages, and its
+ * synchronizer, set once by http_use_synchronizer() or by the first call. */
+static synchro_module_t http__module = SYNCHRO_MODULE_INIT("http", http_strerror);
 
 int http_synchronizer(synchro_t **out) {
-  synchro_t *s;
-  synchro_t *created;
-  synchro_options_t opts;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  s = atomic_load_explicit(&http__synchronizer, memory_order_acquire);
-  if (s == NULL) {
-    synchro_options_init(&opts);
-    opts.name = "http";
-    rc = synchro_new(&created, &opts);
-    if (rc != 0)
-      return rc;
-    /* Threads may race here: one wins, the others free theirs, which is cheap
-     * because a synchronizer starts no thread before its first call. */
-    if (atomic_compare_exchange_strong_explicit(&http__synchronizer, &s, created,
-                                                memory_order_acq_rel,
-                                                memory_order_acquire))
-      s = created;
-    else
-      synchro_free(created);
-  }
-  *out = s;
-  return 0;
+  return synchro_module_synchronizer(&http__module, out);
 }
 
 int http_use_synchronizer(synchro_t *s) {
-  synchro_t *current = NULL;
-
-  if (s == NULL)
-    return SYNCHRO_EINVAL;
-  if (atomic_compare_exchange_strong_explicit(&http__synchronizer, &current, s,
-                                              memory_order_acq_rel,
-                                              memory_order_acquire))
-    return 0;
-  return current == s ? 0 : SYNCHRO_EALREADY;
+  return synchro_module_use(&http__module, s);
 }
 
 /* ---- errors ---------------------------------------------------------------------- */
@@ -75,207 +43,10 @@ const char *http_strerror(int code) {
 /* Arguments are copied into memory the call owns; their fields are const only so
  * that the implementation cannot change them, hence the casts where they are freed. */
 
-/* Copies a string; NULL stays NULL. */
-static char *http__dup_string(const char *s) {
-  return s != NULL ? synchro_mem_strdup(s) : NULL;
-}
-
-/* Copies `len` bytes; NULL stays NULL, and an empty non-NULL buffer stays non-NULL. */
-static void *http__dup_bytes(const void *data, size_t len) {
-  void *copy;
-
-  if (data == NULL)
-    return NULL;
-  copy = synchro_mem_malloc(len > 0 ? len : 1);
-  if (copy != NULL)
-    memcpy(copy, data, len);
-  return copy;
-}
-
-/* Copies a JSON value deeply, so that no thread shares it; NULL stays NULL. */
-static json_t *http__dup_json(const json_t *v) {
-  return v != NULL ? json_deep_copy(v) : NULL;
-}
-
 /* The result_free functions of the descriptors below. */
 
 static void http__release_bytes(void *value) {
   synchro_mem_free(((http_bytes_t *)value)->data);
-}
-
-static void http__release_json(void *value) {
-  json_decref(*(json_t **)value);
-}
-
-/* True if `f` is a future of `op`, so that its result has the layout the caller
- * expects. */
-static bool http__future_is(const synchro_future_t *f, const synchro_op_t *op) {
-  const char *name = f != NULL ? synchro_future_name(f) : NULL;
-  return name != NULL && strcmp(name, op->name) == 0;
-}
-
-/* What every *_fail() helper does: a NULL fmt means the code's own message. */
-static int http__vfail(synchro_call_t *call, int code, const char *fmt, va_list ap) {
-  if (fmt == NULL)
-    return synchro_call_fail(call, code, NULL, "%s", http_strerror(code));
-  return synchro_call_vfail(call, code, NULL, fmt, ap);
-}
-
-/* Checks the argument values the spec constrains (see each op's check_args). */
-typedef int (*http__check_fn)(const void *args);
-
-/* Checks the arguments and finds the synchronizer: what every call does first. */
-static int http__prepare(http__check_fn check, const void *args, synchro_t **s) {
-  int rc = check != NULL ? check(args) : 0;
-  return rc != 0 ? rc : http_synchronizer(s);
-}
-
-/* The blocking call behind every http_op(). */
-static int http__call(const synchro_op_t *op, http__check_fn check, const void *args,
-                      void *out, synchro_error_t **err) {
-  synchro_t *s;
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (out == NULL && op->result_size > 0)
-    return SYNCHRO_EINVAL;
-  rc = http__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  return synchro_call(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out, err);
-}
-
-/* The submission behind every http_op_future(). */
-static int http__submit(const synchro_op_t *op, http__check_fn check, const void *args,
-                        synchro_future_t **out) {
-  synchro_t *s;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  rc = http__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
-}
-
-/* The submission behind every http_op_aio(): `done` runs on the host's thread and
- * reads the caller's typed callback `cb` back with synchro_future_then_fn(). Nothing
- * is allocated, so nothing is left over when the host is freed first. */
-static int http__submit_aio(const synchro_op_t *op, http__check_fn check,
-                            const void *args, synchro_host_t *host,
-                            synchro_host_cb done, synchro_fn cb, void *data) {
-  synchro_future_t *f;
-  int rc;
-
-  if (host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  rc = http__submit(op, check, args, &f);
-  if (rc != 0)
-    return rc;
-  rc = synchro_future_then_typed(f, host, done, cb, data);
-  if (rc != 0) {
-    /* Nobody would see the outcome: stop the call. */
-    (void)synchro_future_cancel(f);
-    synchro_future_free(f);
-  }
-  return rc;
-}
-
-/* Which lifecycle operation an object call is. */
-enum { HTTP__METHOD, HTTP__OPEN, HTTP__CLOSE };
-
-/* The constructor behind every http_obj_new(): *out (a typed handle pointer) receives
- * the handle. */
-static int http__new(const synchro_class_t *cls, http__check_fn check, const void *args,
-                     void *out, synchro_error_t **err) {
-  synchro_object_t *obj = NULL;
-  synchro_t *s;
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  memcpy(out, &obj, sizeof(obj));
-  rc = http__prepare(check, args, &s);
-  if (rc == 0)
-    rc = synchro_object_new(s, cls, args, &obj, err);
-  if (rc == 0)
-    memcpy(out, &obj, sizeof(obj));
-  return rc;
-}
-
-/* The blocking call behind every object operation: a method, open or close. */
-static int http__call_on(void *self, int what, const synchro_op_t *op,
-                         http__check_fn check, const void *args, void *out,
-                         synchro_error_t **err) {
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (self == NULL || (out == NULL && op->result_size > 0))
-    return SYNCHRO_EINVAL;
-  rc = check != NULL ? check(args) : 0;
-  if (rc != 0)
-    return rc;
-  if (what == HTTP__OPEN)
-    return synchro_object_open(self, NULL, SYNCHRO_TIMEOUT_DEFAULT, err);
-  if (what == HTTP__CLOSE)
-    return synchro_object_close(self, SYNCHRO_TIMEOUT_DEFAULT, err);
-  return synchro_object_call(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, out, err);
-}
-
-/* The submission behind every object operation's _future(). */
-static int http__submit_on(void *self, int what, const synchro_op_t *op,
-                           http__check_fn check, const void *args,
-                           synchro_future_t **out) {
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  *out = NULL;
-  if (self == NULL)
-    return SYNCHRO_EINVAL;
-  rc = check != NULL ? check(args) : 0;
-  if (rc != 0)
-    return rc;
-  if (what == HTTP__OPEN)
-    return synchro_object_open_future(self, NULL, SYNCHRO_TIMEOUT_DEFAULT, out);
-  if (what == HTTP__CLOSE)
-    return synchro_object_close_future(self, SYNCHRO_TIMEOUT_DEFAULT, out);
-  return synchro_object_submit(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
-}
-
-/* The submission behind every object operation's _aio(): as for functions, `done`
- * runs on the host's thread and reads `cb` back with synchro_future_then_fn(). */
-static int http__submit_aio_on(void *self, int what, const synchro_op_t *op,
-                               http__check_fn check, const void *args,
-                               synchro_host_t *host, synchro_host_cb done,
-                               synchro_fn cb, void *data) {
-  synchro_future_t *f;
-  int rc;
-
-  if (host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  rc = http__submit_on(self, what, op, check, args, &f);
-  if (rc != 0)
-    return rc;
-  rc = synchro_future_then_typed(f, host, done, cb, data);
-  if (rc != 0) {
-    /* Nobody would see the outcome: stop the call. */
-    (void)synchro_future_cancel(f);
-    synchro_future_free(f);
-  }
-  return rc;
-}
-
-/* Fails a call whose implementation returned a value that cannot be delivered (NULL
- * where the spec forbids it, or no memory for the copy), and says so. */
-static int http__reject_result(synchro_call_t *call, int code, const char *why) {
-  int rc = synchro_call_fail(call, code, NULL, "%s: %s", synchro_call_name(call), why);
-  return rc != 0 ? rc : code;
 }
 
 /* ---- client: class --------------------------------------------------------------- */
@@ -336,7 +107,7 @@ static const synchro_op_t http_stats__op = {
     .name = "http_stats",
     .impl = http_stats__run,
     .result_size = sizeof(json_t *),
-    .result_free = http__release_json,
+    .result_free = synchro_module_release_json,
 };
 
 /* Runs on the host's thread: hands the outcome to the caller's callback (stored with
@@ -349,36 +120,34 @@ static void http_stats__done(synchro_future_t *f, int status, void *data) {
   if (status == 0)
     status = synchro_future_result(f, &result);
   cb(status, result, synchro_future_error(f), data);
-  http__release_json(&result);
+  synchro_module_release_json(&result);
 }
 
 int http_stats(json_t **out, synchro_error_t **err) {
-  return http__call(&http_stats__op, NULL, NULL, out, err);
+  return synchro_module_call(&http__module, &http_stats__op, NULL, NULL, out, err);
 }
 
 int http_stats_future(synchro_future_t **out) {
-  return http__submit(&http_stats__op, NULL, NULL, out);
+  return synchro_module_submit(&http__module, &http_stats__op, NULL, NULL, out);
 }
 
 int http_stats_aio(synchro_host_t *aio_host, http_stats_cb aio_cb, void *aio_data) {
-  return http__submit_aio(&http_stats__op, NULL, NULL, aio_host, http_stats__done,
-                          (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&http__module, &http_stats__op, NULL, NULL, aio_host,
+                                   http_stats__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int http_stats_result(synchro_future_t *f, json_t **out) {
-  if (out == NULL || !http__future_is(f, &http_stats__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&http_stats__op, f, out);
 }
 
 int http_stats_return(synchro_call_t *call, const json_t *value) {
   json_t *result;
 
   if (value == NULL)
-    return http__reject_result(call, SYNCHRO_EINVAL, "NULL for a non-nullable json");
-  result = http__dup_json(value);
+    return synchro_module_reject(call, SYNCHRO_EINVAL, "NULL for a non-nullable json");
+  result = synchro_module_dup_json(value);
   if (result == NULL)
-    return http__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -387,7 +156,7 @@ int http_stats_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = http__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&http__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -404,12 +173,13 @@ static int http_client_new__check_args(const void *block) {
 
 int http_client_new(const char *base_url, int64_t timeout_ms, int64_t max_retries,
                     const char *token, http_client_t **out, synchro_error_t **err) {
-  return http__new(&http_client__class, http_client_new__check_args,
-                   &(const http_client_new_args_t){.base_url = base_url,
-                                                   .timeout_ms = timeout_ms,
-                                                   .max_retries = max_retries,
-                                                   .token = token},
-                   out, err);
+  return synchro_module_new(&http__module, &http_client__class,
+                            http_client_new__check_args,
+                            &(const http_client_new_args_t){.base_url = base_url,
+                                                            .timeout_ms = timeout_ms,
+                                                            .max_retries = max_retries,
+                                                            .token = token},
+                            out, err);
 }
 
 http_client_t *http_client_ref(http_client_t *self) {
@@ -430,24 +200,25 @@ static void http_client_open__done(synchro_future_t *f, int status, void *data) 
 }
 
 int http_client_open(http_client_t *self, synchro_error_t **err) {
-  return http__call_on(self, HTTP__OPEN, &http_client_open__op, NULL, NULL, NULL, err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_OPEN,
+                                    &http_client_open__op, NULL, NULL, NULL, err);
 }
 
 int http_client_open_future(http_client_t *self, synchro_future_t **out) {
-  return http__submit_on(self, HTTP__OPEN, &http_client_open__op, NULL, NULL, out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_OPEN,
+                                      &http_client_open__op, NULL, NULL, out);
 }
 
 int http_client_open_aio(http_client_t *self, synchro_host_t *aio_host,
                          http_client_open_cb aio_cb, void *aio_data) {
-  return http__submit_aio_on(self, HTTP__OPEN, &http_client_open__op, NULL, NULL,
-                             aio_host, http_client_open__done, (synchro_fn)aio_cb,
-                             aio_data);
+  return synchro_module_object_submit_aio((synchro_object_t *)self, SYNCHRO_MODULE_OPEN,
+                                          &http_client_open__op, NULL, NULL, aio_host,
+                                          http_client_open__done, (synchro_fn)aio_cb,
+                                          aio_data);
 }
 
 int http_client_open_result(synchro_future_t *f) {
-  if (!http__future_is(f, &http_client_open__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_status(f);
+  return synchro_module_result(&http_client_open__op, f, NULL);
 }
 
 int http_client_open_return(synchro_call_t *call) {
@@ -459,7 +230,7 @@ int http_client_open_fail(synchro_call_t *call, int code, const char *fmt, ...) 
   int rc;
 
   va_start(ap, fmt);
-  rc = http__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&http__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -474,25 +245,25 @@ static void http_client_close__done(synchro_future_t *f, int status, void *data)
 }
 
 int http_client_close(http_client_t *self, synchro_error_t **err) {
-  return http__call_on(self, HTTP__CLOSE, &http_client_close__op, NULL, NULL, NULL,
-                       err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_CLOSE,
+                                    &http_client_close__op, NULL, NULL, NULL, err);
 }
 
 int http_client_close_future(http_client_t *self, synchro_future_t **out) {
-  return http__submit_on(self, HTTP__CLOSE, &http_client_close__op, NULL, NULL, out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_CLOSE,
+                                      &http_client_close__op, NULL, NULL, out);
 }
 
 int http_client_close_aio(http_client_t *self, synchro_host_t *aio_host,
                           http_client_close_cb aio_cb, void *aio_data) {
-  return http__submit_aio_on(self, HTTP__CLOSE, &http_client_close__op, NULL, NULL,
-                             aio_host, http_client_close__done, (synchro_fn)aio_cb,
-                             aio_data);
+  return synchro_module_object_submit_aio((synchro_object_t *)self,
+                                          SYNCHRO_MODULE_CLOSE, &http_client_close__op,
+                                          NULL, NULL, aio_host, http_client_close__done,
+                                          (synchro_fn)aio_cb, aio_data);
 }
 
 int http_client_close_result(synchro_future_t *f) {
-  if (!http__future_is(f, &http_client_close__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_status(f);
+  return synchro_module_result(&http_client_close__op, f, NULL);
 }
 
 int http_client_close_return(synchro_call_t *call) {
@@ -504,7 +275,7 @@ int http_client_close_fail(synchro_call_t *call, int code, const char *fmt, ...)
   int rc;
 
   va_start(ap, fmt);
-  rc = http__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&http__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -521,7 +292,7 @@ static int http_client_get_json__copy_args(void *dst, const void *src) {
   http_client_get_json_args_t *to = dst;
 
   *to = *from;
-  to->path = http__dup_string(from->path);
+  to->path = synchro_module_dup_string(from->path);
   if (from->path != NULL && to->path == NULL) {
     http_client_get_json__free_args(to);
     return SYNCHRO_ENOMEM;
@@ -551,7 +322,7 @@ static const synchro_op_t http_client_get_json__op = {
     .args_copy = http_client_get_json__copy_args,
     .args_free = http_client_get_json__free_args,
     .result_size = sizeof(json_t *),
-    .result_free = http__release_json,
+    .result_free = synchro_module_release_json,
 };
 
 /* Runs on the host's thread: hands the outcome to the caller's callback (stored with
@@ -564,46 +335,49 @@ static void http_client_get_json__done(synchro_future_t *f, int status, void *da
   if (status == 0)
     status = synchro_future_result(f, &result);
   cb(status, result, synchro_future_error(f), data);
-  http__release_json(&result);
+  synchro_module_release_json(&result);
 }
 
 int http_client_get_json(http_client_t *self, const char *path, json_t **out,
                          synchro_error_t **err) {
-  return http__call_on(self, HTTP__METHOD, &http_client_get_json__op, http_client_get_json__check_args,
-                       &(const http_client_get_json_args_t){.path = path},
-                       out, err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                    &http_client_get_json__op,
+                                    http_client_get_json__check_args,
+                                    &(const http_client_get_json_args_t){.path = path},
+                                    out, err);
 }
 
 int http_client_get_json_future(http_client_t *self, const char *path,
                                 synchro_future_t **out) {
-  return http__submit_on(self, HTTP__METHOD, &http_client_get_json__op, http_client_get_json__check_args,
-                         &(const http_client_get_json_args_t){.path = path},
-                         out);
+  return synchro_module_object_submit(
+      (synchro_object_t *)self, SYNCHRO_MODULE_METHOD, &http_client_get_json__op,
+      http_client_get_json__check_args,
+      &(const http_client_get_json_args_t){.path = path},
+      out);
 }
 
 int http_client_get_json_aio(http_client_t *self, const char *path,
                              synchro_host_t *aio_host, http_client_get_json_cb aio_cb,
                              void *aio_data) {
-  return http__submit_aio_on(self, HTTP__METHOD, &http_client_get_json__op, http_client_get_json__check_args,
-                             &(const http_client_get_json_args_t){.path = path},
-                             aio_host, http_client_get_json__done, (synchro_fn)aio_cb,
-                             aio_data);
+  return synchro_module_object_submit_aio(
+      (synchro_object_t *)self, SYNCHRO_MODULE_METHOD, &http_client_get_json__op,
+      http_client_get_json__check_args,
+      &(const http_client_get_json_args_t){.path = path},
+      aio_host, http_client_get_json__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int http_client_get_json_result(synchro_future_t *f, json_t **out) {
-  if (out == NULL || !http__future_is(f, &http_client_get_json__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&http_client_get_json__op, f, out);
 }
 
 int http_client_get_json_return(synchro_call_t *call, const json_t *value) {
   json_t *result;
 
   if (value == NULL)
-    return http__reject_result(call, SYNCHRO_EINVAL, "NULL for a non-nullable json");
-  result = http__dup_json(value);
+    return synchro_module_reject(call, SYNCHRO_EINVAL, "NULL for a non-nullable json");
+  result = synchro_module_dup_json(value);
   if (result == NULL)
-    return http__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -612,7 +386,7 @@ int http_client_get_json_fail(synchro_call_t *call, int code, const char *fmt, .
   int rc;
 
   va_start(ap, fmt);
-  rc = http__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&http__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -629,7 +403,7 @@ static int http_client_get__copy_args(void *dst, const void *src) {
   http_client_get_args_t *to = dst;
 
   *to = *from;
-  to->path = http__dup_string(from->path);
+  to->path = synchro_module_dup_string(from->path);
   if (from->path != NULL && to->path == NULL) {
     http_client_get__free_args(to);
     return SYNCHRO_ENOMEM;
@@ -677,42 +451,44 @@ static void http_client_get__done(synchro_future_t *f, int status, void *data) {
 
 int http_client_get(http_client_t *self, const char *path, http_bytes_t *out,
                     synchro_error_t **err) {
-  return http__call_on(self, HTTP__METHOD, &http_client_get__op, http_client_get__check_args,
-                       &(const http_client_get_args_t){.path = path},
-                       out, err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                    &http_client_get__op, http_client_get__check_args,
+                                    &(const http_client_get_args_t){.path = path},
+                                    out, err);
 }
 
 int http_client_get_future(http_client_t *self, const char *path,
                            synchro_future_t **out) {
-  return http__submit_on(self, HTTP__METHOD, &http_client_get__op, http_client_get__check_args,
-                         &(const http_client_get_args_t){.path = path},
-                         out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                      &http_client_get__op, http_client_get__check_args,
+                                      &(const http_client_get_args_t){.path = path},
+                                      out);
 }
 
 int http_client_get_aio(http_client_t *self, const char *path, synchro_host_t *aio_host,
                         http_client_get_cb aio_cb, void *aio_data) {
-  return http__submit_aio_on(self, HTTP__METHOD, &http_client_get__op, http_client_get__check_args,
-                             &(const http_client_get_args_t){.path = path},
-                             aio_host, http_client_get__done, (synchro_fn)aio_cb,
-                             aio_data);
+  return synchro_module_object_submit_aio((synchro_object_t *)self,
+                                          SYNCHRO_MODULE_METHOD, &http_client_get__op,
+                                          http_client_get__check_args,
+                                          &(const http_client_get_args_t){.path = path},
+                                          aio_host, http_client_get__done,
+                                          (synchro_fn)aio_cb, aio_data);
 }
 
 int http_client_get_result(synchro_future_t *f, http_bytes_t *out) {
-  if (out == NULL || !http__future_is(f, &http_client_get__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&http_client_get__op, f, out);
 }
 
 int http_client_get_return(synchro_call_t *call, const void *value, size_t len) {
   http_bytes_t result;
 
   if (value == NULL && len != 0)
-    return http__reject_result(call, SYNCHRO_EINVAL,
-                               "NULL data with a non-zero length");
-  result.data = http__dup_bytes(value, len);
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL data with a non-zero length");
+  result.data = synchro_module_dup_bytes(value, len);
   result.len = len;
   if (value != NULL && result.data == NULL)
-    return http__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -721,7 +497,7 @@ int http_client_get_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = http__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&http__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -739,8 +515,8 @@ static int http_client_post_json__copy_args(void *dst, const void *src) {
   http_client_post_json_args_t *to = dst;
 
   *to = *from;
-  to->path = http__dup_string(from->path);
-  to->body = http__dup_json(from->body);
+  to->path = synchro_module_dup_string(from->path);
+  to->body = synchro_module_dup_json(from->body);
   if ((from->path != NULL && to->path == NULL) ||
       (from->body != NULL && to->body == NULL)) {
     http_client_post_json__free_args(to);
@@ -773,7 +549,7 @@ static const synchro_op_t http_client_post_json__op = {
     .args_copy = http_client_post_json__copy_args,
     .args_free = http_client_post_json__free_args,
     .result_size = sizeof(json_t *),
-    .result_free = http__release_json,
+    .result_free = synchro_module_release_json,
 };
 
 /* Runs on the host's thread: hands the outcome to the caller's callback (stored with
@@ -786,49 +562,50 @@ static void http_client_post_json__done(synchro_future_t *f, int status, void *d
   if (status == 0)
     status = synchro_future_result(f, &result);
   cb(status, result, synchro_future_error(f), data);
-  http__release_json(&result);
+  synchro_module_release_json(&result);
 }
 
 int http_client_post_json(http_client_t *self, const char *path, const json_t *body,
                           json_t **out, synchro_error_t **err) {
-  return http__call_on(self, HTTP__METHOD, &http_client_post_json__op, http_client_post_json__check_args,
-                       &(const http_client_post_json_args_t){.path = path,
-                                                             .body = body},
-                       out, err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                    &http_client_post_json__op,
+                                    http_client_post_json__check_args,
+                                    &(const http_client_post_json_args_t){.path = path,
+                                                                          .body = body},
+                                    out, err);
 }
 
 int http_client_post_json_future(http_client_t *self, const char *path,
                                  const json_t *body, synchro_future_t **out) {
-  return http__submit_on(self, HTTP__METHOD, &http_client_post_json__op, http_client_post_json__check_args,
-                         &(const http_client_post_json_args_t){.path = path,
-                                                               .body = body},
-                         out);
+  return synchro_module_object_submit(
+      (synchro_object_t *)self, SYNCHRO_MODULE_METHOD, &http_client_post_json__op,
+      http_client_post_json__check_args,
+      &(const http_client_post_json_args_t){.path = path, .body = body},
+      out);
 }
 
 int http_client_post_json_aio(http_client_t *self, const char *path, const json_t *body,
                               synchro_host_t *aio_host, http_client_post_json_cb aio_cb,
                               void *aio_data) {
-  return http__submit_aio_on(self, HTTP__METHOD, &http_client_post_json__op, http_client_post_json__check_args,
-                             &(const http_client_post_json_args_t){.path = path,
-                                                                   .body = body},
-                             aio_host, http_client_post_json__done, (synchro_fn)aio_cb,
-                             aio_data);
+  return synchro_module_object_submit_aio(
+      (synchro_object_t *)self, SYNCHRO_MODULE_METHOD, &http_client_post_json__op,
+      http_client_post_json__check_args,
+      &(const http_client_post_json_args_t){.path = path, .body = body},
+      aio_host, http_client_post_json__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int http_client_post_json_result(synchro_future_t *f, json_t **out) {
-  if (out == NULL || !http__future_is(f, &http_client_post_json__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&http_client_post_json__op, f, out);
 }
 
 int http_client_post_json_return(synchro_call_t *call, const json_t *value) {
   json_t *result;
 
   if (value == NULL)
-    return http__reject_result(call, SYNCHRO_EINVAL, "NULL for a non-nullable json");
-  result = http__dup_json(value);
+    return synchro_module_reject(call, SYNCHRO_EINVAL, "NULL for a non-nullable json");
+  result = synchro_module_dup_json(value);
   if (result == NULL)
-    return http__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -837,7 +614,7 @@ int http_client_post_json_fail(synchro_call_t *call, int code, const char *fmt, 
   int rc;
 
   va_start(ap, fmt);
-  rc = http__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&http__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }

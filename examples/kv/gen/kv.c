@@ -6,51 +6,19 @@
 #include "kv_impl.h"
 
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <string.h>
 
-/* ---- the synchronizer ------------------------------------------------------------ */
-/* Set once, by kv_use_synchronizer() or by the first call, then only read. */
-static _Atomic(synchro_t *) kv__synchronizer;
+/* ---- the module ------------------------------------------------------------------ */
+/* The module's descriptor (synchro/module.h): its name, its messages, and its
+ * synchronizer, set once by kv_use_synchronizer() or by the first call. */
+static synchro_module_t kv__module = SYNCHRO_MODULE_INIT("kv", kv_strerror);
 
 int kv_synchronizer(synchro_t **out) {
-  synchro_t *s;
-  synchro_t *created;
-  synchro_options_t opts;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  s = atomic_load_explicit(&kv__synchronizer, memory_order_acquire);
-  if (s == NULL) {
-    synchro_options_init(&opts);
-    opts.name = "kv";
-    rc = synchro_new(&created, &opts);
-    if (rc != 0)
-      return rc;
-    /* Threads may race here: one wins, the others free theirs, which is cheap
-     * because a synchronizer starts no thread before its first call. */
-    if (atomic_compare_exchange_strong_explicit(&kv__synchronizer, &s, created,
-                                                memory_order_acq_rel,
-                                                memory_order_acquire))
-      s = created;
-    else
-      synchro_free(created);
-  }
-  *out = s;
-  return 0;
+  return synchro_module_synchronizer(&kv__module, out);
 }
 
 int kv_use_synchronizer(synchro_t *s) {
-  synchro_t *current = NULL;
-
-  if (s == NULL)
-    return SYNCHRO_EINVAL;
-  if (atomic_compare_exchange_strong_explicit(&kv__synchronizer, &current, s,
-                                              memory_order_acq_rel,
-                                              memory_order_acquire))
-    return 0;
-  return current == s ? 0 : SYNCHRO_EALREADY;
+  return synchro_module_use(&kv__module, s);
 }
 
 /* ---- errors ---------------------------------------------------------------------- */
@@ -72,11 +40,6 @@ const char *kv_strerror(int code) {
 /* ---- helpers --------------------------------------------------------------------- */
 /* Arguments are copied into memory the call owns; their fields are const only so
  * that the implementation cannot change them, hence the casts where they are freed. */
-
-/* Copies a string; NULL stays NULL. */
-static char *kv__dup_string(const char *s) {
-  return s != NULL ? synchro_mem_strdup(s) : NULL;
-}
 
 /* Frees an array of strings and what its items own. */
 static void kv__free_string_array(char **items, size_t count) {
@@ -100,7 +63,7 @@ static char **kv__dup_string_array(const char *const *items, size_t count) {
   if (copy == NULL)
     return NULL;
   for (i = 0; i < count; i++) {
-    copy[i] = kv__dup_string(items[i]);
+    copy[i] = synchro_module_dup_string(items[i]);
     if (items[i] != NULL && copy[i] == NULL) {
       kv__free_string_array(copy, i);
       return NULL;
@@ -119,207 +82,8 @@ void kv_string_array_free(kv_string_array_t *a) {
 
 /* The result_free functions of the descriptors below. */
 
-static void kv__release_string(void *value) {
-  synchro_mem_free(*(char **)value);
-}
-
 static void kv__release_string_array(void *value) {
   kv_string_array_free(value);
-}
-
-/* True if `f` is a future of `op`, so that its result has the layout the caller
- * expects. */
-static bool kv__future_is(const synchro_future_t *f, const synchro_op_t *op) {
-  const char *name = f != NULL ? synchro_future_name(f) : NULL;
-  return name != NULL && strcmp(name, op->name) == 0;
-}
-
-/* What every *_fail() helper does: a NULL fmt means the code's own message. */
-static int kv__vfail(synchro_call_t *call, int code, const char *fmt, va_list ap) {
-  if (fmt == NULL)
-    return synchro_call_fail(call, code, NULL, "%s", kv_strerror(code));
-  return synchro_call_vfail(call, code, NULL, fmt, ap);
-}
-
-/* Checks the argument values the spec constrains (see each op's check_args). */
-typedef int (*kv__check_fn)(const void *args);
-
-/* Checks the arguments and finds the synchronizer: what every call does first. */
-static int kv__prepare(kv__check_fn check, const void *args, synchro_t **s) {
-  int rc = check != NULL ? check(args) : 0;
-  return rc != 0 ? rc : kv_synchronizer(s);
-}
-
-/* Which lifecycle operation an object call is. */
-enum { KV__METHOD, KV__OPEN, KV__CLOSE };
-
-/* The constructor behind every kv_obj_new(): *out (a typed handle pointer) receives
- * the handle. */
-static int kv__new(const synchro_class_t *cls, kv__check_fn check, const void *args,
-                   void *out, synchro_error_t **err) {
-  synchro_object_t *obj = NULL;
-  synchro_t *s;
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  memcpy(out, &obj, sizeof(obj));
-  rc = kv__prepare(check, args, &s);
-  if (rc == 0)
-    rc = synchro_object_new(s, cls, args, &obj, err);
-  if (rc == 0)
-    memcpy(out, &obj, sizeof(obj));
-  return rc;
-}
-
-/* The blocking call behind every object operation: a method, open or close. */
-static int kv__call_on(void *self, int what, const synchro_op_t *op, kv__check_fn check,
-                       const void *args, void *out, synchro_error_t **err) {
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (self == NULL || (out == NULL && op->result_size > 0))
-    return SYNCHRO_EINVAL;
-  rc = check != NULL ? check(args) : 0;
-  if (rc != 0)
-    return rc;
-  if (what == KV__OPEN)
-    return synchro_object_open(self, NULL, SYNCHRO_TIMEOUT_DEFAULT, err);
-  if (what == KV__CLOSE)
-    return synchro_object_close(self, SYNCHRO_TIMEOUT_DEFAULT, err);
-  return synchro_object_call(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, out, err);
-}
-
-/* The submission behind every object operation's _future(). */
-static int kv__submit_on(void *self, int what, const synchro_op_t *op,
-                         kv__check_fn check, const void *args, synchro_future_t **out) {
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  *out = NULL;
-  if (self == NULL)
-    return SYNCHRO_EINVAL;
-  rc = check != NULL ? check(args) : 0;
-  if (rc != 0)
-    return rc;
-  if (what == KV__OPEN)
-    return synchro_object_open_future(self, NULL, SYNCHRO_TIMEOUT_DEFAULT, out);
-  if (what == KV__CLOSE)
-    return synchro_object_close_future(self, SYNCHRO_TIMEOUT_DEFAULT, out);
-  return synchro_object_submit(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
-}
-
-/* The submission behind every object operation's _aio(): as for functions, `done`
- * runs on the host's thread and reads `cb` back with synchro_future_then_fn(). */
-static int kv__submit_aio_on(void *self, int what, const synchro_op_t *op,
-                             kv__check_fn check, const void *args, synchro_host_t *host,
-                             synchro_host_cb done, synchro_fn cb, void *data) {
-  synchro_future_t *f;
-  int rc;
-
-  if (host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  rc = kv__submit_on(self, what, op, check, args, &f);
-  if (rc != 0)
-    return rc;
-  rc = synchro_future_then_typed(f, host, done, cb, data);
-  if (rc != 0) {
-    /* Nobody would see the outcome: stop the call. */
-    (void)synchro_future_cancel(f);
-    synchro_future_free(f);
-  }
-  return rc;
-}
-
-/* What every typed MOD_op_stream_t handle points to: the runtime's stream, and the
- * callback armed by MOD_op_next_aio() with its data. */
-typedef struct kv__stream_s {
-  synchro_stream_t *stream;
-  void (*cb)(void);
-  void *data;
-} kv__stream_t;
-
-/* Starts a stream: a function's, or (method) one on the object `self`. *out (a typed
- * stream pointer) receives the handle. */
-static int kv__stream_open(bool method, void *self, const synchro_op_t *op,
-                           kv__check_fn check, const void *args, void *out) {
-  kv__stream_t *st = NULL;
-  synchro_t *s = NULL;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  memcpy(out, &st, sizeof(st));
-  if (method && self == NULL)
-    return SYNCHRO_EINVAL;
-  if (method)
-    rc = check != NULL ? check(args) : 0;
-  else
-    rc = kv__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  st = synchro_mem_calloc(1, sizeof(*st));
-  if (st == NULL)
-    return SYNCHRO_ENOMEM;
-  if (method)
-    rc = synchro_object_stream_open(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, &st->stream);
-  else
-    rc = synchro_stream_open(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, &st->stream);
-  if (rc != 0) {
-    synchro_mem_free(st);
-    return rc;
-  }
-  memcpy(out, &st, sizeof(st));
-  return 0;
-}
-
-static int kv__stream_next(kv__stream_t *st, void *item, int64_t timeout_ms) {
-  if (st == NULL || item == NULL)
-    return SYNCHRO_EINVAL;
-  return synchro_stream_next(st->stream, item, timeout_ms);
-}
-
-/* Arms the host callback; on failure the previous one (if any) stays. */
-static int kv__stream_arm(kv__stream_t *st, synchro_host_t *host,
-                          synchro_stream_cb done, void (*cb)(void), void *data) {
-  void (*old_cb)(void);
-  void *old_data;
-  int rc;
-
-  if (st == NULL || host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  old_cb = st->cb;
-  old_data = st->data;
-  st->cb = cb;
-  st->data = data;
-  rc = synchro_stream_next_then(st->stream, host, done, st);
-  if (rc != 0) {
-    st->cb = old_cb;
-    st->data = old_data;
-  }
-  return rc;
-}
-
-static const synchro_error_t *kv__stream_error(const kv__stream_t *st) {
-  return st != NULL ? synchro_stream_error(st->stream) : NULL;
-}
-
-static void kv__stream_close(kv__stream_t *st) {
-  if (st == NULL)
-    return;
-  synchro_stream_free(st->stream);
-  synchro_mem_free(st);
-}
-
-/* Fails a call whose implementation returned a value that cannot be delivered (NULL
- * where the spec forbids it, or no memory for the copy), and says so. */
-static int kv__reject_result(synchro_call_t *call, int code, const char *why) {
-  int rc = synchro_call_fail(call, code, NULL, "%s: %s", synchro_call_name(call), why);
-  return rc != 0 ? rc : code;
 }
 
 /* ---- client: class --------------------------------------------------------------- */
@@ -381,11 +145,11 @@ static int kv_client_new__check_args(const void *block) {
 
 int kv_client_new(const char *host, int64_t port, int64_t timeout_ms,
                   int64_t max_retries, kv_client_t **out, synchro_error_t **err) {
-  return kv__new(&kv_client__class, kv_client_new__check_args,
-                 &(const kv_client_new_args_t){.host = host, .port = port,
-                                               .timeout_ms = timeout_ms,
-                                               .max_retries = max_retries},
-                 out, err);
+  return synchro_module_new(&kv__module, &kv_client__class, kv_client_new__check_args,
+                            &(const kv_client_new_args_t){.host = host, .port = port,
+                                                          .timeout_ms = timeout_ms,
+                                                          .max_retries = max_retries},
+                            out, err);
 }
 
 kv_client_t *kv_client_ref(kv_client_t *self) {
@@ -406,23 +170,25 @@ static void kv_client_open__done(synchro_future_t *f, int status, void *data) {
 }
 
 int kv_client_open(kv_client_t *self, synchro_error_t **err) {
-  return kv__call_on(self, KV__OPEN, &kv_client_open__op, NULL, NULL, NULL, err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_OPEN,
+                                    &kv_client_open__op, NULL, NULL, NULL, err);
 }
 
 int kv_client_open_future(kv_client_t *self, synchro_future_t **out) {
-  return kv__submit_on(self, KV__OPEN, &kv_client_open__op, NULL, NULL, out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_OPEN,
+                                      &kv_client_open__op, NULL, NULL, out);
 }
 
 int kv_client_open_aio(kv_client_t *self, synchro_host_t *aio_host,
                        kv_client_open_cb aio_cb, void *aio_data) {
-  return kv__submit_aio_on(self, KV__OPEN, &kv_client_open__op, NULL, NULL, aio_host,
-                           kv_client_open__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_object_submit_aio((synchro_object_t *)self, SYNCHRO_MODULE_OPEN,
+                                          &kv_client_open__op, NULL, NULL, aio_host,
+                                          kv_client_open__done, (synchro_fn)aio_cb,
+                                          aio_data);
 }
 
 int kv_client_open_result(synchro_future_t *f) {
-  if (!kv__future_is(f, &kv_client_open__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_status(f);
+  return synchro_module_result(&kv_client_open__op, f, NULL);
 }
 
 int kv_client_open_return(synchro_call_t *call) {
@@ -434,7 +200,7 @@ int kv_client_open_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -449,23 +215,25 @@ static void kv_client_close__done(synchro_future_t *f, int status, void *data) {
 }
 
 int kv_client_close(kv_client_t *self, synchro_error_t **err) {
-  return kv__call_on(self, KV__CLOSE, &kv_client_close__op, NULL, NULL, NULL, err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_CLOSE,
+                                    &kv_client_close__op, NULL, NULL, NULL, err);
 }
 
 int kv_client_close_future(kv_client_t *self, synchro_future_t **out) {
-  return kv__submit_on(self, KV__CLOSE, &kv_client_close__op, NULL, NULL, out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_CLOSE,
+                                      &kv_client_close__op, NULL, NULL, out);
 }
 
 int kv_client_close_aio(kv_client_t *self, synchro_host_t *aio_host,
                         kv_client_close_cb aio_cb, void *aio_data) {
-  return kv__submit_aio_on(self, KV__CLOSE, &kv_client_close__op, NULL, NULL, aio_host,
-                           kv_client_close__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_object_submit_aio((synchro_object_t *)self,
+                                          SYNCHRO_MODULE_CLOSE, &kv_client_close__op,
+                                          NULL, NULL, aio_host, kv_client_close__done,
+                                          (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_client_close_result(synchro_future_t *f) {
-  if (!kv__future_is(f, &kv_client_close__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_status(f);
+  return synchro_module_result(&kv_client_close__op, f, NULL);
 }
 
 int kv_client_close_return(synchro_call_t *call) {
@@ -477,7 +245,7 @@ int kv_client_close_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -494,7 +262,7 @@ static int kv_client_get__copy_args(void *dst, const void *src) {
   kv_client_get_args_t *to = dst;
 
   *to = *from;
-  to->key = kv__dup_string(from->key);
+  to->key = synchro_module_dup_string(from->key);
   if (from->key != NULL && to->key == NULL) {
     kv_client_get__free_args(to);
     return SYNCHRO_ENOMEM;
@@ -524,7 +292,7 @@ static const synchro_op_t kv_client_get__op = {
     .args_copy = kv_client_get__copy_args,
     .args_free = kv_client_get__free_args,
     .result_size = sizeof(char *),
-    .result_free = kv__release_string,
+    .result_free = synchro_module_release_string,
 };
 
 /* Runs on the host's thread: hands the outcome to the caller's callback (stored with
@@ -537,41 +305,44 @@ static void kv_client_get__done(synchro_future_t *f, int status, void *data) {
   if (status == 0)
     status = synchro_future_result(f, &result);
   cb(status, result, synchro_future_error(f), data);
-  kv__release_string(&result);
+  synchro_module_release_string(&result);
 }
 
 int kv_client_get(kv_client_t *self, const char *key, char **out,
                   synchro_error_t **err) {
-  return kv__call_on(self, KV__METHOD, &kv_client_get__op, kv_client_get__check_args,
-                     &(const kv_client_get_args_t){.key = key},
-                     out, err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                    &kv_client_get__op, kv_client_get__check_args,
+                                    &(const kv_client_get_args_t){.key = key},
+                                    out, err);
 }
 
 int kv_client_get_future(kv_client_t *self, const char *key, synchro_future_t **out) {
-  return kv__submit_on(self, KV__METHOD, &kv_client_get__op, kv_client_get__check_args,
-                       &(const kv_client_get_args_t){.key = key},
-                       out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                      &kv_client_get__op, kv_client_get__check_args,
+                                      &(const kv_client_get_args_t){.key = key},
+                                      out);
 }
 
 int kv_client_get_aio(kv_client_t *self, const char *key, synchro_host_t *aio_host,
                       kv_client_get_cb aio_cb, void *aio_data) {
-  return kv__submit_aio_on(self, KV__METHOD, &kv_client_get__op, kv_client_get__check_args,
-                           &(const kv_client_get_args_t){.key = key},
-                           aio_host, kv_client_get__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_object_submit_aio((synchro_object_t *)self,
+                                          SYNCHRO_MODULE_METHOD, &kv_client_get__op,
+                                          kv_client_get__check_args,
+                                          &(const kv_client_get_args_t){.key = key},
+                                          aio_host, kv_client_get__done,
+                                          (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_client_get_result(synchro_future_t *f, char **out) {
-  if (out == NULL || !kv__future_is(f, &kv_client_get__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&kv_client_get__op, f, out);
 }
 
 int kv_client_get_return(synchro_call_t *call, const char *value) {
   char *result;
 
-  result = kv__dup_string(value);
+  result = synchro_module_dup_string(value);
   if (value != NULL && result == NULL)
-    return kv__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -580,7 +351,7 @@ int kv_client_get_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -598,8 +369,8 @@ static int kv_client_set__copy_args(void *dst, const void *src) {
   kv_client_set_args_t *to = dst;
 
   *to = *from;
-  to->key = kv__dup_string(from->key);
-  to->value = kv__dup_string(from->value);
+  to->key = synchro_module_dup_string(from->key);
+  to->value = synchro_module_dup_string(from->value);
   if ((from->key != NULL && to->key == NULL) ||
       (from->value != NULL && to->value == NULL)) {
     kv_client_set__free_args(to);
@@ -643,30 +414,36 @@ static void kv_client_set__done(synchro_future_t *f, int status, void *data) {
 
 int kv_client_set(kv_client_t *self, const char *key, const char *value,
                   synchro_error_t **err) {
-  return kv__call_on(self, KV__METHOD, &kv_client_set__op, kv_client_set__check_args,
-                     &(const kv_client_set_args_t){.key = key, .value = value},
-                     NULL, err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                    &kv_client_set__op, kv_client_set__check_args,
+                                    &(const kv_client_set_args_t){.key = key,
+                                                                  .value = value},
+                                    NULL, err);
 }
 
 int kv_client_set_future(kv_client_t *self, const char *key, const char *value,
                          synchro_future_t **out) {
-  return kv__submit_on(self, KV__METHOD, &kv_client_set__op, kv_client_set__check_args,
-                       &(const kv_client_set_args_t){.key = key, .value = value},
-                       out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                      &kv_client_set__op, kv_client_set__check_args,
+                                      &(const kv_client_set_args_t){.key = key,
+                                                                    .value = value},
+                                      out);
 }
 
 int kv_client_set_aio(kv_client_t *self, const char *key, const char *value,
                       synchro_host_t *aio_host, kv_client_set_cb aio_cb,
                       void *aio_data) {
-  return kv__submit_aio_on(self, KV__METHOD, &kv_client_set__op, kv_client_set__check_args,
-                           &(const kv_client_set_args_t){.key = key, .value = value},
-                           aio_host, kv_client_set__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_object_submit_aio((synchro_object_t *)self,
+                                          SYNCHRO_MODULE_METHOD, &kv_client_set__op,
+                                          kv_client_set__check_args,
+                                          &(const kv_client_set_args_t){.key = key,
+                                                                        .value = value},
+                                          aio_host, kv_client_set__done,
+                                          (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_client_set_result(synchro_future_t *f) {
-  if (!kv__future_is(f, &kv_client_set__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_status(f);
+  return synchro_module_result(&kv_client_set__op, f, NULL);
 }
 
 int kv_client_set_return(synchro_call_t *call) {
@@ -678,7 +455,7 @@ int kv_client_set_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -695,7 +472,7 @@ static int kv_client_incr__copy_args(void *dst, const void *src) {
   kv_client_incr_args_t *to = dst;
 
   *to = *from;
-  to->key = kv__dup_string(from->key);
+  to->key = synchro_module_dup_string(from->key);
   if (from->key != NULL && to->key == NULL) {
     kv_client_incr__free_args(to);
     return SYNCHRO_ENOMEM;
@@ -740,29 +517,31 @@ static void kv_client_incr__done(synchro_future_t *f, int status, void *data) {
 
 int kv_client_incr(kv_client_t *self, const char *key, int64_t *out,
                    synchro_error_t **err) {
-  return kv__call_on(self, KV__METHOD, &kv_client_incr__op, kv_client_incr__check_args,
-                     &(const kv_client_incr_args_t){.key = key},
-                     out, err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                    &kv_client_incr__op, kv_client_incr__check_args,
+                                    &(const kv_client_incr_args_t){.key = key},
+                                    out, err);
 }
 
 int kv_client_incr_future(kv_client_t *self, const char *key, synchro_future_t **out) {
-  return kv__submit_on(self, KV__METHOD, &kv_client_incr__op, kv_client_incr__check_args,
-                       &(const kv_client_incr_args_t){.key = key},
-                       out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                      &kv_client_incr__op, kv_client_incr__check_args,
+                                      &(const kv_client_incr_args_t){.key = key},
+                                      out);
 }
 
 int kv_client_incr_aio(kv_client_t *self, const char *key, synchro_host_t *aio_host,
                        kv_client_incr_cb aio_cb, void *aio_data) {
-  return kv__submit_aio_on(self, KV__METHOD, &kv_client_incr__op, kv_client_incr__check_args,
-                           &(const kv_client_incr_args_t){.key = key},
-                           aio_host, kv_client_incr__done, (synchro_fn)aio_cb,
-                           aio_data);
+  return synchro_module_object_submit_aio((synchro_object_t *)self,
+                                          SYNCHRO_MODULE_METHOD, &kv_client_incr__op,
+                                          kv_client_incr__check_args,
+                                          &(const kv_client_incr_args_t){.key = key},
+                                          aio_host, kv_client_incr__done,
+                                          (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_client_incr_result(synchro_future_t *f, int64_t *out) {
-  if (out == NULL || !kv__future_is(f, &kv_client_incr__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&kv_client_incr__op, f, out);
 }
 
 int kv_client_incr_return(synchro_call_t *call, int64_t value) {
@@ -774,7 +553,7 @@ int kv_client_incr_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -840,33 +619,34 @@ static void kv_client_del__done(synchro_future_t *f, int status, void *data) {
 
 int kv_client_del(kv_client_t *self, const char *const *keys, size_t keys_count,
                   int64_t *out, synchro_error_t **err) {
-  return kv__call_on(self, KV__METHOD, &kv_client_del__op, kv_client_del__check_args,
-                     &(const kv_client_del_args_t){.keys = keys,
-                                                   .keys_count = keys_count},
-                     out, err);
+  return synchro_module_object_call(
+      (synchro_object_t *)self, SYNCHRO_MODULE_METHOD, &kv_client_del__op,
+      kv_client_del__check_args,
+      &(const kv_client_del_args_t){.keys = keys, .keys_count = keys_count},
+      out, err);
 }
 
 int kv_client_del_future(kv_client_t *self, const char *const *keys, size_t keys_count,
                          synchro_future_t **out) {
-  return kv__submit_on(self, KV__METHOD, &kv_client_del__op, kv_client_del__check_args,
-                       &(const kv_client_del_args_t){.keys = keys,
-                                                     .keys_count = keys_count},
-                       out);
+  return synchro_module_object_submit(
+      (synchro_object_t *)self, SYNCHRO_MODULE_METHOD, &kv_client_del__op,
+      kv_client_del__check_args,
+      &(const kv_client_del_args_t){.keys = keys, .keys_count = keys_count},
+      out);
 }
 
 int kv_client_del_aio(kv_client_t *self, const char *const *keys, size_t keys_count,
                       synchro_host_t *aio_host, kv_client_del_cb aio_cb,
                       void *aio_data) {
-  return kv__submit_aio_on(self, KV__METHOD, &kv_client_del__op, kv_client_del__check_args,
-                           &(const kv_client_del_args_t){.keys = keys,
-                                                         .keys_count = keys_count},
-                           aio_host, kv_client_del__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_object_submit_aio(
+      (synchro_object_t *)self, SYNCHRO_MODULE_METHOD, &kv_client_del__op,
+      kv_client_del__check_args,
+      &(const kv_client_del_args_t){.keys = keys, .keys_count = keys_count},
+      aio_host, kv_client_del__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_client_del_result(synchro_future_t *f, int64_t *out) {
-  if (out == NULL || !kv__future_is(f, &kv_client_del__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&kv_client_del__op, f, out);
 }
 
 int kv_client_del_return(synchro_call_t *call, int64_t value) {
@@ -878,7 +658,7 @@ int kv_client_del_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -947,34 +727,34 @@ static void kv_client_mget__done(synchro_future_t *f, int status, void *data) {
 
 int kv_client_mget(kv_client_t *self, const char *const *keys, size_t keys_count,
                    kv_string_array_t *out, synchro_error_t **err) {
-  return kv__call_on(self, KV__METHOD, &kv_client_mget__op, kv_client_mget__check_args,
-                     &(const kv_client_mget_args_t){.keys = keys,
-                                                    .keys_count = keys_count},
-                     out, err);
+  return synchro_module_object_call(
+      (synchro_object_t *)self, SYNCHRO_MODULE_METHOD, &kv_client_mget__op,
+      kv_client_mget__check_args,
+      &(const kv_client_mget_args_t){.keys = keys, .keys_count = keys_count},
+      out, err);
 }
 
 int kv_client_mget_future(kv_client_t *self, const char *const *keys, size_t keys_count,
                           synchro_future_t **out) {
-  return kv__submit_on(self, KV__METHOD, &kv_client_mget__op, kv_client_mget__check_args,
-                       &(const kv_client_mget_args_t){.keys = keys,
-                                                      .keys_count = keys_count},
-                       out);
+  return synchro_module_object_submit(
+      (synchro_object_t *)self, SYNCHRO_MODULE_METHOD, &kv_client_mget__op,
+      kv_client_mget__check_args,
+      &(const kv_client_mget_args_t){.keys = keys, .keys_count = keys_count},
+      out);
 }
 
 int kv_client_mget_aio(kv_client_t *self, const char *const *keys, size_t keys_count,
                        synchro_host_t *aio_host, kv_client_mget_cb aio_cb,
                        void *aio_data) {
-  return kv__submit_aio_on(self, KV__METHOD, &kv_client_mget__op, kv_client_mget__check_args,
-                           &(const kv_client_mget_args_t){.keys = keys,
-                                                          .keys_count = keys_count},
-                           aio_host, kv_client_mget__done, (synchro_fn)aio_cb,
-                           aio_data);
+  return synchro_module_object_submit_aio(
+      (synchro_object_t *)self, SYNCHRO_MODULE_METHOD, &kv_client_mget__op,
+      kv_client_mget__check_args,
+      &(const kv_client_mget_args_t){.keys = keys, .keys_count = keys_count},
+      aio_host, kv_client_mget__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_client_mget_result(synchro_future_t *f, kv_string_array_t *out) {
-  if (out == NULL || !kv__future_is(f, &kv_client_mget__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&kv_client_mget__op, f, out);
 }
 
 int kv_client_mget_return(synchro_call_t *call, const char *const *items,
@@ -982,11 +762,12 @@ int kv_client_mget_return(synchro_call_t *call, const char *const *items,
   kv_string_array_t result;
 
   if (items == NULL && count != 0)
-    return kv__reject_result(call, SYNCHRO_EINVAL, "NULL items with a non-zero count");
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL items with a non-zero count");
   result.items = kv__dup_string_array(items, count);
   result.count = count;
   if (count != 0 && result.items == NULL)
-    return kv__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -995,7 +776,7 @@ int kv_client_mget_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -1012,7 +793,7 @@ static int kv_client_scan__copy_args(void *dst, const void *src) {
   kv_client_scan_args_t *to = dst;
 
   *to = *from;
-  to->pattern = kv__dup_string(from->pattern);
+  to->pattern = synchro_module_dup_string(from->pattern);
   if (from->pattern != NULL && to->pattern == NULL) {
     kv_client_scan__free_args(to);
     return SYNCHRO_ENOMEM;
@@ -1033,47 +814,48 @@ static const synchro_op_t kv_client_scan__op = {
     .args_copy = kv_client_scan__copy_args,
     .args_free = kv_client_scan__free_args,
     .item_size = sizeof(char *),
-    .item_free = kv__release_string,
+    .item_free = synchro_module_release_string,
 };
 
 int kv_client_scan_open(kv_client_t *self, const char *pattern,
                         kv_client_scan_stream_t **out) {
-  return kv__stream_open(true, self, &kv_client_scan__op, NULL,
-                         &(const kv_client_scan_args_t){.pattern = pattern},
-                         out);
+  return synchro_module_object_stream_open(
+      (synchro_object_t *)self, &kv_client_scan__op, NULL,
+      &(const kv_client_scan_args_t){.pattern = pattern},
+      out);
 }
 
 int kv_client_scan_next(kv_client_scan_stream_t *st, char **item, int64_t timeout_ms) {
-  return kv__stream_next((kv__stream_t *)st, item, timeout_ms);
+  return synchro_module_stream_next((synchro_module_stream_t *)st, item, timeout_ms);
 }
 
 /* Runs on the host's thread: hands the next item (or the end) to the caller's
- * callback, then releases the item, which the callback only borrowed. */
-static void kv_client_scan__next_done(synchro_stream_t *stream, int status, void *item,
-                                      void *data) {
-  kv__stream_t *st = data;
+ * callback `fn` (armed by kv_client_scan_next_aio()), then releases the item, which
+ * the callback only borrowed. */
+static void kv_client_scan__next_done(synchro_module_stream_t *st, int status,
+                                      void *item, synchro_fn fn, void *data) {
   char *value = NULL;
 
-  (void)stream;
   if (status == 0)
     memcpy(&value, item, sizeof(value));
-  ((kv_client_scan_next_cb)st->cb)((kv_client_scan_stream_t *)st, status, value,
-                                   kv__stream_error(st), st->data);
-  kv__release_string(&value);
+  ((kv_client_scan_next_cb)fn)((kv_client_scan_stream_t *)st, status, value,
+                               synchro_module_stream_error(st), data);
+  synchro_module_release_string(&value);
 }
 
 int kv_client_scan_next_aio(kv_client_scan_stream_t *st, synchro_host_t *aio_host,
                             kv_client_scan_next_cb aio_cb, void *aio_data) {
-  return kv__stream_arm((kv__stream_t *)st, aio_host, kv_client_scan__next_done,
-                        (void (*)(void))aio_cb, aio_data);
+  return synchro_module_stream_arm((synchro_module_stream_t *)st, aio_host,
+                                   kv_client_scan__next_done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 const synchro_error_t *kv_client_scan_error(const kv_client_scan_stream_t *st) {
-  return kv__stream_error((const kv__stream_t *)st);
+  return synchro_module_stream_error((const synchro_module_stream_t *)st);
 }
 
 void kv_client_scan_close(kv_client_scan_stream_t *st) {
-  kv__stream_close((kv__stream_t *)st);
+  synchro_module_stream_close((synchro_module_stream_t *)st);
 }
 
 int kv_client_scan_yield(synchro_call_t *call, const char *value) {
@@ -1081,13 +863,14 @@ int kv_client_scan_yield(synchro_call_t *call, const char *value) {
   char *result;
 
   if (value == NULL)
-    return kv__reject_result(call, SYNCHRO_EINVAL, "NULL for a non-nullable string");
-  result = kv__dup_string(value);
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL for a non-nullable string");
+  result = synchro_module_dup_string(value);
   if (result == NULL)
-    return kv__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   rc = synchro_call_yield(call, &result);
   if (rc != 0) /* not accepted: the copy is ours to release */
-    kv__release_string(&result);
+    synchro_module_release_string(&result);
   return rc;
 }
 
@@ -1108,7 +891,7 @@ int kv_client_scan_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }

@@ -6,51 +6,19 @@
 #include "conf_impl.h"
 
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <string.h>
 
-/* ---- the synchronizer ------------------------------------------------------------ */
-/* Set once, by conf_use_synchronizer() or by the first call, then only read. */
-static _Atomic(synchro_t *) conf__synchronizer;
+/* ---- the module ------------------------------------------------------------------ */
+/* The module's descriptor (synchro/module.h): its name, its messages, and its
+ * synchronizer, set once by conf_use_synchronizer() or by the first call. */
+static synchro_module_t conf__module = SYNCHRO_MODULE_INIT("conf", conf_strerror);
 
 int conf_synchronizer(synchro_t **out) {
-  synchro_t *s;
-  synchro_t *created;
-  synchro_options_t opts;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  s = atomic_load_explicit(&conf__synchronizer, memory_order_acquire);
-  if (s == NULL) {
-    synchro_options_init(&opts);
-    opts.name = "conf";
-    rc = synchro_new(&created, &opts);
-    if (rc != 0)
-      return rc;
-    /* Threads may race here: one wins, the others free theirs, which is cheap
-     * because a synchronizer starts no thread before its first call. */
-    if (atomic_compare_exchange_strong_explicit(&conf__synchronizer, &s, created,
-                                                memory_order_acq_rel,
-                                                memory_order_acquire))
-      s = created;
-    else
-      synchro_free(created);
-  }
-  *out = s;
-  return 0;
+  return synchro_module_synchronizer(&conf__module, out);
 }
 
 int conf_use_synchronizer(synchro_t *s) {
-  synchro_t *current = NULL;
-
-  if (s == NULL)
-    return SYNCHRO_EINVAL;
-  if (atomic_compare_exchange_strong_explicit(&conf__synchronizer, &current, s,
-                                              memory_order_acq_rel,
-                                              memory_order_acquire))
-    return 0;
-  return current == s ? 0 : SYNCHRO_EALREADY;
+  return synchro_module_use(&conf__module, s);
 }
 
 /* ---- errors ---------------------------------------------------------------------- */
@@ -63,276 +31,6 @@ const char *conf_strerror(int code) {
   default:
     return synchro_strerror(code);
   }
-}
-
-/* ---- helpers --------------------------------------------------------------------- */
-/* Arguments are copied into memory the call owns; their fields are const only so
- * that the implementation cannot change them, hence the casts where they are freed. */
-
-/* Copies a string; NULL stays NULL. */
-static char *conf__dup_string(const char *s) {
-  return s != NULL ? synchro_mem_strdup(s) : NULL;
-}
-
-/* The result_free functions of the descriptors below. */
-
-static void conf__release_string(void *value) {
-  synchro_mem_free(*(char **)value);
-}
-
-static void conf__release_object(void *value) {
-  synchro_object_free(*(synchro_object_t **)value);
-}
-
-/* True if `f` is a future of `op`, so that its result has the layout the caller
- * expects. */
-static bool conf__future_is(const synchro_future_t *f, const synchro_op_t *op) {
-  const char *name = f != NULL ? synchro_future_name(f) : NULL;
-  return name != NULL && strcmp(name, op->name) == 0;
-}
-
-/* What every *_fail() helper does: a NULL fmt means the code's own message. */
-static int conf__vfail(synchro_call_t *call, int code, const char *fmt, va_list ap) {
-  if (fmt == NULL)
-    return synchro_call_fail(call, code, NULL, "%s", conf_strerror(code));
-  return synchro_call_vfail(call, code, NULL, fmt, ap);
-}
-
-/* Checks the argument values the spec constrains (see each op's check_args). */
-typedef int (*conf__check_fn)(const void *args);
-
-/* Checks the arguments and finds the synchronizer: what every call does first. */
-static int conf__prepare(conf__check_fn check, const void *args, synchro_t **s) {
-  int rc = check != NULL ? check(args) : 0;
-  return rc != 0 ? rc : conf_synchronizer(s);
-}
-
-/* The blocking call behind every conf_op(). */
-static int conf__call(const synchro_op_t *op, conf__check_fn check, const void *args,
-                      void *out, synchro_error_t **err) {
-  synchro_t *s;
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (out == NULL && op->result_size > 0)
-    return SYNCHRO_EINVAL;
-  rc = conf__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  return synchro_call(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out, err);
-}
-
-/* The submission behind every conf_op_future(). */
-static int conf__submit(const synchro_op_t *op, conf__check_fn check, const void *args,
-                        synchro_future_t **out) {
-  synchro_t *s;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  rc = conf__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
-}
-
-/* The submission behind every conf_op_aio(): `done` runs on the host's thread and
- * reads the caller's typed callback `cb` back with synchro_future_then_fn(). Nothing
- * is allocated, so nothing is left over when the host is freed first. */
-static int conf__submit_aio(const synchro_op_t *op, conf__check_fn check,
-                            const void *args, synchro_host_t *host,
-                            synchro_host_cb done, synchro_fn cb, void *data) {
-  synchro_future_t *f;
-  int rc;
-
-  if (host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  rc = conf__submit(op, check, args, &f);
-  if (rc != 0)
-    return rc;
-  rc = synchro_future_then_typed(f, host, done, cb, data);
-  if (rc != 0) {
-    /* Nobody would see the outcome: stop the call. */
-    (void)synchro_future_cancel(f);
-    synchro_future_free(f);
-  }
-  return rc;
-}
-
-/* Which lifecycle operation an object call is. */
-enum { CONF__METHOD, CONF__OPEN, CONF__CLOSE };
-
-/* The constructor behind every conf_obj_new(): *out (a typed handle pointer) receives
- * the handle. */
-static int conf__new(const synchro_class_t *cls, conf__check_fn check, const void *args,
-                     void *out, synchro_error_t **err) {
-  synchro_object_t *obj = NULL;
-  synchro_t *s;
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  memcpy(out, &obj, sizeof(obj));
-  rc = conf__prepare(check, args, &s);
-  if (rc == 0)
-    rc = synchro_object_new(s, cls, args, &obj, err);
-  if (rc == 0)
-    memcpy(out, &obj, sizeof(obj));
-  return rc;
-}
-
-/* The blocking call behind every object operation: a method, open or close. */
-static int conf__call_on(void *self, int what, const synchro_op_t *op,
-                         conf__check_fn check, const void *args, void *out,
-                         synchro_error_t **err) {
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (self == NULL || (out == NULL && op->result_size > 0))
-    return SYNCHRO_EINVAL;
-  rc = check != NULL ? check(args) : 0;
-  if (rc != 0)
-    return rc;
-  if (what == CONF__OPEN)
-    return synchro_object_open(self, NULL, SYNCHRO_TIMEOUT_DEFAULT, err);
-  if (what == CONF__CLOSE)
-    return synchro_object_close(self, SYNCHRO_TIMEOUT_DEFAULT, err);
-  return synchro_object_call(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, out, err);
-}
-
-/* The submission behind every object operation's _future(). */
-static int conf__submit_on(void *self, int what, const synchro_op_t *op,
-                           conf__check_fn check, const void *args,
-                           synchro_future_t **out) {
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  *out = NULL;
-  if (self == NULL)
-    return SYNCHRO_EINVAL;
-  rc = check != NULL ? check(args) : 0;
-  if (rc != 0)
-    return rc;
-  if (what == CONF__OPEN)
-    return synchro_object_open_future(self, NULL, SYNCHRO_TIMEOUT_DEFAULT, out);
-  if (what == CONF__CLOSE)
-    return synchro_object_close_future(self, SYNCHRO_TIMEOUT_DEFAULT, out);
-  return synchro_object_submit(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
-}
-
-/* The submission behind every object operation's _aio(): as for functions, `done`
- * runs on the host's thread and reads `cb` back with synchro_future_then_fn(). */
-static int conf__submit_aio_on(void *self, int what, const synchro_op_t *op,
-                               conf__check_fn check, const void *args,
-                               synchro_host_t *host, synchro_host_cb done,
-                               synchro_fn cb, void *data) {
-  synchro_future_t *f;
-  int rc;
-
-  if (host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  rc = conf__submit_on(self, what, op, check, args, &f);
-  if (rc != 0)
-    return rc;
-  rc = synchro_future_then_typed(f, host, done, cb, data);
-  if (rc != 0) {
-    /* Nobody would see the outcome: stop the call. */
-    (void)synchro_future_cancel(f);
-    synchro_future_free(f);
-  }
-  return rc;
-}
-
-/* What every typed MOD_op_stream_t handle points to: the runtime's stream, and the
- * callback armed by MOD_op_next_aio() with its data. */
-typedef struct conf__stream_s {
-  synchro_stream_t *stream;
-  void (*cb)(void);
-  void *data;
-} conf__stream_t;
-
-/* Starts a stream: a function's, or (method) one on the object `self`. *out (a typed
- * stream pointer) receives the handle. */
-static int conf__stream_open(bool method, void *self, const synchro_op_t *op,
-                             conf__check_fn check, const void *args, void *out) {
-  conf__stream_t *st = NULL;
-  synchro_t *s = NULL;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  memcpy(out, &st, sizeof(st));
-  if (method && self == NULL)
-    return SYNCHRO_EINVAL;
-  if (method)
-    rc = check != NULL ? check(args) : 0;
-  else
-    rc = conf__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  st = synchro_mem_calloc(1, sizeof(*st));
-  if (st == NULL)
-    return SYNCHRO_ENOMEM;
-  if (method)
-    rc = synchro_object_stream_open(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, &st->stream);
-  else
-    rc = synchro_stream_open(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, &st->stream);
-  if (rc != 0) {
-    synchro_mem_free(st);
-    return rc;
-  }
-  memcpy(out, &st, sizeof(st));
-  return 0;
-}
-
-static int conf__stream_next(conf__stream_t *st, void *item, int64_t timeout_ms) {
-  if (st == NULL || item == NULL)
-    return SYNCHRO_EINVAL;
-  return synchro_stream_next(st->stream, item, timeout_ms);
-}
-
-/* Arms the host callback; on failure the previous one (if any) stays. */
-static int conf__stream_arm(conf__stream_t *st, synchro_host_t *host,
-                            synchro_stream_cb done, void (*cb)(void), void *data) {
-  void (*old_cb)(void);
-  void *old_data;
-  int rc;
-
-  if (st == NULL || host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  old_cb = st->cb;
-  old_data = st->data;
-  st->cb = cb;
-  st->data = data;
-  rc = synchro_stream_next_then(st->stream, host, done, st);
-  if (rc != 0) {
-    st->cb = old_cb;
-    st->data = old_data;
-  }
-  return rc;
-}
-
-static const synchro_error_t *conf__stream_error(const conf__stream_t *st) {
-  return st != NULL ? synchro_stream_error(st->stream) : NULL;
-}
-
-static void conf__stream_close(conf__stream_t *st) {
-  if (st == NULL)
-    return;
-  synchro_stream_free(st->stream);
-  synchro_mem_free(st);
-}
-
-/* Fails a call whose implementation returned a value that cannot be delivered (NULL
- * where the spec forbids it, or no memory for the copy), and says so. */
-static int conf__reject_result(synchro_call_t *call, int code, const char *why) {
-  int rc = synchro_call_fail(call, code, NULL, "%s: %s", synchro_call_name(call), why);
-  return rc != 0 ? rc : code;
 }
 
 /* ---- counter: class -------------------------------------------------------------- */
@@ -408,28 +106,27 @@ static void conf_add__done(synchro_future_t *f, int status, void *data) {
 }
 
 int conf_add(int64_t a, int64_t b, int64_t *out, synchro_error_t **err) {
-  return conf__call(&conf_add__op, NULL,
-                    &(const conf_add_args_t){.a = a, .b = b},
-                    out, err);
+  return synchro_module_call(&conf__module, &conf_add__op, NULL,
+                             &(const conf_add_args_t){.a = a, .b = b},
+                             out, err);
 }
 
 int conf_add_future(int64_t a, int64_t b, synchro_future_t **out) {
-  return conf__submit(&conf_add__op, NULL,
-                      &(const conf_add_args_t){.a = a, .b = b},
-                      out);
+  return synchro_module_submit(&conf__module, &conf_add__op, NULL,
+                               &(const conf_add_args_t){.a = a, .b = b},
+                               out);
 }
 
 int conf_add_aio(int64_t a, int64_t b, synchro_host_t *aio_host, conf_add_cb aio_cb,
                  void *aio_data) {
-  return conf__submit_aio(&conf_add__op, NULL,
-                          &(const conf_add_args_t){.a = a, .b = b},
-                          aio_host, conf_add__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&conf__module, &conf_add__op, NULL,
+                                   &(const conf_add_args_t){.a = a, .b = b},
+                                   aio_host, conf_add__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int conf_add_result(synchro_future_t *f, int64_t *out) {
-  if (out == NULL || !conf__future_is(f, &conf_add__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&conf_add__op, f, out);
 }
 
 int conf_add_return(synchro_call_t *call, int64_t value) {
@@ -441,7 +138,7 @@ int conf_add_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = conf__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&conf__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -458,7 +155,7 @@ static int conf_greet__copy_args(void *dst, const void *src) {
   conf_greet_args_t *to = dst;
 
   *to = *from;
-  to->name = conf__dup_string(from->name);
+  to->name = synchro_module_dup_string(from->name);
   if (from->name != NULL && to->name == NULL) {
     conf_greet__free_args(to);
     return SYNCHRO_ENOMEM;
@@ -488,7 +185,7 @@ static const synchro_op_t conf_greet__op = {
     .args_copy = conf_greet__copy_args,
     .args_free = conf_greet__free_args,
     .result_size = sizeof(char *),
-    .result_free = conf__release_string,
+    .result_free = synchro_module_release_string,
 };
 
 /* Runs on the host's thread: hands the outcome to the caller's callback (stored with
@@ -501,42 +198,43 @@ static void conf_greet__done(synchro_future_t *f, int status, void *data) {
   if (status == 0)
     status = synchro_future_result(f, &result);
   cb(status, result, synchro_future_error(f), data);
-  conf__release_string(&result);
+  synchro_module_release_string(&result);
 }
 
 int conf_greet(const char *name, char **out, synchro_error_t **err) {
-  return conf__call(&conf_greet__op, conf_greet__check_args,
-                    &(const conf_greet_args_t){.name = name},
-                    out, err);
+  return synchro_module_call(&conf__module, &conf_greet__op, conf_greet__check_args,
+                             &(const conf_greet_args_t){.name = name},
+                             out, err);
 }
 
 int conf_greet_future(const char *name, synchro_future_t **out) {
-  return conf__submit(&conf_greet__op, conf_greet__check_args,
-                      &(const conf_greet_args_t){.name = name},
-                      out);
+  return synchro_module_submit(&conf__module, &conf_greet__op, conf_greet__check_args,
+                               &(const conf_greet_args_t){.name = name},
+                               out);
 }
 
 int conf_greet_aio(const char *name, synchro_host_t *aio_host, conf_greet_cb aio_cb,
                    void *aio_data) {
-  return conf__submit_aio(&conf_greet__op, conf_greet__check_args,
-                          &(const conf_greet_args_t){.name = name},
-                          aio_host, conf_greet__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&conf__module, &conf_greet__op,
+                                   conf_greet__check_args,
+                                   &(const conf_greet_args_t){.name = name},
+                                   aio_host, conf_greet__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int conf_greet_result(synchro_future_t *f, char **out) {
-  if (out == NULL || !conf__future_is(f, &conf_greet__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&conf_greet__op, f, out);
 }
 
 int conf_greet_return(synchro_call_t *call, const char *value) {
   char *result;
 
   if (value == NULL)
-    return conf__reject_result(call, SYNCHRO_EINVAL, "NULL for a non-nullable string");
-  result = conf__dup_string(value);
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL for a non-nullable string");
+  result = synchro_module_dup_string(value);
   if (result == NULL)
-    return conf__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -545,7 +243,7 @@ int conf_greet_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = conf__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&conf__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -575,22 +273,21 @@ static void conf_limited__done(synchro_future_t *f, int status, void *data) {
 }
 
 int conf_limited(int64_t *out, synchro_error_t **err) {
-  return conf__call(&conf_limited__op, NULL, NULL, out, err);
+  return synchro_module_call(&conf__module, &conf_limited__op, NULL, NULL, out, err);
 }
 
 int conf_limited_future(synchro_future_t **out) {
-  return conf__submit(&conf_limited__op, NULL, NULL, out);
+  return synchro_module_submit(&conf__module, &conf_limited__op, NULL, NULL, out);
 }
 
 int conf_limited_aio(synchro_host_t *aio_host, conf_limited_cb aio_cb, void *aio_data) {
-  return conf__submit_aio(&conf_limited__op, NULL, NULL, aio_host, conf_limited__done,
-                          (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&conf__module, &conf_limited__op, NULL, NULL,
+                                   aio_host, conf_limited__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int conf_limited_result(synchro_future_t *f, int64_t *out) {
-  if (out == NULL || !conf__future_is(f, &conf_limited__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&conf_limited__op, f, out);
 }
 
 int conf_limited_return(synchro_call_t *call, int64_t value) {
@@ -602,7 +299,7 @@ int conf_limited_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = conf__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&conf__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -633,26 +330,27 @@ static void conf_sleep__done(synchro_future_t *f, int status, void *data) {
 }
 
 int conf_sleep(int64_t ms, int64_t *out, synchro_error_t **err) {
-  return conf__call(&conf_sleep__op, NULL,
-                    &(const conf_sleep_args_t){.ms = ms},
-                    out, err);
+  return synchro_module_call(&conf__module, &conf_sleep__op, NULL,
+                             &(const conf_sleep_args_t){.ms = ms},
+                             out, err);
 }
 
 int conf_sleep_future(int64_t ms, synchro_future_t **out) {
-  return conf__submit(&conf_sleep__op, NULL, &(const conf_sleep_args_t){.ms = ms}, out);
+  return synchro_module_submit(&conf__module, &conf_sleep__op, NULL,
+                               &(const conf_sleep_args_t){.ms = ms},
+                               out);
 }
 
 int conf_sleep_aio(int64_t ms, synchro_host_t *aio_host, conf_sleep_cb aio_cb,
                    void *aio_data) {
-  return conf__submit_aio(&conf_sleep__op, NULL,
-                          &(const conf_sleep_args_t){.ms = ms},
-                          aio_host, conf_sleep__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&conf__module, &conf_sleep__op, NULL,
+                                   &(const conf_sleep_args_t){.ms = ms},
+                                   aio_host, conf_sleep__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int conf_sleep_result(synchro_future_t *f, int64_t *out) {
-  if (out == NULL || !conf__future_is(f, &conf_sleep__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&conf_sleep__op, f, out);
 }
 
 int conf_sleep_return(synchro_call_t *call, int64_t value) {
@@ -664,7 +362,7 @@ int conf_sleep_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = conf__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&conf__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -696,29 +394,27 @@ static void conf_sleep_bounded__done(synchro_future_t *f, int status, void *data
 }
 
 int conf_sleep_bounded(int64_t ms, int64_t *out, synchro_error_t **err) {
-  return conf__call(&conf_sleep_bounded__op, NULL,
-                    &(const conf_sleep_bounded_args_t){.ms = ms},
-                    out, err);
+  return synchro_module_call(&conf__module, &conf_sleep_bounded__op, NULL,
+                             &(const conf_sleep_bounded_args_t){.ms = ms},
+                             out, err);
 }
 
 int conf_sleep_bounded_future(int64_t ms, synchro_future_t **out) {
-  return conf__submit(&conf_sleep_bounded__op, NULL,
-                      &(const conf_sleep_bounded_args_t){.ms = ms},
-                      out);
+  return synchro_module_submit(&conf__module, &conf_sleep_bounded__op, NULL,
+                               &(const conf_sleep_bounded_args_t){.ms = ms},
+                               out);
 }
 
 int conf_sleep_bounded_aio(int64_t ms, synchro_host_t *aio_host,
                            conf_sleep_bounded_cb aio_cb, void *aio_data) {
-  return conf__submit_aio(&conf_sleep_bounded__op, NULL,
-                          &(const conf_sleep_bounded_args_t){.ms = ms},
-                          aio_host, conf_sleep_bounded__done, (synchro_fn)aio_cb,
-                          aio_data);
+  return synchro_module_submit_aio(&conf__module, &conf_sleep_bounded__op, NULL,
+                                   &(const conf_sleep_bounded_args_t){.ms = ms},
+                                   aio_host, conf_sleep_bounded__done,
+                                   (synchro_fn)aio_cb, aio_data);
 }
 
 int conf_sleep_bounded_result(synchro_future_t *f, int64_t *out) {
-  if (out == NULL || !conf__future_is(f, &conf_sleep_bounded__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&conf_sleep_bounded__op, f, out);
 }
 
 int conf_sleep_bounded_return(synchro_call_t *call, int64_t value) {
@@ -730,7 +426,7 @@ int conf_sleep_bounded_fail(synchro_call_t *call, int code, const char *fmt, ...
   int rc;
 
   va_start(ap, fmt);
-  rc = conf__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&conf__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -760,23 +456,23 @@ static void conf_cancel_count__done(synchro_future_t *f, int status, void *data)
 }
 
 int conf_cancel_count(int64_t *out, synchro_error_t **err) {
-  return conf__call(&conf_cancel_count__op, NULL, NULL, out, err);
+  return synchro_module_call(&conf__module, &conf_cancel_count__op, NULL, NULL, out,
+                             err);
 }
 
 int conf_cancel_count_future(synchro_future_t **out) {
-  return conf__submit(&conf_cancel_count__op, NULL, NULL, out);
+  return synchro_module_submit(&conf__module, &conf_cancel_count__op, NULL, NULL, out);
 }
 
 int conf_cancel_count_aio(synchro_host_t *aio_host, conf_cancel_count_cb aio_cb,
                           void *aio_data) {
-  return conf__submit_aio(&conf_cancel_count__op, NULL, NULL, aio_host,
-                          conf_cancel_count__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&conf__module, &conf_cancel_count__op, NULL, NULL,
+                                   aio_host, conf_cancel_count__done,
+                                   (synchro_fn)aio_cb, aio_data);
 }
 
 int conf_cancel_count_result(synchro_future_t *f, int64_t *out) {
-  if (out == NULL || !conf__future_is(f, &conf_cancel_count__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&conf_cancel_count__op, f, out);
 }
 
 int conf_cancel_count_return(synchro_call_t *call, int64_t value) {
@@ -788,7 +484,7 @@ int conf_cancel_count_fail(synchro_call_t *call, int code, const char *fmt, ...)
   int rc;
 
   va_start(ap, fmt);
-  rc = conf__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&conf__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -808,41 +504,40 @@ static const synchro_op_t conf_count__op = {
 };
 
 int conf_count_open(int64_t n, int64_t fail_after, conf_count_stream_t **out) {
-  return conf__stream_open(false, NULL, &conf_count__op, NULL,
-                           &(const conf_count_args_t){.n = n, .fail_after = fail_after},
-                           out);
+  return synchro_module_stream_open(
+      &conf__module, &conf_count__op, NULL,
+      &(const conf_count_args_t){.n = n, .fail_after = fail_after},
+      out);
 }
 
 int conf_count_next(conf_count_stream_t *st, int64_t *item, int64_t timeout_ms) {
-  return conf__stream_next((conf__stream_t *)st, item, timeout_ms);
+  return synchro_module_stream_next((synchro_module_stream_t *)st, item, timeout_ms);
 }
 
 /* Runs on the host's thread: hands the next item (or the end) to the caller's
- * callback. */
-static void conf_count__next_done(synchro_stream_t *stream, int status, void *item,
-                                  void *data) {
-  conf__stream_t *st = data;
+ * callback `fn` (armed by conf_count_next_aio()). */
+static void conf_count__next_done(synchro_module_stream_t *st, int status, void *item,
+                                  synchro_fn fn, void *data) {
   int64_t value = 0;
 
-  (void)stream;
   if (status == 0)
     memcpy(&value, item, sizeof(value));
-  ((conf_count_next_cb)st->cb)((conf_count_stream_t *)st, status, value,
-                               conf__stream_error(st), st->data);
+  ((conf_count_next_cb)fn)((conf_count_stream_t *)st, status, value,
+                           synchro_module_stream_error(st), data);
 }
 
 int conf_count_next_aio(conf_count_stream_t *st, synchro_host_t *aio_host,
                         conf_count_next_cb aio_cb, void *aio_data) {
-  return conf__stream_arm((conf__stream_t *)st, aio_host, conf_count__next_done,
-                          (void (*)(void))aio_cb, aio_data);
+  return synchro_module_stream_arm((synchro_module_stream_t *)st, aio_host,
+                                   conf_count__next_done, (synchro_fn)aio_cb, aio_data);
 }
 
 const synchro_error_t *conf_count_error(const conf_count_stream_t *st) {
-  return conf__stream_error((const conf__stream_t *)st);
+  return synchro_module_stream_error((const synchro_module_stream_t *)st);
 }
 
 void conf_count_close(conf_count_stream_t *st) {
-  conf__stream_close((conf__stream_t *)st);
+  synchro_module_stream_close((synchro_module_stream_t *)st);
 }
 
 int conf_count_yield(synchro_call_t *call, int64_t value) {
@@ -866,7 +561,7 @@ int conf_count_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = conf__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&conf__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -932,28 +627,29 @@ static void conf_value_of__done(synchro_future_t *f, int status, void *data) {
 }
 
 int conf_value_of(conf_counter_t *c, int64_t *out, synchro_error_t **err) {
-  return conf__call(&conf_value_of__op, conf_value_of__check_args,
-                    &(const conf_value_of_args_t){.c__handle = (synchro_object_t *)c},
-                    out, err);
+  return synchro_module_call(
+      &conf__module, &conf_value_of__op, conf_value_of__check_args,
+      &(const conf_value_of_args_t){.c__handle = (synchro_object_t *)c},
+      out, err);
 }
 
 int conf_value_of_future(conf_counter_t *c, synchro_future_t **out) {
-  return conf__submit(&conf_value_of__op, conf_value_of__check_args,
-                      &(const conf_value_of_args_t){.c__handle = (synchro_object_t *)c},
-                      out);
+  return synchro_module_submit(
+      &conf__module, &conf_value_of__op, conf_value_of__check_args,
+      &(const conf_value_of_args_t){.c__handle = (synchro_object_t *)c},
+      out);
 }
 
 int conf_value_of_aio(conf_counter_t *c, synchro_host_t *aio_host,
                       conf_value_of_cb aio_cb, void *aio_data) {
-  return conf__submit_aio(&conf_value_of__op, conf_value_of__check_args,
-                          &(const conf_value_of_args_t){.c__handle = (synchro_object_t *)c},
-                          aio_host, conf_value_of__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(
+      &conf__module, &conf_value_of__op, conf_value_of__check_args,
+      &(const conf_value_of_args_t){.c__handle = (synchro_object_t *)c},
+      aio_host, conf_value_of__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int conf_value_of_result(synchro_future_t *f, int64_t *out) {
-  if (out == NULL || !conf__future_is(f, &conf_value_of__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&conf_value_of__op, f, out);
 }
 
 int conf_value_of_return(synchro_call_t *call, int64_t value) {
@@ -965,7 +661,7 @@ int conf_value_of_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = conf__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&conf__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -982,7 +678,7 @@ static const synchro_op_t conf_make_counter__op = {
     .impl = conf_make_counter__run,
     .args_size = sizeof(conf_make_counter_args_t),
     .result_size = sizeof(conf_counter_t *),
-    .result_free = conf__release_object,
+    .result_free = synchro_module_release_object,
 };
 
 /* Runs on the host's thread: hands the outcome to the caller's callback (stored with
@@ -997,29 +693,27 @@ static void conf_make_counter__done(synchro_future_t *f, int status, void *data)
 }
 
 int conf_make_counter(int64_t start, conf_counter_t **out, synchro_error_t **err) {
-  return conf__call(&conf_make_counter__op, NULL,
-                    &(const conf_make_counter_args_t){.start = start},
-                    out, err);
+  return synchro_module_call(&conf__module, &conf_make_counter__op, NULL,
+                             &(const conf_make_counter_args_t){.start = start},
+                             out, err);
 }
 
 int conf_make_counter_future(int64_t start, synchro_future_t **out) {
-  return conf__submit(&conf_make_counter__op, NULL,
-                      &(const conf_make_counter_args_t){.start = start},
-                      out);
+  return synchro_module_submit(&conf__module, &conf_make_counter__op, NULL,
+                               &(const conf_make_counter_args_t){.start = start},
+                               out);
 }
 
 int conf_make_counter_aio(int64_t start, synchro_host_t *aio_host,
                           conf_make_counter_cb aio_cb, void *aio_data) {
-  return conf__submit_aio(&conf_make_counter__op, NULL,
-                          &(const conf_make_counter_args_t){.start = start},
-                          aio_host, conf_make_counter__done, (synchro_fn)aio_cb,
-                          aio_data);
+  return synchro_module_submit_aio(&conf__module, &conf_make_counter__op, NULL,
+                                   &(const conf_make_counter_args_t){.start = start},
+                                   aio_host, conf_make_counter__done,
+                                   (synchro_fn)aio_cb, aio_data);
 }
 
 int conf_make_counter_result(synchro_future_t *f, conf_counter_t **out) {
-  if (out == NULL || !conf__future_is(f, &conf_make_counter__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&conf_make_counter__op, f, out);
 }
 
 int conf_make_counter_return(synchro_call_t *call, conf_counter *value) {
@@ -1027,11 +721,12 @@ int conf_make_counter_return(synchro_call_t *call, conf_counter *value) {
   int rc;
 
   if (value == NULL)
-    return conf__reject_result(call, SYNCHRO_EINVAL, "NULL for a non-nullable counter");
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL for a non-nullable counter");
   if (value != NULL && (rc = synchro_object_wrap(synchro_call_synchronizer(call),
                                                  &conf_counter__class, value,
                                                  &result)) != 0)
-    return conf__reject_result(call, rc, "cannot wrap the state in a handle");
+    return synchro_module_reject(call, rc, "cannot wrap the state in a handle");
   return synchro_call_return(call, &result);
 }
 
@@ -1040,16 +735,16 @@ int conf_make_counter_fail(synchro_call_t *call, int code, const char *fmt, ...)
   int rc;
 
   va_start(ap, fmt);
-  rc = conf__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&conf__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
 
 /* ---- counter: handles ------------------------------------------------------------ */
 int conf_counter_new(int64_t start, conf_counter_t **out, synchro_error_t **err) {
-  return conf__new(&conf_counter__class, NULL,
-                   &(const conf_counter_new_args_t){.start = start},
-                   out, err);
+  return synchro_module_new(&conf__module, &conf_counter__class, NULL,
+                            &(const conf_counter_new_args_t){.start = start},
+                            out, err);
 }
 
 conf_counter_t *conf_counter_ref(conf_counter_t *self) {
@@ -1070,24 +765,25 @@ static void conf_counter_open__done(synchro_future_t *f, int status, void *data)
 }
 
 int conf_counter_open(conf_counter_t *self, synchro_error_t **err) {
-  return conf__call_on(self, CONF__OPEN, &conf_counter_open__op, NULL, NULL, NULL, err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_OPEN,
+                                    &conf_counter_open__op, NULL, NULL, NULL, err);
 }
 
 int conf_counter_open_future(conf_counter_t *self, synchro_future_t **out) {
-  return conf__submit_on(self, CONF__OPEN, &conf_counter_open__op, NULL, NULL, out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_OPEN,
+                                      &conf_counter_open__op, NULL, NULL, out);
 }
 
 int conf_counter_open_aio(conf_counter_t *self, synchro_host_t *aio_host,
                           conf_counter_open_cb aio_cb, void *aio_data) {
-  return conf__submit_aio_on(self, CONF__OPEN, &conf_counter_open__op, NULL, NULL,
-                             aio_host, conf_counter_open__done, (synchro_fn)aio_cb,
-                             aio_data);
+  return synchro_module_object_submit_aio((synchro_object_t *)self, SYNCHRO_MODULE_OPEN,
+                                          &conf_counter_open__op, NULL, NULL, aio_host,
+                                          conf_counter_open__done, (synchro_fn)aio_cb,
+                                          aio_data);
 }
 
 int conf_counter_open_result(synchro_future_t *f) {
-  if (!conf__future_is(f, &conf_counter_open__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_status(f);
+  return synchro_module_result(&conf_counter_open__op, f, NULL);
 }
 
 int conf_counter_open_return(synchro_call_t *call) {
@@ -1099,7 +795,7 @@ int conf_counter_open_fail(synchro_call_t *call, int code, const char *fmt, ...)
   int rc;
 
   va_start(ap, fmt);
-  rc = conf__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&conf__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -1114,25 +810,26 @@ static void conf_counter_close__done(synchro_future_t *f, int status, void *data
 }
 
 int conf_counter_close(conf_counter_t *self, synchro_error_t **err) {
-  return conf__call_on(self, CONF__CLOSE, &conf_counter_close__op, NULL, NULL, NULL,
-                       err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_CLOSE,
+                                    &conf_counter_close__op, NULL, NULL, NULL, err);
 }
 
 int conf_counter_close_future(conf_counter_t *self, synchro_future_t **out) {
-  return conf__submit_on(self, CONF__CLOSE, &conf_counter_close__op, NULL, NULL, out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_CLOSE,
+                                      &conf_counter_close__op, NULL, NULL, out);
 }
 
 int conf_counter_close_aio(conf_counter_t *self, synchro_host_t *aio_host,
                            conf_counter_close_cb aio_cb, void *aio_data) {
-  return conf__submit_aio_on(self, CONF__CLOSE, &conf_counter_close__op, NULL, NULL,
-                             aio_host, conf_counter_close__done, (synchro_fn)aio_cb,
-                             aio_data);
+  return synchro_module_object_submit_aio((synchro_object_t *)self,
+                                          SYNCHRO_MODULE_CLOSE, &conf_counter_close__op,
+                                          NULL, NULL, aio_host,
+                                          conf_counter_close__done, (synchro_fn)aio_cb,
+                                          aio_data);
 }
 
 int conf_counter_close_result(synchro_future_t *f) {
-  if (!conf__future_is(f, &conf_counter_close__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_status(f);
+  return synchro_module_result(&conf_counter_close__op, f, NULL);
 }
 
 int conf_counter_close_return(synchro_call_t *call) {
@@ -1144,7 +841,7 @@ int conf_counter_close_fail(synchro_call_t *call, int code, const char *fmt, ...
   int rc;
 
   va_start(ap, fmt);
-  rc = conf__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&conf__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -1176,30 +873,30 @@ static void conf_counter_add__done(synchro_future_t *f, int status, void *data) 
 
 int conf_counter_add(conf_counter_t *self, int64_t delta, int64_t *out,
                      synchro_error_t **err) {
-  return conf__call_on(self, CONF__METHOD, &conf_counter_add__op, NULL,
-                       &(const conf_counter_add_args_t){.delta = delta},
-                       out, err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                    &conf_counter_add__op, NULL,
+                                    &(const conf_counter_add_args_t){.delta = delta},
+                                    out, err);
 }
 
 int conf_counter_add_future(conf_counter_t *self, int64_t delta,
                             synchro_future_t **out) {
-  return conf__submit_on(self, CONF__METHOD, &conf_counter_add__op, NULL,
-                         &(const conf_counter_add_args_t){.delta = delta},
-                         out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                      &conf_counter_add__op, NULL,
+                                      &(const conf_counter_add_args_t){.delta = delta},
+                                      out);
 }
 
 int conf_counter_add_aio(conf_counter_t *self, int64_t delta, synchro_host_t *aio_host,
                          conf_counter_add_cb aio_cb, void *aio_data) {
-  return conf__submit_aio_on(self, CONF__METHOD, &conf_counter_add__op, NULL,
-                             &(const conf_counter_add_args_t){.delta = delta},
-                             aio_host, conf_counter_add__done, (synchro_fn)aio_cb,
-                             aio_data);
+  return synchro_module_object_submit_aio(
+      (synchro_object_t *)self, SYNCHRO_MODULE_METHOD, &conf_counter_add__op, NULL,
+      &(const conf_counter_add_args_t){.delta = delta},
+      aio_host, conf_counter_add__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int conf_counter_add_result(synchro_future_t *f, int64_t *out) {
-  if (out == NULL || !conf__future_is(f, &conf_counter_add__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&conf_counter_add__op, f, out);
 }
 
 int conf_counter_add_return(synchro_call_t *call, int64_t value) {
@@ -1211,7 +908,7 @@ int conf_counter_add_fail(synchro_call_t *call, int code, const char *fmt, ...) 
   int rc;
 
   va_start(ap, fmt);
-  rc = conf__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&conf__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -1232,43 +929,43 @@ static const synchro_op_t conf_counter_ticks__op = {
 
 int conf_counter_ticks_open(conf_counter_t *self, int64_t n,
                             conf_counter_ticks_stream_t **out) {
-  return conf__stream_open(true, self, &conf_counter_ticks__op, NULL,
-                           &(const conf_counter_ticks_args_t){.n = n},
-                           out);
+  return synchro_module_object_stream_open((synchro_object_t *)self,
+                                           &conf_counter_ticks__op, NULL,
+                                           &(const conf_counter_ticks_args_t){.n = n},
+                                           out);
 }
 
 int conf_counter_ticks_next(conf_counter_ticks_stream_t *st, int64_t *item,
                             int64_t timeout_ms) {
-  return conf__stream_next((conf__stream_t *)st, item, timeout_ms);
+  return synchro_module_stream_next((synchro_module_stream_t *)st, item, timeout_ms);
 }
 
 /* Runs on the host's thread: hands the next item (or the end) to the caller's
- * callback. */
-static void conf_counter_ticks__next_done(synchro_stream_t *stream, int status,
-                                          void *item, void *data) {
-  conf__stream_t *st = data;
+ * callback `fn` (armed by conf_counter_ticks_next_aio()). */
+static void conf_counter_ticks__next_done(synchro_module_stream_t *st, int status,
+                                          void *item, synchro_fn fn, void *data) {
   int64_t value = 0;
 
-  (void)stream;
   if (status == 0)
     memcpy(&value, item, sizeof(value));
-  ((conf_counter_ticks_next_cb)st->cb)((conf_counter_ticks_stream_t *)st, status, value,
-                                       conf__stream_error(st), st->data);
+  ((conf_counter_ticks_next_cb)fn)((conf_counter_ticks_stream_t *)st, status, value,
+                                   synchro_module_stream_error(st), data);
 }
 
 int conf_counter_ticks_next_aio(conf_counter_ticks_stream_t *st,
                                 synchro_host_t *aio_host,
                                 conf_counter_ticks_next_cb aio_cb, void *aio_data) {
-  return conf__stream_arm((conf__stream_t *)st, aio_host, conf_counter_ticks__next_done,
-                          (void (*)(void))aio_cb, aio_data);
+  return synchro_module_stream_arm((synchro_module_stream_t *)st, aio_host,
+                                   conf_counter_ticks__next_done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 const synchro_error_t *conf_counter_ticks_error(const conf_counter_ticks_stream_t *st) {
-  return conf__stream_error((const conf__stream_t *)st);
+  return synchro_module_stream_error((const synchro_module_stream_t *)st);
 }
 
 void conf_counter_ticks_close(conf_counter_ticks_stream_t *st) {
-  conf__stream_close((conf__stream_t *)st);
+  synchro_module_stream_close((synchro_module_stream_t *)st);
 }
 
 int conf_counter_ticks_yield(synchro_call_t *call, int64_t value) {
@@ -1293,7 +990,7 @@ int conf_counter_ticks_fail(synchro_call_t *call, int code, const char *fmt, ...
   int rc;
 
   va_start(ap, fmt);
-  rc = conf__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&conf__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -1309,7 +1006,7 @@ static const synchro_op_t conf_counter_same__op = {
     .name = "conf_counter_same",
     .impl = conf_counter_same__run,
     .result_size = sizeof(conf_counter_t *),
-    .result_free = conf__release_object,
+    .result_free = synchro_module_release_object,
 };
 
 /* Runs on the host's thread: hands the outcome to the caller's callback (stored with
@@ -1325,25 +1022,25 @@ static void conf_counter_same__done(synchro_future_t *f, int status, void *data)
 
 int conf_counter_same(conf_counter_t *self, conf_counter_t **out,
                       synchro_error_t **err) {
-  return conf__call_on(self, CONF__METHOD, &conf_counter_same__op, NULL, NULL, out,
-                       err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                    &conf_counter_same__op, NULL, NULL, out, err);
 }
 
 int conf_counter_same_future(conf_counter_t *self, synchro_future_t **out) {
-  return conf__submit_on(self, CONF__METHOD, &conf_counter_same__op, NULL, NULL, out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                      &conf_counter_same__op, NULL, NULL, out);
 }
 
 int conf_counter_same_aio(conf_counter_t *self, synchro_host_t *aio_host,
                           conf_counter_same_cb aio_cb, void *aio_data) {
-  return conf__submit_aio_on(self, CONF__METHOD, &conf_counter_same__op, NULL, NULL,
-                             aio_host, conf_counter_same__done, (synchro_fn)aio_cb,
-                             aio_data);
+  return synchro_module_object_submit_aio((synchro_object_t *)self,
+                                          SYNCHRO_MODULE_METHOD, &conf_counter_same__op,
+                                          NULL, NULL, aio_host, conf_counter_same__done,
+                                          (synchro_fn)aio_cb, aio_data);
 }
 
 int conf_counter_same_result(synchro_future_t *f, conf_counter_t **out) {
-  if (out == NULL || !conf__future_is(f, &conf_counter_same__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&conf_counter_same__op, f, out);
 }
 
 int conf_counter_same_return(synchro_call_t *call, conf_counter *value) {
@@ -1351,11 +1048,12 @@ int conf_counter_same_return(synchro_call_t *call, conf_counter *value) {
   int rc;
 
   if (value == NULL)
-    return conf__reject_result(call, SYNCHRO_EINVAL, "NULL for a non-nullable counter");
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL for a non-nullable counter");
   if (value != NULL && (rc = synchro_object_wrap(synchro_call_synchronizer(call),
                                                  &conf_counter__class, value,
                                                  &result)) != 0)
-    return conf__reject_result(call, rc, "cannot wrap the state in a handle");
+    return synchro_module_reject(call, rc, "cannot wrap the state in a handle");
   return synchro_call_return(call, &result);
 }
 
@@ -1364,7 +1062,7 @@ int conf_counter_same_fail(synchro_call_t *call, int code, const char *fmt, ...)
   int rc;
 
   va_start(ap, fmt);
-  rc = conf__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&conf__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }

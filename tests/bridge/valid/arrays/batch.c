@@ -6,51 +6,19 @@
 #include "batch_impl.h"
 
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <string.h>
 
-/* ---- the synchronizer ------------------------------------------------------------ */
-/* Set once, by batch_use_synchronizer() or by the first call, then only read. */
-static _Atomic(synchro_t *) batch__synchronizer;
+/* ---- the module ------------------------------------------------------------------ */
+/* The module's descriptor (synchro/module.h): its name, its messages, and its
+ * synchronizer, set once by batch_use_synchronizer() or by the first call. */
+static synchro_module_t batch__module = SYNCHRO_MODULE_INIT("batch", batch_strerror);
 
 int batch_synchronizer(synchro_t **out) {
-  synchro_t *s;
-  synchro_t *created;
-  synchro_options_t opts;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  s = atomic_load_explicit(&batch__synchronizer, memory_order_acquire);
-  if (s == NULL) {
-    synchro_options_init(&opts);
-    opts.name = "batch";
-    rc = synchro_new(&created, &opts);
-    if (rc != 0)
-      return rc;
-    /* Threads may race here: one wins, the others free theirs, which is cheap
-     * because a synchronizer starts no thread before its first call. */
-    if (atomic_compare_exchange_strong_explicit(&batch__synchronizer, &s, created,
-                                                memory_order_acq_rel,
-                                                memory_order_acquire))
-      s = created;
-    else
-      synchro_free(created);
-  }
-  *out = s;
-  return 0;
+  return synchro_module_synchronizer(&batch__module, out);
 }
 
 int batch_use_synchronizer(synchro_t *s) {
-  synchro_t *current = NULL;
-
-  if (s == NULL)
-    return SYNCHRO_EINVAL;
-  if (atomic_compare_exchange_strong_explicit(&batch__synchronizer, &current, s,
-                                              memory_order_acq_rel,
-                                              memory_order_acquire))
-    return 0;
-  return current == s ? 0 : SYNCHRO_EALREADY;
+  return synchro_module_use(&batch__module, s);
 }
 
 /* ---- errors ---------------------------------------------------------------------- */
@@ -59,28 +27,6 @@ const char *batch_strerror(int code) { return synchro_strerror(code); }
 /* ---- helpers --------------------------------------------------------------------- */
 /* Arguments are copied into memory the call owns; their fields are const only so
  * that the implementation cannot change them, hence the casts where they are freed. */
-
-/* Copies a string; NULL stays NULL. */
-static char *batch__dup_string(const char *s) {
-  return s != NULL ? synchro_mem_strdup(s) : NULL;
-}
-
-/* Copies `len` bytes; NULL stays NULL, and an empty non-NULL buffer stays non-NULL. */
-static void *batch__dup_bytes(const void *data, size_t len) {
-  void *copy;
-
-  if (data == NULL)
-    return NULL;
-  copy = synchro_mem_malloc(len > 0 ? len : 1);
-  if (copy != NULL)
-    memcpy(copy, data, len);
-  return copy;
-}
-
-/* Copies a JSON value deeply, so that no thread shares it; NULL stays NULL. */
-static json_t *batch__dup_json(const json_t *v) {
-  return v != NULL ? json_deep_copy(v) : NULL;
-}
 
 /* Copies an array of bool values. */
 static bool *batch__dup_bool_array(const bool *items, size_t count) {
@@ -152,7 +98,7 @@ static char **batch__dup_string_array(const char *const *items, size_t count) {
   if (copy == NULL)
     return NULL;
   for (i = 0; i < count; i++) {
-    copy[i] = batch__dup_string(items[i]);
+    copy[i] = synchro_module_dup_string(items[i]);
     if (items[i] != NULL && copy[i] == NULL) {
       batch__free_string_array(copy, i);
       return NULL;
@@ -183,7 +129,7 @@ static batch_bytes_t *batch__dup_bytes_array(const batch_bytes_t *items, size_t 
   if (copy == NULL)
     return NULL;
   for (i = 0; i < count; i++) {
-    copy[i].data = batch__dup_bytes(items[i].data, items[i].len);
+    copy[i].data = synchro_module_dup_bytes(items[i].data, items[i].len);
     copy[i].len = items[i].len;
     if (items[i].data != NULL && copy[i].data == NULL) {
       batch__free_bytes_array(copy, i);
@@ -215,7 +161,7 @@ static json_t **batch__dup_json_array(json_t *const *items, size_t count) {
   if (copy == NULL)
     return NULL;
   for (i = 0; i < count; i++) {
-    copy[i] = batch__dup_json(items[i]);
+    copy[i] = synchro_module_dup_json(items[i]);
     if (items[i] != NULL && copy[i] == NULL) {
       batch__free_json_array(copy, i);
       return NULL;
@@ -334,89 +280,6 @@ static void batch__release_ptr_array(void *value) {
   batch_ptr_array_free(value);
 }
 
-/* True if `f` is a future of `op`, so that its result has the layout the caller
- * expects. */
-static bool batch__future_is(const synchro_future_t *f, const synchro_op_t *op) {
-  const char *name = f != NULL ? synchro_future_name(f) : NULL;
-  return name != NULL && strcmp(name, op->name) == 0;
-}
-
-/* What every *_fail() helper does: a NULL fmt means the code's own message. */
-static int batch__vfail(synchro_call_t *call, int code, const char *fmt, va_list ap) {
-  if (fmt == NULL)
-    return synchro_call_fail(call, code, NULL, "%s", batch_strerror(code));
-  return synchro_call_vfail(call, code, NULL, fmt, ap);
-}
-
-/* Checks the argument values the spec constrains (see each op's check_args). */
-typedef int (*batch__check_fn)(const void *args);
-
-/* Checks the arguments and finds the synchronizer: what every call does first. */
-static int batch__prepare(batch__check_fn check, const void *args, synchro_t **s) {
-  int rc = check != NULL ? check(args) : 0;
-  return rc != 0 ? rc : batch_synchronizer(s);
-}
-
-/* The blocking call behind every batch_op(). */
-static int batch__call(const synchro_op_t *op, batch__check_fn check, const void *args,
-                       void *out, synchro_error_t **err) {
-  synchro_t *s;
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (out == NULL && op->result_size > 0)
-    return SYNCHRO_EINVAL;
-  rc = batch__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  return synchro_call(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out, err);
-}
-
-/* The submission behind every batch_op_future(). */
-static int batch__submit(const synchro_op_t *op, batch__check_fn check,
-                         const void *args, synchro_future_t **out) {
-  synchro_t *s;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  rc = batch__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
-}
-
-/* The submission behind every batch_op_aio(): `done` runs on the host's thread and
- * reads the caller's typed callback `cb` back with synchro_future_then_fn(). Nothing
- * is allocated, so nothing is left over when the host is freed first. */
-static int batch__submit_aio(const synchro_op_t *op, batch__check_fn check,
-                             const void *args, synchro_host_t *host,
-                             synchro_host_cb done, synchro_fn cb, void *data) {
-  synchro_future_t *f;
-  int rc;
-
-  if (host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  rc = batch__submit(op, check, args, &f);
-  if (rc != 0)
-    return rc;
-  rc = synchro_future_then_typed(f, host, done, cb, data);
-  if (rc != 0) {
-    /* Nobody would see the outcome: stop the call. */
-    (void)synchro_future_cancel(f);
-    synchro_future_free(f);
-  }
-  return rc;
-}
-
-/* Fails a call whose implementation returned a value that cannot be delivered (NULL
- * where the spec forbids it, or no memory for the copy), and says so. */
-static int batch__reject_result(synchro_call_t *call, int code, const char *why) {
-  int rc = synchro_call_fail(call, code, NULL, "%s: %s", synchro_call_name(call), why);
-  return rc != 0 ? rc : code;
-}
-
 /* ---- sum ------------------------------------------------------------------------- */
 static void batch_sum__free_args(void *block) {
   batch_sum_args_t *a = block;
@@ -474,32 +337,30 @@ static void batch_sum__done(synchro_future_t *f, int status, void *data) {
 
 int batch_sum(const int64_t *values, size_t values_count, int64_t *out,
               synchro_error_t **err) {
-  return batch__call(&batch_sum__op, batch_sum__check_args,
-                     &(const batch_sum_args_t){.values = values,
-                                               .values_count = values_count},
-                     out, err);
+  return synchro_module_call(&batch__module, &batch_sum__op, batch_sum__check_args,
+                             &(const batch_sum_args_t){.values = values,
+                                                       .values_count = values_count},
+                             out, err);
 }
 
 int batch_sum_future(const int64_t *values, size_t values_count,
                      synchro_future_t **out) {
-  return batch__submit(&batch_sum__op, batch_sum__check_args,
-                       &(const batch_sum_args_t){.values = values,
-                                                 .values_count = values_count},
-                       out);
+  return synchro_module_submit(&batch__module, &batch_sum__op, batch_sum__check_args,
+                               &(const batch_sum_args_t){.values = values,
+                                                         .values_count = values_count},
+                               out);
 }
 
 int batch_sum_aio(const int64_t *values, size_t values_count, synchro_host_t *aio_host,
                   batch_sum_cb aio_cb, void *aio_data) {
-  return batch__submit_aio(&batch_sum__op, batch_sum__check_args,
-                           &(const batch_sum_args_t){.values = values,
-                                                     .values_count = values_count},
-                           aio_host, batch_sum__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(
+      &batch__module, &batch_sum__op, batch_sum__check_args,
+      &(const batch_sum_args_t){.values = values, .values_count = values_count},
+      aio_host, batch_sum__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int batch_sum_result(synchro_future_t *f, int64_t *out) {
-  if (out == NULL || !batch__future_is(f, &batch_sum__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&batch_sum__op, f, out);
 }
 
 int batch_sum_return(synchro_call_t *call, int64_t value) {
@@ -511,7 +372,7 @@ int batch_sum_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = batch__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&batch__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -587,55 +448,52 @@ static void batch_flags__done(synchro_future_t *f, int status, void *data) {
 int batch_flags(const bool *bits, size_t bits_count, const double *weights,
                 size_t weights_count, const uint64_t *ids, size_t ids_count,
                 batch_bool_array_t *out, synchro_error_t **err) {
-  return batch__call(&batch_flags__op, batch_flags__check_args,
-                     &(const batch_flags_args_t){.bits = bits, .bits_count = bits_count,
-                                                 .weights = weights,
-                                                 .weights_count = weights_count,
-                                                 .ids = ids, .ids_count = ids_count},
-                     out, err);
+  return synchro_module_call(&batch__module, &batch_flags__op, batch_flags__check_args,
+                             &(const batch_flags_args_t){.bits = bits,
+                                                         .bits_count = bits_count,
+                                                         .weights = weights,
+                                                         .weights_count = weights_count,
+                                                         .ids = ids,
+                                                         .ids_count = ids_count},
+                             out, err);
 }
 
 int batch_flags_future(const bool *bits, size_t bits_count, const double *weights,
                        size_t weights_count, const uint64_t *ids, size_t ids_count,
                        synchro_future_t **out) {
-  return batch__submit(&batch_flags__op, batch_flags__check_args,
-                       &(const batch_flags_args_t){.bits = bits,
-                                                   .bits_count = bits_count,
-                                                   .weights = weights,
-                                                   .weights_count = weights_count,
-                                                   .ids = ids, .ids_count = ids_count},
-                       out);
+  return synchro_module_submit(
+      &batch__module, &batch_flags__op, batch_flags__check_args,
+      &(const batch_flags_args_t){.bits = bits, .bits_count = bits_count,
+                                  .weights = weights, .weights_count = weights_count,
+                                  .ids = ids, .ids_count = ids_count},
+      out);
 }
 
 int batch_flags_aio(const bool *bits, size_t bits_count, const double *weights,
                     size_t weights_count, const uint64_t *ids, size_t ids_count,
                     synchro_host_t *aio_host, batch_flags_cb aio_cb, void *aio_data) {
-  return batch__submit_aio(&batch_flags__op, batch_flags__check_args,
-                           &(const batch_flags_args_t){.bits = bits,
-                                                       .bits_count = bits_count,
-                                                       .weights = weights,
-                                                       .weights_count = weights_count,
-                                                       .ids = ids,
-                                                       .ids_count = ids_count},
-                           aio_host, batch_flags__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(
+      &batch__module, &batch_flags__op, batch_flags__check_args,
+      &(const batch_flags_args_t){.bits = bits, .bits_count = bits_count,
+                                  .weights = weights, .weights_count = weights_count,
+                                  .ids = ids, .ids_count = ids_count},
+      aio_host, batch_flags__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int batch_flags_result(synchro_future_t *f, batch_bool_array_t *out) {
-  if (out == NULL || !batch__future_is(f, &batch_flags__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&batch_flags__op, f, out);
 }
 
 int batch_flags_return(synchro_call_t *call, const bool *items, size_t count) {
   batch_bool_array_t result;
 
   if (items == NULL && count != 0)
-    return batch__reject_result(call, SYNCHRO_EINVAL,
-                                "NULL items with a non-zero count");
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL items with a non-zero count");
   result.items = batch__dup_bool_array(items, count);
   result.count = count;
   if (count != 0 && result.items == NULL)
-    return batch__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -644,7 +502,7 @@ int batch_flags_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = batch__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&batch__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -661,7 +519,7 @@ static int batch_split__copy_args(void *dst, const void *src) {
   batch_split_args_t *to = dst;
 
   *to = *from;
-  to->text = batch__dup_string(from->text);
+  to->text = synchro_module_dup_string(from->text);
   if (from->text != NULL && to->text == NULL) {
     batch_split__free_args(to);
     return SYNCHRO_ENOMEM;
@@ -708,28 +566,29 @@ static void batch_split__done(synchro_future_t *f, int status, void *data) {
 }
 
 int batch_split(const char *text, batch_string_array_t *out, synchro_error_t **err) {
-  return batch__call(&batch_split__op, batch_split__check_args,
-                     &(const batch_split_args_t){.text = text},
-                     out, err);
+  return synchro_module_call(&batch__module, &batch_split__op, batch_split__check_args,
+                             &(const batch_split_args_t){.text = text},
+                             out, err);
 }
 
 int batch_split_future(const char *text, synchro_future_t **out) {
-  return batch__submit(&batch_split__op, batch_split__check_args,
-                       &(const batch_split_args_t){.text = text},
-                       out);
+  return synchro_module_submit(&batch__module, &batch_split__op,
+                               batch_split__check_args,
+                               &(const batch_split_args_t){.text = text},
+                               out);
 }
 
 int batch_split_aio(const char *text, synchro_host_t *aio_host, batch_split_cb aio_cb,
                     void *aio_data) {
-  return batch__submit_aio(&batch_split__op, batch_split__check_args,
-                           &(const batch_split_args_t){.text = text},
-                           aio_host, batch_split__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&batch__module, &batch_split__op,
+                                   batch_split__check_args,
+                                   &(const batch_split_args_t){.text = text},
+                                   aio_host, batch_split__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int batch_split_result(synchro_future_t *f, batch_string_array_t *out) {
-  if (out == NULL || !batch__future_is(f, &batch_split__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&batch_split__op, f, out);
 }
 
 int batch_split_return(synchro_call_t *call, const char *const *items, size_t count) {
@@ -737,16 +596,16 @@ int batch_split_return(synchro_call_t *call, const char *const *items, size_t co
   size_t i;
 
   if (items == NULL && count != 0)
-    return batch__reject_result(call, SYNCHRO_EINVAL,
-                                "NULL items with a non-zero count");
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL items with a non-zero count");
   for (i = 0; i < count; i++)
     if (items[i] == NULL)
-      return batch__reject_result(call, SYNCHRO_EINVAL,
-                                  "a NULL item in a string[] array");
+      return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                   "a NULL item in a string[] array");
   result.items = batch__dup_string_array(items, count);
   result.count = count;
   if (count != 0 && result.items == NULL)
-    return batch__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -755,7 +614,7 @@ int batch_split_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = batch__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&batch__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -821,44 +680,42 @@ static void batch_join__done(synchro_future_t *f, int status, void *data) {
 
 int batch_join(const char *const *parts, size_t parts_count, batch_string_array_t *out,
                synchro_error_t **err) {
-  return batch__call(&batch_join__op, batch_join__check_args,
-                     &(const batch_join_args_t){.parts = parts,
-                                                .parts_count = parts_count},
-                     out, err);
+  return synchro_module_call(&batch__module, &batch_join__op, batch_join__check_args,
+                             &(const batch_join_args_t){.parts = parts,
+                                                        .parts_count = parts_count},
+                             out, err);
 }
 
 int batch_join_future(const char *const *parts, size_t parts_count,
                       synchro_future_t **out) {
-  return batch__submit(&batch_join__op, batch_join__check_args,
-                       &(const batch_join_args_t){.parts = parts,
-                                                  .parts_count = parts_count},
-                       out);
+  return synchro_module_submit(&batch__module, &batch_join__op, batch_join__check_args,
+                               &(const batch_join_args_t){.parts = parts,
+                                                          .parts_count = parts_count},
+                               out);
 }
 
 int batch_join_aio(const char *const *parts, size_t parts_count,
                    synchro_host_t *aio_host, batch_join_cb aio_cb, void *aio_data) {
-  return batch__submit_aio(&batch_join__op, batch_join__check_args,
-                           &(const batch_join_args_t){.parts = parts,
-                                                      .parts_count = parts_count},
-                           aio_host, batch_join__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(
+      &batch__module, &batch_join__op, batch_join__check_args,
+      &(const batch_join_args_t){.parts = parts, .parts_count = parts_count},
+      aio_host, batch_join__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int batch_join_result(synchro_future_t *f, batch_string_array_t *out) {
-  if (out == NULL || !batch__future_is(f, &batch_join__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&batch_join__op, f, out);
 }
 
 int batch_join_return(synchro_call_t *call, const char *const *items, size_t count) {
   batch_string_array_t result;
 
   if (items == NULL && count != 0)
-    return batch__reject_result(call, SYNCHRO_EINVAL,
-                                "NULL items with a non-zero count");
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL items with a non-zero count");
   result.items = batch__dup_string_array(items, count);
   result.count = count;
   if (count != 0 && result.items == NULL)
-    return batch__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -867,7 +724,7 @@ int batch_join_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = batch__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&batch__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -945,40 +802,39 @@ static void batch_chunks__done(synchro_future_t *f, int status, void *data) {
 int batch_chunks(const batch_bytes_t *blobs, size_t blobs_count,
                  const batch_bytes_t *maybe, size_t maybe_count,
                  batch_bytes_array_t *out, synchro_error_t **err) {
-  return batch__call(&batch_chunks__op, batch_chunks__check_args,
-                     &(const batch_chunks_args_t){.blobs = blobs,
-                                                  .blobs_count = blobs_count,
-                                                  .maybe = maybe,
-                                                  .maybe_count = maybe_count},
-                     out, err);
+  return synchro_module_call(&batch__module, &batch_chunks__op,
+                             batch_chunks__check_args,
+                             &(const batch_chunks_args_t){.blobs = blobs,
+                                                          .blobs_count = blobs_count,
+                                                          .maybe = maybe,
+                                                          .maybe_count = maybe_count},
+                             out, err);
 }
 
 int batch_chunks_future(const batch_bytes_t *blobs, size_t blobs_count,
                         const batch_bytes_t *maybe, size_t maybe_count,
                         synchro_future_t **out) {
-  return batch__submit(&batch_chunks__op, batch_chunks__check_args,
-                       &(const batch_chunks_args_t){.blobs = blobs,
-                                                    .blobs_count = blobs_count,
-                                                    .maybe = maybe,
-                                                    .maybe_count = maybe_count},
-                       out);
+  return synchro_module_submit(&batch__module, &batch_chunks__op,
+                               batch_chunks__check_args,
+                               &(const batch_chunks_args_t){.blobs = blobs,
+                                                            .blobs_count = blobs_count,
+                                                            .maybe = maybe,
+                                                            .maybe_count = maybe_count},
+                               out);
 }
 
 int batch_chunks_aio(const batch_bytes_t *blobs, size_t blobs_count,
                      const batch_bytes_t *maybe, size_t maybe_count,
                      synchro_host_t *aio_host, batch_chunks_cb aio_cb, void *aio_data) {
-  return batch__submit_aio(&batch_chunks__op, batch_chunks__check_args,
-                           &(const batch_chunks_args_t){.blobs = blobs,
-                                                        .blobs_count = blobs_count,
-                                                        .maybe = maybe,
-                                                        .maybe_count = maybe_count},
-                           aio_host, batch_chunks__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(
+      &batch__module, &batch_chunks__op, batch_chunks__check_args,
+      &(const batch_chunks_args_t){.blobs = blobs, .blobs_count = blobs_count,
+                                   .maybe = maybe, .maybe_count = maybe_count},
+      aio_host, batch_chunks__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int batch_chunks_result(synchro_future_t *f, batch_bytes_array_t *out) {
-  if (out == NULL || !batch__future_is(f, &batch_chunks__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&batch_chunks__op, f, out);
 }
 
 int batch_chunks_return(synchro_call_t *call, const batch_bytes_t *items,
@@ -987,16 +843,16 @@ int batch_chunks_return(synchro_call_t *call, const batch_bytes_t *items,
   size_t i;
 
   if (items == NULL && count != 0)
-    return batch__reject_result(call, SYNCHRO_EINVAL,
-                                "NULL items with a non-zero count");
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL items with a non-zero count");
   for (i = 0; i < count; i++)
     if (items[i].data == NULL && items[i].len != 0)
-      return batch__reject_result(call, SYNCHRO_EINVAL,
-                                  "an item with NULL data and a non-zero length");
+      return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                   "an item with NULL data and a non-zero length");
   result.items = batch__dup_bytes_array(items, count);
   result.count = count;
   if (count != 0 && result.items == NULL)
-    return batch__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -1005,7 +861,7 @@ int batch_chunks_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = batch__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&batch__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -1079,51 +935,48 @@ static void batch_docs__done(synchro_future_t *f, int status, void *data) {
 
 int batch_docs(json_t *const *items, size_t items_count, json_t *const *extra,
                size_t extra_count, batch_json_array_t *out, synchro_error_t **err) {
-  return batch__call(&batch_docs__op, batch_docs__check_args,
-                     &(const batch_docs_args_t){.items = items,
-                                                .items_count = items_count,
-                                                .extra = extra,
-                                                .extra_count = extra_count},
-                     out, err);
+  return synchro_module_call(&batch__module, &batch_docs__op, batch_docs__check_args,
+                             &(const batch_docs_args_t){.items = items,
+                                                        .items_count = items_count,
+                                                        .extra = extra,
+                                                        .extra_count = extra_count},
+                             out, err);
 }
 
 int batch_docs_future(json_t *const *items, size_t items_count, json_t *const *extra,
                       size_t extra_count, synchro_future_t **out) {
-  return batch__submit(&batch_docs__op, batch_docs__check_args,
-                       &(const batch_docs_args_t){.items = items,
-                                                  .items_count = items_count,
-                                                  .extra = extra,
-                                                  .extra_count = extra_count},
-                       out);
+  return synchro_module_submit(&batch__module, &batch_docs__op, batch_docs__check_args,
+                               &(const batch_docs_args_t){.items = items,
+                                                          .items_count = items_count,
+                                                          .extra = extra,
+                                                          .extra_count = extra_count},
+                               out);
 }
 
 int batch_docs_aio(json_t *const *items, size_t items_count, json_t *const *extra,
                    size_t extra_count, synchro_host_t *aio_host, batch_docs_cb aio_cb,
                    void *aio_data) {
-  return batch__submit_aio(&batch_docs__op, batch_docs__check_args,
-                           &(const batch_docs_args_t){.items = items,
-                                                      .items_count = items_count,
-                                                      .extra = extra,
-                                                      .extra_count = extra_count},
-                           aio_host, batch_docs__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(
+      &batch__module, &batch_docs__op, batch_docs__check_args,
+      &(const batch_docs_args_t){.items = items, .items_count = items_count,
+                                 .extra = extra, .extra_count = extra_count},
+      aio_host, batch_docs__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int batch_docs_result(synchro_future_t *f, batch_json_array_t *out) {
-  if (out == NULL || !batch__future_is(f, &batch_docs__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&batch_docs__op, f, out);
 }
 
 int batch_docs_return(synchro_call_t *call, json_t *const *items, size_t count) {
   batch_json_array_t result;
 
   if (items == NULL && count != 0)
-    return batch__reject_result(call, SYNCHRO_EINVAL,
-                                "NULL items with a non-zero count");
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL items with a non-zero count");
   result.items = batch__dup_json_array(items, count);
   result.count = count;
   if (count != 0 && result.items == NULL)
-    return batch__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -1132,7 +985,7 @@ int batch_docs_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = batch__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&batch__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -1206,38 +1059,38 @@ static void batch_handles__done(synchro_future_t *f, int status, void *data) {
 
 int batch_handles(void *const *ptrs, size_t ptrs_count, void *const *opt,
                   size_t opt_count, batch_ptr_array_t *out, synchro_error_t **err) {
-  return batch__call(&batch_handles__op, batch_handles__check_args,
-                     &(const batch_handles_args_t){.ptrs = ptrs,
-                                                   .ptrs_count = ptrs_count, .opt = opt,
-                                                   .opt_count = opt_count},
-                     out, err);
+  return synchro_module_call(&batch__module, &batch_handles__op,
+                             batch_handles__check_args,
+                             &(const batch_handles_args_t){.ptrs = ptrs,
+                                                           .ptrs_count = ptrs_count,
+                                                           .opt = opt,
+                                                           .opt_count = opt_count},
+                             out, err);
 }
 
 int batch_handles_future(void *const *ptrs, size_t ptrs_count, void *const *opt,
                          size_t opt_count, synchro_future_t **out) {
-  return batch__submit(&batch_handles__op, batch_handles__check_args,
-                       &(const batch_handles_args_t){.ptrs = ptrs,
-                                                     .ptrs_count = ptrs_count,
-                                                     .opt = opt,
-                                                     .opt_count = opt_count},
-                       out);
+  return synchro_module_submit(&batch__module, &batch_handles__op,
+                               batch_handles__check_args,
+                               &(const batch_handles_args_t){.ptrs = ptrs,
+                                                             .ptrs_count = ptrs_count,
+                                                             .opt = opt,
+                                                             .opt_count = opt_count},
+                               out);
 }
 
 int batch_handles_aio(void *const *ptrs, size_t ptrs_count, void *const *opt,
                       size_t opt_count, synchro_host_t *aio_host,
                       batch_handles_cb aio_cb, void *aio_data) {
-  return batch__submit_aio(&batch_handles__op, batch_handles__check_args,
-                           &(const batch_handles_args_t){.ptrs = ptrs,
-                                                         .ptrs_count = ptrs_count,
-                                                         .opt = opt,
-                                                         .opt_count = opt_count},
-                           aio_host, batch_handles__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(
+      &batch__module, &batch_handles__op, batch_handles__check_args,
+      &(const batch_handles_args_t){.ptrs = ptrs, .ptrs_count = ptrs_count, .opt = opt,
+                                    .opt_count = opt_count},
+      aio_host, batch_handles__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int batch_handles_result(synchro_future_t *f, batch_ptr_array_t *out) {
-  if (out == NULL || !batch__future_is(f, &batch_handles__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&batch_handles__op, f, out);
 }
 
 int batch_handles_return(synchro_call_t *call, void *const *items, size_t count) {
@@ -1245,15 +1098,16 @@ int batch_handles_return(synchro_call_t *call, void *const *items, size_t count)
   size_t i;
 
   if (items == NULL && count != 0)
-    return batch__reject_result(call, SYNCHRO_EINVAL,
-                                "NULL items with a non-zero count");
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL items with a non-zero count");
   for (i = 0; i < count; i++)
     if (items[i] == NULL)
-      return batch__reject_result(call, SYNCHRO_EINVAL, "a NULL item in a ptr[] array");
+      return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                   "a NULL item in a ptr[] array");
   result.items = batch__dup_ptr_array(items, count);
   result.count = count;
   if (count != 0 && result.items == NULL)
-    return batch__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -1262,7 +1116,7 @@ int batch_handles_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = batch__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&batch__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -1295,35 +1149,34 @@ static void batch_numbers__done(synchro_future_t *f, int status, void *data) {
 }
 
 int batch_numbers(batch_double_array_t *out, synchro_error_t **err) {
-  return batch__call(&batch_numbers__op, NULL, NULL, out, err);
+  return synchro_module_call(&batch__module, &batch_numbers__op, NULL, NULL, out, err);
 }
 
 int batch_numbers_future(synchro_future_t **out) {
-  return batch__submit(&batch_numbers__op, NULL, NULL, out);
+  return synchro_module_submit(&batch__module, &batch_numbers__op, NULL, NULL, out);
 }
 
 int batch_numbers_aio(synchro_host_t *aio_host, batch_numbers_cb aio_cb,
                       void *aio_data) {
-  return batch__submit_aio(&batch_numbers__op, NULL, NULL, aio_host,
-                           batch_numbers__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&batch__module, &batch_numbers__op, NULL, NULL,
+                                   aio_host, batch_numbers__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int batch_numbers_result(synchro_future_t *f, batch_double_array_t *out) {
-  if (out == NULL || !batch__future_is(f, &batch_numbers__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&batch_numbers__op, f, out);
 }
 
 int batch_numbers_return(synchro_call_t *call, const double *items, size_t count) {
   batch_double_array_t result;
 
   if (items == NULL && count != 0)
-    return batch__reject_result(call, SYNCHRO_EINVAL,
-                                "NULL items with a non-zero count");
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL items with a non-zero count");
   result.items = batch__dup_double_array(items, count);
   result.count = count;
   if (count != 0 && result.items == NULL)
-    return batch__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -1332,7 +1185,7 @@ int batch_numbers_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = batch__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&batch__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -1365,34 +1218,33 @@ static void batch_counts__done(synchro_future_t *f, int status, void *data) {
 }
 
 int batch_counts(batch_uint_array_t *out, synchro_error_t **err) {
-  return batch__call(&batch_counts__op, NULL, NULL, out, err);
+  return synchro_module_call(&batch__module, &batch_counts__op, NULL, NULL, out, err);
 }
 
 int batch_counts_future(synchro_future_t **out) {
-  return batch__submit(&batch_counts__op, NULL, NULL, out);
+  return synchro_module_submit(&batch__module, &batch_counts__op, NULL, NULL, out);
 }
 
 int batch_counts_aio(synchro_host_t *aio_host, batch_counts_cb aio_cb, void *aio_data) {
-  return batch__submit_aio(&batch_counts__op, NULL, NULL, aio_host, batch_counts__done,
-                           (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&batch__module, &batch_counts__op, NULL, NULL,
+                                   aio_host, batch_counts__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int batch_counts_result(synchro_future_t *f, batch_uint_array_t *out) {
-  if (out == NULL || !batch__future_is(f, &batch_counts__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&batch_counts__op, f, out);
 }
 
 int batch_counts_return(synchro_call_t *call, const uint64_t *items, size_t count) {
   batch_uint_array_t result;
 
   if (items == NULL && count != 0)
-    return batch__reject_result(call, SYNCHRO_EINVAL,
-                                "NULL items with a non-zero count");
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL items with a non-zero count");
   result.items = batch__dup_uint_array(items, count);
   result.count = count;
   if (count != 0 && result.items == NULL)
-    return batch__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -1401,7 +1253,7 @@ int batch_counts_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = batch__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&batch__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -1434,34 +1286,33 @@ static void batch_ints__done(synchro_future_t *f, int status, void *data) {
 }
 
 int batch_ints(batch_int_array_t *out, synchro_error_t **err) {
-  return batch__call(&batch_ints__op, NULL, NULL, out, err);
+  return synchro_module_call(&batch__module, &batch_ints__op, NULL, NULL, out, err);
 }
 
 int batch_ints_future(synchro_future_t **out) {
-  return batch__submit(&batch_ints__op, NULL, NULL, out);
+  return synchro_module_submit(&batch__module, &batch_ints__op, NULL, NULL, out);
 }
 
 int batch_ints_aio(synchro_host_t *aio_host, batch_ints_cb aio_cb, void *aio_data) {
-  return batch__submit_aio(&batch_ints__op, NULL, NULL, aio_host, batch_ints__done,
-                           (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&batch__module, &batch_ints__op, NULL, NULL,
+                                   aio_host, batch_ints__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int batch_ints_result(synchro_future_t *f, batch_int_array_t *out) {
-  if (out == NULL || !batch__future_is(f, &batch_ints__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&batch_ints__op, f, out);
 }
 
 int batch_ints_return(synchro_call_t *call, const int64_t *items, size_t count) {
   batch_int_array_t result;
 
   if (items == NULL && count != 0)
-    return batch__reject_result(call, SYNCHRO_EINVAL,
-                                "NULL items with a non-zero count");
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL items with a non-zero count");
   result.items = batch__dup_int_array(items, count);
   result.count = count;
   if (count != 0 && result.items == NULL)
-    return batch__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -1470,7 +1321,7 @@ int batch_ints_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = batch__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&batch__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -1503,35 +1354,36 @@ static void batch_maybe_handles__done(synchro_future_t *f, int status, void *dat
 }
 
 int batch_maybe_handles(batch_ptr_array_t *out, synchro_error_t **err) {
-  return batch__call(&batch_maybe_handles__op, NULL, NULL, out, err);
+  return synchro_module_call(&batch__module, &batch_maybe_handles__op, NULL, NULL, out,
+                             err);
 }
 
 int batch_maybe_handles_future(synchro_future_t **out) {
-  return batch__submit(&batch_maybe_handles__op, NULL, NULL, out);
+  return synchro_module_submit(&batch__module, &batch_maybe_handles__op, NULL, NULL,
+                               out);
 }
 
 int batch_maybe_handles_aio(synchro_host_t *aio_host, batch_maybe_handles_cb aio_cb,
                             void *aio_data) {
-  return batch__submit_aio(&batch_maybe_handles__op, NULL, NULL, aio_host,
-                           batch_maybe_handles__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&batch__module, &batch_maybe_handles__op, NULL, NULL,
+                                   aio_host, batch_maybe_handles__done,
+                                   (synchro_fn)aio_cb, aio_data);
 }
 
 int batch_maybe_handles_result(synchro_future_t *f, batch_ptr_array_t *out) {
-  if (out == NULL || !batch__future_is(f, &batch_maybe_handles__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&batch_maybe_handles__op, f, out);
 }
 
 int batch_maybe_handles_return(synchro_call_t *call, void *const *items, size_t count) {
   batch_ptr_array_t result;
 
   if (items == NULL && count != 0)
-    return batch__reject_result(call, SYNCHRO_EINVAL,
-                                "NULL items with a non-zero count");
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL items with a non-zero count");
   result.items = batch__dup_ptr_array(items, count);
   result.count = count;
   if (count != 0 && result.items == NULL)
-    return batch__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -1540,7 +1392,7 @@ int batch_maybe_handles_fail(synchro_call_t *call, int code, const char *fmt, ..
   int rc;
 
   va_start(ap, fmt);
-  rc = batch__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&batch__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }

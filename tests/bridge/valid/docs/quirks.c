@@ -6,51 +6,19 @@
 #include "quirks_impl.h"
 
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <string.h>
 
-/* ---- the synchronizer ------------------------------------------------------------ */
-/* Set once, by quirks_use_synchronizer() or by the first call, then only read. */
-static _Atomic(synchro_t *) quirks__synchronizer;
+/* ---- the module ------------------------------------------------------------------ */
+/* The module's descriptor (synchro/module.h): its name, its messages, and its
+ * synchronizer, set once by quirks_use_synchronizer() or by the first call. */
+static synchro_module_t quirks__module = SYNCHRO_MODULE_INIT("quirks", quirks_strerror);
 
 int quirks_synchronizer(synchro_t **out) {
-  synchro_t *s;
-  synchro_t *created;
-  synchro_options_t opts;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  s = atomic_load_explicit(&quirks__synchronizer, memory_order_acquire);
-  if (s == NULL) {
-    synchro_options_init(&opts);
-    opts.name = "quirks";
-    rc = synchro_new(&created, &opts);
-    if (rc != 0)
-      return rc;
-    /* Threads may race here: one wins, the others free theirs, which is cheap
-     * because a synchronizer starts no thread before its first call. */
-    if (atomic_compare_exchange_strong_explicit(&quirks__synchronizer, &s, created,
-                                                memory_order_acq_rel,
-                                                memory_order_acquire))
-      s = created;
-    else
-      synchro_free(created);
-  }
-  *out = s;
-  return 0;
+  return synchro_module_synchronizer(&quirks__module, out);
 }
 
 int quirks_use_synchronizer(synchro_t *s) {
-  synchro_t *current = NULL;
-
-  if (s == NULL)
-    return SYNCHRO_EINVAL;
-  if (atomic_compare_exchange_strong_explicit(&quirks__synchronizer, &current, s,
-                                              memory_order_acq_rel,
-                                              memory_order_acquire))
-    return 0;
-  return current == s ? 0 : SYNCHRO_EALREADY;
+  return synchro_module_use(&quirks__module, s);
 }
 
 /* ---- errors ---------------------------------------------------------------------- */
@@ -65,104 +33,6 @@ const char *quirks_strerror(int code) {
   }
 }
 
-/* ---- helpers --------------------------------------------------------------------- */
-/* Arguments are copied into memory the call owns; their fields are const only so
- * that the implementation cannot change them, hence the casts where they are freed. */
-
-/* Copies a string; NULL stays NULL. */
-static char *quirks__dup_string(const char *s) {
-  return s != NULL ? synchro_mem_strdup(s) : NULL;
-}
-
-/* The result_free functions of the descriptors below. */
-
-static void quirks__release_string(void *value) {
-  synchro_mem_free(*(char **)value);
-}
-
-/* True if `f` is a future of `op`, so that its result has the layout the caller
- * expects. */
-static bool quirks__future_is(const synchro_future_t *f, const synchro_op_t *op) {
-  const char *name = f != NULL ? synchro_future_name(f) : NULL;
-  return name != NULL && strcmp(name, op->name) == 0;
-}
-
-/* What every *_fail() helper does: a NULL fmt means the code's own message. */
-static int quirks__vfail(synchro_call_t *call, int code, const char *fmt, va_list ap) {
-  if (fmt == NULL)
-    return synchro_call_fail(call, code, NULL, "%s", quirks_strerror(code));
-  return synchro_call_vfail(call, code, NULL, fmt, ap);
-}
-
-/* Checks the argument values the spec constrains (see each op's check_args). */
-typedef int (*quirks__check_fn)(const void *args);
-
-/* Checks the arguments and finds the synchronizer: what every call does first. */
-static int quirks__prepare(quirks__check_fn check, const void *args, synchro_t **s) {
-  int rc = check != NULL ? check(args) : 0;
-  return rc != 0 ? rc : quirks_synchronizer(s);
-}
-
-/* The blocking call behind every quirks_op(). */
-static int quirks__call(const synchro_op_t *op, quirks__check_fn check,
-                        const void *args, void *out, synchro_error_t **err) {
-  synchro_t *s;
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (out == NULL && op->result_size > 0)
-    return SYNCHRO_EINVAL;
-  rc = quirks__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  return synchro_call(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out, err);
-}
-
-/* The submission behind every quirks_op_future(). */
-static int quirks__submit(const synchro_op_t *op, quirks__check_fn check,
-                          const void *args, synchro_future_t **out) {
-  synchro_t *s;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  rc = quirks__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
-}
-
-/* The submission behind every quirks_op_aio(): `done` runs on the host's thread and
- * reads the caller's typed callback `cb` back with synchro_future_then_fn(). Nothing
- * is allocated, so nothing is left over when the host is freed first. */
-static int quirks__submit_aio(const synchro_op_t *op, quirks__check_fn check,
-                              const void *args, synchro_host_t *host,
-                              synchro_host_cb done, synchro_fn cb, void *data) {
-  synchro_future_t *f;
-  int rc;
-
-  if (host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  rc = quirks__submit(op, check, args, &f);
-  if (rc != 0)
-    return rc;
-  rc = synchro_future_then_typed(f, host, done, cb, data);
-  if (rc != 0) {
-    /* Nobody would see the outcome: stop the call. */
-    (void)synchro_future_cancel(f);
-    synchro_future_free(f);
-  }
-  return rc;
-}
-
-/* Fails a call whose implementation returned a value that cannot be delivered (NULL
- * where the spec forbids it, or no memory for the copy), and says so. */
-static int quirks__reject_result(synchro_call_t *call, int code, const char *why) {
-  int rc = synchro_call_fail(call, code, NULL, "%s: %s", synchro_call_name(call), why);
-  return rc != 0 ? rc : code;
-}
-
 /* ---- echo ------------------------------------------------------------------------ */
 static void quirks_echo__free_args(void *block) {
   quirks_echo_args_t *a = block;
@@ -175,7 +45,7 @@ static int quirks_echo__copy_args(void *dst, const void *src) {
   quirks_echo_args_t *to = dst;
 
   *to = *from;
-  to->text = quirks__dup_string(from->text);
+  to->text = synchro_module_dup_string(from->text);
   if (from->text != NULL && to->text == NULL) {
     quirks_echo__free_args(to);
     return SYNCHRO_ENOMEM;
@@ -205,7 +75,7 @@ static const synchro_op_t quirks_echo__op = {
     .args_copy = quirks_echo__copy_args,
     .args_free = quirks_echo__free_args,
     .result_size = sizeof(char *),
-    .result_free = quirks__release_string,
+    .result_free = synchro_module_release_string,
 };
 
 /* Runs on the host's thread: hands the outcome to the caller's callback (stored with
@@ -218,43 +88,44 @@ static void quirks_echo__done(synchro_future_t *f, int status, void *data) {
   if (status == 0)
     status = synchro_future_result(f, &result);
   cb(status, result, synchro_future_error(f), data);
-  quirks__release_string(&result);
+  synchro_module_release_string(&result);
 }
 
 int quirks_echo(const char *text, char **out, synchro_error_t **err) {
-  return quirks__call(&quirks_echo__op, quirks_echo__check_args,
-                      &(const quirks_echo_args_t){.text = text},
-                      out, err);
+  return synchro_module_call(&quirks__module, &quirks_echo__op, quirks_echo__check_args,
+                             &(const quirks_echo_args_t){.text = text},
+                             out, err);
 }
 
 int quirks_echo_future(const char *text, synchro_future_t **out) {
-  return quirks__submit(&quirks_echo__op, quirks_echo__check_args,
-                        &(const quirks_echo_args_t){.text = text},
-                        out);
+  return synchro_module_submit(&quirks__module, &quirks_echo__op,
+                               quirks_echo__check_args,
+                               &(const quirks_echo_args_t){.text = text},
+                               out);
 }
 
 int quirks_echo_aio(const char *text, synchro_host_t *aio_host, quirks_echo_cb aio_cb,
                     void *aio_data) {
-  return quirks__submit_aio(&quirks_echo__op, quirks_echo__check_args,
-                            &(const quirks_echo_args_t){.text = text},
-                            aio_host, quirks_echo__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&quirks__module, &quirks_echo__op,
+                                   quirks_echo__check_args,
+                                   &(const quirks_echo_args_t){.text = text},
+                                   aio_host, quirks_echo__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int quirks_echo_result(synchro_future_t *f, char **out) {
-  if (out == NULL || !quirks__future_is(f, &quirks_echo__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&quirks_echo__op, f, out);
 }
 
 int quirks_echo_return(synchro_call_t *call, const char *value) {
   char *result;
 
   if (value == NULL)
-    return quirks__reject_result(call, SYNCHRO_EINVAL,
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
                                  "NULL for a non-nullable string");
-  result = quirks__dup_string(value);
+  result = synchro_module_dup_string(value);
   if (result == NULL)
-    return quirks__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -263,7 +134,7 @@ int quirks_echo_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = quirks__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&quirks__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -290,29 +161,27 @@ static void quirks_Mixed_Case__done(synchro_future_t *f, int status, void *data)
 }
 
 int quirks_Mixed_Case(int64_t Value, synchro_error_t **err) {
-  return quirks__call(&quirks_Mixed_Case__op, NULL,
-                      &(const quirks_Mixed_Case_args_t){.Value = Value},
-                      NULL, err);
+  return synchro_module_call(&quirks__module, &quirks_Mixed_Case__op, NULL,
+                             &(const quirks_Mixed_Case_args_t){.Value = Value},
+                             NULL, err);
 }
 
 int quirks_Mixed_Case_future(int64_t Value, synchro_future_t **out) {
-  return quirks__submit(&quirks_Mixed_Case__op, NULL,
-                        &(const quirks_Mixed_Case_args_t){.Value = Value},
-                        out);
+  return synchro_module_submit(&quirks__module, &quirks_Mixed_Case__op, NULL,
+                               &(const quirks_Mixed_Case_args_t){.Value = Value},
+                               out);
 }
 
 int quirks_Mixed_Case_aio(int64_t Value, synchro_host_t *aio_host,
                           quirks_Mixed_Case_cb aio_cb, void *aio_data) {
-  return quirks__submit_aio(&quirks_Mixed_Case__op, NULL,
-                            &(const quirks_Mixed_Case_args_t){.Value = Value},
-                            aio_host, quirks_Mixed_Case__done, (synchro_fn)aio_cb,
-                            aio_data);
+  return synchro_module_submit_aio(&quirks__module, &quirks_Mixed_Case__op, NULL,
+                                   &(const quirks_Mixed_Case_args_t){.Value = Value},
+                                   aio_host, quirks_Mixed_Case__done,
+                                   (synchro_fn)aio_cb, aio_data);
 }
 
 int quirks_Mixed_Case_result(synchro_future_t *f) {
-  if (!quirks__future_is(f, &quirks_Mixed_Case__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_status(f);
+  return synchro_module_result(&quirks_Mixed_Case__op, f, NULL);
 }
 
 int quirks_Mixed_Case_return(synchro_call_t *call) {
@@ -324,7 +193,7 @@ int quirks_Mixed_Case_fail(synchro_call_t *call, int code, const char *fmt, ...)
   int rc;
 
   va_start(ap, fmt);
-  rc = quirks__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&quirks__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }

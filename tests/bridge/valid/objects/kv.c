@@ -6,242 +6,23 @@
 #include "kv_impl.h"
 
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <string.h>
 
-/* ---- the synchronizer ------------------------------------------------------------ */
-/* Set once, by kv_use_synchronizer() or by the first call, then only read. */
-static _Atomic(synchro_t *) kv__synchronizer;
+/* ---- the module ------------------------------------------------------------------ */
+/* The module's descriptor (synchro/module.h): its name, its messages, and its
+ * synchronizer, set once by kv_use_synchronizer() or by the first call. */
+static synchro_module_t kv__module = SYNCHRO_MODULE_INIT("kv", kv_strerror);
 
 int kv_synchronizer(synchro_t **out) {
-  synchro_t *s;
-  synchro_t *created;
-  synchro_options_t opts;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  s = atomic_load_explicit(&kv__synchronizer, memory_order_acquire);
-  if (s == NULL) {
-    synchro_options_init(&opts);
-    opts.name = "kv";
-    rc = synchro_new(&created, &opts);
-    if (rc != 0)
-      return rc;
-    /* Threads may race here: one wins, the others free theirs, which is cheap
-     * because a synchronizer starts no thread before its first call. */
-    if (atomic_compare_exchange_strong_explicit(&kv__synchronizer, &s, created,
-                                                memory_order_acq_rel,
-                                                memory_order_acquire))
-      s = created;
-    else
-      synchro_free(created);
-  }
-  *out = s;
-  return 0;
+  return synchro_module_synchronizer(&kv__module, out);
 }
 
 int kv_use_synchronizer(synchro_t *s) {
-  synchro_t *current = NULL;
-
-  if (s == NULL)
-    return SYNCHRO_EINVAL;
-  if (atomic_compare_exchange_strong_explicit(&kv__synchronizer, &current, s,
-                                              memory_order_acq_rel,
-                                              memory_order_acquire))
-    return 0;
-  return current == s ? 0 : SYNCHRO_EALREADY;
+  return synchro_module_use(&kv__module, s);
 }
 
 /* ---- errors ---------------------------------------------------------------------- */
 const char *kv_strerror(int code) { return synchro_strerror(code); }
-
-/* ---- helpers --------------------------------------------------------------------- */
-/* Arguments are copied into memory the call owns; their fields are const only so
- * that the implementation cannot change them, hence the casts where they are freed. */
-
-/* Copies a string; NULL stays NULL. */
-static char *kv__dup_string(const char *s) {
-  return s != NULL ? synchro_mem_strdup(s) : NULL;
-}
-
-/* The result_free functions of the descriptors below. */
-
-static void kv__release_string(void *value) {
-  synchro_mem_free(*(char **)value);
-}
-
-static void kv__release_object(void *value) {
-  synchro_object_free(*(synchro_object_t **)value);
-}
-
-/* True if `f` is a future of `op`, so that its result has the layout the caller
- * expects. */
-static bool kv__future_is(const synchro_future_t *f, const synchro_op_t *op) {
-  const char *name = f != NULL ? synchro_future_name(f) : NULL;
-  return name != NULL && strcmp(name, op->name) == 0;
-}
-
-/* What every *_fail() helper does: a NULL fmt means the code's own message. */
-static int kv__vfail(synchro_call_t *call, int code, const char *fmt, va_list ap) {
-  if (fmt == NULL)
-    return synchro_call_fail(call, code, NULL, "%s", kv_strerror(code));
-  return synchro_call_vfail(call, code, NULL, fmt, ap);
-}
-
-/* Checks the argument values the spec constrains (see each op's check_args). */
-typedef int (*kv__check_fn)(const void *args);
-
-/* Checks the arguments and finds the synchronizer: what every call does first. */
-static int kv__prepare(kv__check_fn check, const void *args, synchro_t **s) {
-  int rc = check != NULL ? check(args) : 0;
-  return rc != 0 ? rc : kv_synchronizer(s);
-}
-
-/* The blocking call behind every kv_op(). */
-static int kv__call(const synchro_op_t *op, kv__check_fn check, const void *args,
-                    void *out, synchro_error_t **err) {
-  synchro_t *s;
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (out == NULL && op->result_size > 0)
-    return SYNCHRO_EINVAL;
-  rc = kv__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  return synchro_call(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out, err);
-}
-
-/* The submission behind every kv_op_future(). */
-static int kv__submit(const synchro_op_t *op, kv__check_fn check, const void *args,
-                      synchro_future_t **out) {
-  synchro_t *s;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  rc = kv__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
-}
-
-/* The submission behind every kv_op_aio(): `done` runs on the host's thread and
- * reads the caller's typed callback `cb` back with synchro_future_then_fn(). Nothing
- * is allocated, so nothing is left over when the host is freed first. */
-static int kv__submit_aio(const synchro_op_t *op, kv__check_fn check, const void *args,
-                          synchro_host_t *host, synchro_host_cb done, synchro_fn cb,
-                          void *data) {
-  synchro_future_t *f;
-  int rc;
-
-  if (host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  rc = kv__submit(op, check, args, &f);
-  if (rc != 0)
-    return rc;
-  rc = synchro_future_then_typed(f, host, done, cb, data);
-  if (rc != 0) {
-    /* Nobody would see the outcome: stop the call. */
-    (void)synchro_future_cancel(f);
-    synchro_future_free(f);
-  }
-  return rc;
-}
-
-/* Which lifecycle operation an object call is. */
-enum { KV__METHOD, KV__OPEN, KV__CLOSE };
-
-/* The constructor behind every kv_obj_new(): *out (a typed handle pointer) receives
- * the handle. */
-static int kv__new(const synchro_class_t *cls, kv__check_fn check, const void *args,
-                   void *out, synchro_error_t **err) {
-  synchro_object_t *obj = NULL;
-  synchro_t *s;
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  memcpy(out, &obj, sizeof(obj));
-  rc = kv__prepare(check, args, &s);
-  if (rc == 0)
-    rc = synchro_object_new(s, cls, args, &obj, err);
-  if (rc == 0)
-    memcpy(out, &obj, sizeof(obj));
-  return rc;
-}
-
-/* The blocking call behind every object operation: a method, open or close. */
-static int kv__call_on(void *self, int what, const synchro_op_t *op, kv__check_fn check,
-                       const void *args, void *out, synchro_error_t **err) {
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (self == NULL || (out == NULL && op->result_size > 0))
-    return SYNCHRO_EINVAL;
-  rc = check != NULL ? check(args) : 0;
-  if (rc != 0)
-    return rc;
-  if (what == KV__OPEN)
-    return synchro_object_open(self, NULL, SYNCHRO_TIMEOUT_DEFAULT, err);
-  if (what == KV__CLOSE)
-    return synchro_object_close(self, SYNCHRO_TIMEOUT_DEFAULT, err);
-  return synchro_object_call(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, out, err);
-}
-
-/* The submission behind every object operation's _future(). */
-static int kv__submit_on(void *self, int what, const synchro_op_t *op,
-                         kv__check_fn check, const void *args, synchro_future_t **out) {
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  *out = NULL;
-  if (self == NULL)
-    return SYNCHRO_EINVAL;
-  rc = check != NULL ? check(args) : 0;
-  if (rc != 0)
-    return rc;
-  if (what == KV__OPEN)
-    return synchro_object_open_future(self, NULL, SYNCHRO_TIMEOUT_DEFAULT, out);
-  if (what == KV__CLOSE)
-    return synchro_object_close_future(self, SYNCHRO_TIMEOUT_DEFAULT, out);
-  return synchro_object_submit(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
-}
-
-/* The submission behind every object operation's _aio(): as for functions, `done`
- * runs on the host's thread and reads `cb` back with synchro_future_then_fn(). */
-static int kv__submit_aio_on(void *self, int what, const synchro_op_t *op,
-                             kv__check_fn check, const void *args, synchro_host_t *host,
-                             synchro_host_cb done, synchro_fn cb, void *data) {
-  synchro_future_t *f;
-  int rc;
-
-  if (host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  rc = kv__submit_on(self, what, op, check, args, &f);
-  if (rc != 0)
-    return rc;
-  rc = synchro_future_then_typed(f, host, done, cb, data);
-  if (rc != 0) {
-    /* Nobody would see the outcome: stop the call. */
-    (void)synchro_future_cancel(f);
-    synchro_future_free(f);
-  }
-  return rc;
-}
-
-/* Fails a call whose implementation returned a value that cannot be delivered (NULL
- * where the spec forbids it, or no memory for the copy), and says so. */
-static int kv__reject_result(synchro_call_t *call, int code, const char *why) {
-  int rc = synchro_call_fail(call, code, NULL, "%s: %s", synchro_call_name(call), why);
-  return rc != 0 ? rc : code;
-}
 
 /* ---- client: class --------------------------------------------------------------- */
 /* Runs on the loop thread, synchronously: the arguments are the caller's, borrowed. */
@@ -311,22 +92,20 @@ static void kv_ping__done(synchro_future_t *f, int status, void *data) {
 }
 
 int kv_ping(synchro_error_t **err) {
-  return kv__call(&kv_ping__op, NULL, NULL, NULL, err);
+  return synchro_module_call(&kv__module, &kv_ping__op, NULL, NULL, NULL, err);
 }
 
 int kv_ping_future(synchro_future_t **out) {
-  return kv__submit(&kv_ping__op, NULL, NULL, out);
+  return synchro_module_submit(&kv__module, &kv_ping__op, NULL, NULL, out);
 }
 
 int kv_ping_aio(synchro_host_t *aio_host, kv_ping_cb aio_cb, void *aio_data) {
-  return kv__submit_aio(&kv_ping__op, NULL, NULL, aio_host, kv_ping__done,
-                        (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&kv__module, &kv_ping__op, NULL, NULL, aio_host,
+                                   kv_ping__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_ping_result(synchro_future_t *f) {
-  if (!kv__future_is(f, &kv_ping__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_status(f);
+  return synchro_module_result(&kv_ping__op, f, NULL);
 }
 
 int kv_ping_return(synchro_call_t *call) {
@@ -338,7 +117,7 @@ int kv_ping_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -355,9 +134,9 @@ static int kv_client_new__check_args(const void *block) {
 
 int kv_client_new(const char *host, int64_t port, kv_client_t **out,
                   synchro_error_t **err) {
-  return kv__new(&kv_client__class, kv_client_new__check_args,
-                 &(const kv_client_new_args_t){.host = host, .port = port},
-                 out, err);
+  return synchro_module_new(&kv__module, &kv_client__class, kv_client_new__check_args,
+                            &(const kv_client_new_args_t){.host = host, .port = port},
+                            out, err);
 }
 
 kv_client_t *kv_client_ref(kv_client_t *self) {
@@ -378,23 +157,25 @@ static void kv_client_open__done(synchro_future_t *f, int status, void *data) {
 }
 
 int kv_client_open(kv_client_t *self, synchro_error_t **err) {
-  return kv__call_on(self, KV__OPEN, &kv_client_open__op, NULL, NULL, NULL, err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_OPEN,
+                                    &kv_client_open__op, NULL, NULL, NULL, err);
 }
 
 int kv_client_open_future(kv_client_t *self, synchro_future_t **out) {
-  return kv__submit_on(self, KV__OPEN, &kv_client_open__op, NULL, NULL, out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_OPEN,
+                                      &kv_client_open__op, NULL, NULL, out);
 }
 
 int kv_client_open_aio(kv_client_t *self, synchro_host_t *aio_host,
                        kv_client_open_cb aio_cb, void *aio_data) {
-  return kv__submit_aio_on(self, KV__OPEN, &kv_client_open__op, NULL, NULL, aio_host,
-                           kv_client_open__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_object_submit_aio((synchro_object_t *)self, SYNCHRO_MODULE_OPEN,
+                                          &kv_client_open__op, NULL, NULL, aio_host,
+                                          kv_client_open__done, (synchro_fn)aio_cb,
+                                          aio_data);
 }
 
 int kv_client_open_result(synchro_future_t *f) {
-  if (!kv__future_is(f, &kv_client_open__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_status(f);
+  return synchro_module_result(&kv_client_open__op, f, NULL);
 }
 
 int kv_client_open_return(synchro_call_t *call) {
@@ -406,7 +187,7 @@ int kv_client_open_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -421,23 +202,25 @@ static void kv_client_close__done(synchro_future_t *f, int status, void *data) {
 }
 
 int kv_client_close(kv_client_t *self, synchro_error_t **err) {
-  return kv__call_on(self, KV__CLOSE, &kv_client_close__op, NULL, NULL, NULL, err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_CLOSE,
+                                    &kv_client_close__op, NULL, NULL, NULL, err);
 }
 
 int kv_client_close_future(kv_client_t *self, synchro_future_t **out) {
-  return kv__submit_on(self, KV__CLOSE, &kv_client_close__op, NULL, NULL, out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_CLOSE,
+                                      &kv_client_close__op, NULL, NULL, out);
 }
 
 int kv_client_close_aio(kv_client_t *self, synchro_host_t *aio_host,
                         kv_client_close_cb aio_cb, void *aio_data) {
-  return kv__submit_aio_on(self, KV__CLOSE, &kv_client_close__op, NULL, NULL, aio_host,
-                           kv_client_close__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_object_submit_aio((synchro_object_t *)self,
+                                          SYNCHRO_MODULE_CLOSE, &kv_client_close__op,
+                                          NULL, NULL, aio_host, kv_client_close__done,
+                                          (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_client_close_result(synchro_future_t *f) {
-  if (!kv__future_is(f, &kv_client_close__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_status(f);
+  return synchro_module_result(&kv_client_close__op, f, NULL);
 }
 
 int kv_client_close_return(synchro_call_t *call) {
@@ -449,7 +232,7 @@ int kv_client_close_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -466,7 +249,7 @@ static int kv_client_get__copy_args(void *dst, const void *src) {
   kv_client_get_args_t *to = dst;
 
   *to = *from;
-  to->key = kv__dup_string(from->key);
+  to->key = synchro_module_dup_string(from->key);
   if (from->key != NULL && to->key == NULL) {
     kv_client_get__free_args(to);
     return SYNCHRO_ENOMEM;
@@ -496,7 +279,7 @@ static const synchro_op_t kv_client_get__op = {
     .args_copy = kv_client_get__copy_args,
     .args_free = kv_client_get__free_args,
     .result_size = sizeof(char *),
-    .result_free = kv__release_string,
+    .result_free = synchro_module_release_string,
 };
 
 /* Runs on the host's thread: hands the outcome to the caller's callback (stored with
@@ -509,41 +292,44 @@ static void kv_client_get__done(synchro_future_t *f, int status, void *data) {
   if (status == 0)
     status = synchro_future_result(f, &result);
   cb(status, result, synchro_future_error(f), data);
-  kv__release_string(&result);
+  synchro_module_release_string(&result);
 }
 
 int kv_client_get(kv_client_t *self, const char *key, char **out,
                   synchro_error_t **err) {
-  return kv__call_on(self, KV__METHOD, &kv_client_get__op, kv_client_get__check_args,
-                     &(const kv_client_get_args_t){.key = key},
-                     out, err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                    &kv_client_get__op, kv_client_get__check_args,
+                                    &(const kv_client_get_args_t){.key = key},
+                                    out, err);
 }
 
 int kv_client_get_future(kv_client_t *self, const char *key, synchro_future_t **out) {
-  return kv__submit_on(self, KV__METHOD, &kv_client_get__op, kv_client_get__check_args,
-                       &(const kv_client_get_args_t){.key = key},
-                       out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                      &kv_client_get__op, kv_client_get__check_args,
+                                      &(const kv_client_get_args_t){.key = key},
+                                      out);
 }
 
 int kv_client_get_aio(kv_client_t *self, const char *key, synchro_host_t *aio_host,
                       kv_client_get_cb aio_cb, void *aio_data) {
-  return kv__submit_aio_on(self, KV__METHOD, &kv_client_get__op, kv_client_get__check_args,
-                           &(const kv_client_get_args_t){.key = key},
-                           aio_host, kv_client_get__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_object_submit_aio((synchro_object_t *)self,
+                                          SYNCHRO_MODULE_METHOD, &kv_client_get__op,
+                                          kv_client_get__check_args,
+                                          &(const kv_client_get_args_t){.key = key},
+                                          aio_host, kv_client_get__done,
+                                          (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_client_get_result(synchro_future_t *f, char **out) {
-  if (out == NULL || !kv__future_is(f, &kv_client_get__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&kv_client_get__op, f, out);
 }
 
 int kv_client_get_return(synchro_call_t *call, const char *value) {
   char *result;
 
-  result = kv__dup_string(value);
+  result = synchro_module_dup_string(value);
   if (value != NULL && result == NULL)
-    return kv__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -552,7 +338,7 @@ int kv_client_get_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -568,7 +354,7 @@ static const synchro_op_t kv_client_peer__op = {
     .name = "kv_client_peer",
     .impl = kv_client_peer__run,
     .result_size = sizeof(kv_client_t *),
-    .result_free = kv__release_object,
+    .result_free = synchro_module_release_object,
 };
 
 /* Runs on the host's thread: hands the outcome to the caller's callback (stored with
@@ -583,23 +369,25 @@ static void kv_client_peer__done(synchro_future_t *f, int status, void *data) {
 }
 
 int kv_client_peer(kv_client_t *self, kv_client_t **out, synchro_error_t **err) {
-  return kv__call_on(self, KV__METHOD, &kv_client_peer__op, NULL, NULL, out, err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                    &kv_client_peer__op, NULL, NULL, out, err);
 }
 
 int kv_client_peer_future(kv_client_t *self, synchro_future_t **out) {
-  return kv__submit_on(self, KV__METHOD, &kv_client_peer__op, NULL, NULL, out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                      &kv_client_peer__op, NULL, NULL, out);
 }
 
 int kv_client_peer_aio(kv_client_t *self, synchro_host_t *aio_host,
                        kv_client_peer_cb aio_cb, void *aio_data) {
-  return kv__submit_aio_on(self, KV__METHOD, &kv_client_peer__op, NULL, NULL, aio_host,
-                           kv_client_peer__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_object_submit_aio((synchro_object_t *)self,
+                                          SYNCHRO_MODULE_METHOD, &kv_client_peer__op,
+                                          NULL, NULL, aio_host, kv_client_peer__done,
+                                          (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_client_peer_result(synchro_future_t *f, kv_client_t **out) {
-  if (out == NULL || !kv__future_is(f, &kv_client_peer__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&kv_client_peer__op, f, out);
 }
 
 int kv_client_peer_return(synchro_call_t *call, kv_conn *value) {
@@ -609,7 +397,7 @@ int kv_client_peer_return(synchro_call_t *call, kv_conn *value) {
   if (value != NULL && (rc = synchro_object_wrap(synchro_call_synchronizer(call),
                                                  &kv_client__class, value,
                                                  &result)) != 0)
-    return kv__reject_result(call, rc, "cannot wrap the state in a handle");
+    return synchro_module_reject(call, rc, "cannot wrap the state in a handle");
   return synchro_call_return(call, &result);
 }
 
@@ -618,7 +406,7 @@ int kv_client_peer_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }

@@ -6,51 +6,19 @@
 #include "calc_impl.h"
 
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <string.h>
 
-/* ---- the synchronizer ------------------------------------------------------------ */
-/* Set once, by calc_use_synchronizer() or by the first call, then only read. */
-static _Atomic(synchro_t *) calc__synchronizer;
+/* ---- the module ------------------------------------------------------------------ */
+/* The module's descriptor (synchro/module.h): its name, its messages, and its
+ * synchronizer, set once by calc_use_synchronizer() or by the first call. */
+static synchro_module_t calc__module = SYNCHRO_MODULE_INIT("calc", calc_strerror);
 
 int calc_synchronizer(synchro_t **out) {
-  synchro_t *s;
-  synchro_t *created;
-  synchro_options_t opts;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  s = atomic_load_explicit(&calc__synchronizer, memory_order_acquire);
-  if (s == NULL) {
-    synchro_options_init(&opts);
-    opts.name = "calc";
-    rc = synchro_new(&created, &opts);
-    if (rc != 0)
-      return rc;
-    /* Threads may race here: one wins, the others free theirs, which is cheap
-     * because a synchronizer starts no thread before its first call. */
-    if (atomic_compare_exchange_strong_explicit(&calc__synchronizer, &s, created,
-                                                memory_order_acq_rel,
-                                                memory_order_acquire))
-      s = created;
-    else
-      synchro_free(created);
-  }
-  *out = s;
-  return 0;
+  return synchro_module_synchronizer(&calc__module, out);
 }
 
 int calc_use_synchronizer(synchro_t *s) {
-  synchro_t *current = NULL;
-
-  if (s == NULL)
-    return SYNCHRO_EINVAL;
-  if (atomic_compare_exchange_strong_explicit(&calc__synchronizer, &current, s,
-                                              memory_order_acq_rel,
-                                              memory_order_acquire))
-    return 0;
-  return current == s ? 0 : SYNCHRO_EALREADY;
+  return synchro_module_use(&calc__module, s);
 }
 
 /* ---- errors ---------------------------------------------------------------------- */
@@ -63,93 +31,6 @@ const char *calc_strerror(int code) {
   default:
     return synchro_strerror(code);
   }
-}
-
-/* ---- helpers --------------------------------------------------------------------- */
-/* Arguments are copied into memory the call owns; their fields are const only so
- * that the implementation cannot change them, hence the casts where they are freed. */
-
-/* True if `f` is a future of `op`, so that its result has the layout the caller
- * expects. */
-static bool calc__future_is(const synchro_future_t *f, const synchro_op_t *op) {
-  const char *name = f != NULL ? synchro_future_name(f) : NULL;
-  return name != NULL && strcmp(name, op->name) == 0;
-}
-
-/* What every *_fail() helper does: a NULL fmt means the code's own message. */
-static int calc__vfail(synchro_call_t *call, int code, const char *fmt, va_list ap) {
-  if (fmt == NULL)
-    return synchro_call_fail(call, code, NULL, "%s", calc_strerror(code));
-  return synchro_call_vfail(call, code, NULL, fmt, ap);
-}
-
-/* Checks the argument values the spec constrains (see each op's check_args). */
-typedef int (*calc__check_fn)(const void *args);
-
-/* Checks the arguments and finds the synchronizer: what every call does first. */
-static int calc__prepare(calc__check_fn check, const void *args, synchro_t **s) {
-  int rc = check != NULL ? check(args) : 0;
-  return rc != 0 ? rc : calc_synchronizer(s);
-}
-
-/* The blocking call behind every calc_op(). */
-static int calc__call(const synchro_op_t *op, calc__check_fn check, const void *args,
-                      void *out, synchro_error_t **err) {
-  synchro_t *s;
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (out == NULL && op->result_size > 0)
-    return SYNCHRO_EINVAL;
-  rc = calc__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  return synchro_call(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out, err);
-}
-
-/* The submission behind every calc_op_future(). */
-static int calc__submit(const synchro_op_t *op, calc__check_fn check, const void *args,
-                        synchro_future_t **out) {
-  synchro_t *s;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  rc = calc__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
-}
-
-/* The submission behind every calc_op_aio(): `done` runs on the host's thread and
- * reads the caller's typed callback `cb` back with synchro_future_then_fn(). Nothing
- * is allocated, so nothing is left over when the host is freed first. */
-static int calc__submit_aio(const synchro_op_t *op, calc__check_fn check,
-                            const void *args, synchro_host_t *host,
-                            synchro_host_cb done, synchro_fn cb, void *data) {
-  synchro_future_t *f;
-  int rc;
-
-  if (host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  rc = calc__submit(op, check, args, &f);
-  if (rc != 0)
-    return rc;
-  rc = synchro_future_then_typed(f, host, done, cb, data);
-  if (rc != 0) {
-    /* Nobody would see the outcome: stop the call. */
-    (void)synchro_future_cancel(f);
-    synchro_future_free(f);
-  }
-  return rc;
-}
-
-/* Fails a call whose implementation returned a value that cannot be delivered (NULL
- * where the spec forbids it, or no memory for the copy), and says so. */
-static int calc__reject_result(synchro_call_t *call, int code, const char *why) {
-  int rc = synchro_call_fail(call, code, NULL, "%s: %s", synchro_call_name(call), why);
-  return rc != 0 ? rc : code;
 }
 
 /* ---- square ---------------------------------------------------------------------- */
@@ -179,26 +60,27 @@ static void calc_square__done(synchro_future_t *f, int status, void *data) {
 }
 
 int calc_square(int64_t x, int64_t *out, synchro_error_t **err) {
-  return calc__call(&calc_square__op, NULL,
-                    &(const calc_square_args_t){.x = x},
-                    out, err);
+  return synchro_module_call(&calc__module, &calc_square__op, NULL,
+                             &(const calc_square_args_t){.x = x},
+                             out, err);
 }
 
 int calc_square_future(int64_t x, synchro_future_t **out) {
-  return calc__submit(&calc_square__op, NULL, &(const calc_square_args_t){.x = x}, out);
+  return synchro_module_submit(&calc__module, &calc_square__op, NULL,
+                               &(const calc_square_args_t){.x = x},
+                               out);
 }
 
 int calc_square_aio(int64_t x, synchro_host_t *aio_host, calc_square_cb aio_cb,
                     void *aio_data) {
-  return calc__submit_aio(&calc_square__op, NULL,
-                          &(const calc_square_args_t){.x = x},
-                          aio_host, calc_square__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&calc__module, &calc_square__op, NULL,
+                                   &(const calc_square_args_t){.x = x},
+                                   aio_host, calc_square__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int calc_square_result(synchro_future_t *f, int64_t *out) {
-  if (out == NULL || !calc__future_is(f, &calc_square__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&calc_square__op, f, out);
 }
 
 int calc_square_return(synchro_call_t *call, int64_t value) {
@@ -210,7 +92,7 @@ int calc_square_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = calc__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&calc__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -242,32 +124,34 @@ static void calc_scale__done(synchro_future_t *f, int status, void *data) {
 
 int calc_scale(uint64_t value, double factor, bool round_up, double *out,
                synchro_error_t **err) {
-  return calc__call(&calc_scale__op, NULL,
-                    &(const calc_scale_args_t){.value = value, .factor = factor,
-                                               .round_up = round_up},
-                    out, err);
+  return synchro_module_call(&calc__module, &calc_scale__op, NULL,
+                             &(const calc_scale_args_t){.value = value,
+                                                        .factor = factor,
+                                                        .round_up = round_up},
+                             out, err);
 }
 
 int calc_scale_future(uint64_t value, double factor, bool round_up,
                       synchro_future_t **out) {
-  return calc__submit(&calc_scale__op, NULL,
-                      &(const calc_scale_args_t){.value = value, .factor = factor,
-                                                 .round_up = round_up},
-                      out);
+  return synchro_module_submit(&calc__module, &calc_scale__op, NULL,
+                               &(const calc_scale_args_t){.value = value,
+                                                          .factor = factor,
+                                                          .round_up = round_up},
+                               out);
 }
 
 int calc_scale_aio(uint64_t value, double factor, bool round_up,
                    synchro_host_t *aio_host, calc_scale_cb aio_cb, void *aio_data) {
-  return calc__submit_aio(&calc_scale__op, NULL,
-                          &(const calc_scale_args_t){.value = value, .factor = factor,
-                                                     .round_up = round_up},
-                          aio_host, calc_scale__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&calc__module, &calc_scale__op, NULL,
+                                   &(const calc_scale_args_t){.value = value,
+                                                              .factor = factor,
+                                                              .round_up = round_up},
+                                   aio_host, calc_scale__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int calc_scale_result(synchro_future_t *f, double *out) {
-  if (out == NULL || !calc__future_is(f, &calc_scale__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&calc_scale__op, f, out);
 }
 
 int calc_scale_return(synchro_call_t *call, double value) {
@@ -279,7 +163,7 @@ int calc_scale_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = calc__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&calc__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -310,28 +194,27 @@ static void calc_is_even__done(synchro_future_t *f, int status, void *data) {
 }
 
 int calc_is_even(uint64_t n, bool *out, synchro_error_t **err) {
-  return calc__call(&calc_is_even__op, NULL,
-                    &(const calc_is_even_args_t){.n = n},
-                    out, err);
+  return synchro_module_call(&calc__module, &calc_is_even__op, NULL,
+                             &(const calc_is_even_args_t){.n = n},
+                             out, err);
 }
 
 int calc_is_even_future(uint64_t n, synchro_future_t **out) {
-  return calc__submit(&calc_is_even__op, NULL,
-                      &(const calc_is_even_args_t){.n = n},
-                      out);
+  return synchro_module_submit(&calc__module, &calc_is_even__op, NULL,
+                               &(const calc_is_even_args_t){.n = n},
+                               out);
 }
 
 int calc_is_even_aio(uint64_t n, synchro_host_t *aio_host, calc_is_even_cb aio_cb,
                      void *aio_data) {
-  return calc__submit_aio(&calc_is_even__op, NULL,
-                          &(const calc_is_even_args_t){.n = n},
-                          aio_host, calc_is_even__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&calc__module, &calc_is_even__op, NULL,
+                                   &(const calc_is_even_args_t){.n = n},
+                                   aio_host, calc_is_even__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int calc_is_even_result(synchro_future_t *f, bool *out) {
-  if (out == NULL || !calc__future_is(f, &calc_is_even__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&calc_is_even__op, f, out);
 }
 
 int calc_is_even_return(synchro_call_t *call, bool value) {
@@ -343,7 +226,7 @@ int calc_is_even_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = calc__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&calc__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -369,22 +252,20 @@ static void calc_reset__done(synchro_future_t *f, int status, void *data) {
 }
 
 int calc_reset(synchro_error_t **err) {
-  return calc__call(&calc_reset__op, NULL, NULL, NULL, err);
+  return synchro_module_call(&calc__module, &calc_reset__op, NULL, NULL, NULL, err);
 }
 
 int calc_reset_future(synchro_future_t **out) {
-  return calc__submit(&calc_reset__op, NULL, NULL, out);
+  return synchro_module_submit(&calc__module, &calc_reset__op, NULL, NULL, out);
 }
 
 int calc_reset_aio(synchro_host_t *aio_host, calc_reset_cb aio_cb, void *aio_data) {
-  return calc__submit_aio(&calc_reset__op, NULL, NULL, aio_host, calc_reset__done,
-                          (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&calc__module, &calc_reset__op, NULL, NULL, aio_host,
+                                   calc_reset__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int calc_reset_result(synchro_future_t *f) {
-  if (!calc__future_is(f, &calc_reset__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_status(f);
+  return synchro_module_result(&calc_reset__op, f, NULL);
 }
 
 int calc_reset_return(synchro_call_t *call) {
@@ -396,7 +277,7 @@ int calc_reset_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = calc__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&calc__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -436,28 +317,29 @@ static void calc_tag__done(synchro_future_t *f, int status, void *data) {
 }
 
 int calc_tag(void *context, void *hint, void **out, synchro_error_t **err) {
-  return calc__call(&calc_tag__op, calc_tag__check_args,
-                    &(const calc_tag_args_t){.context = context, .hint = hint},
-                    out, err);
+  return synchro_module_call(&calc__module, &calc_tag__op, calc_tag__check_args,
+                             &(const calc_tag_args_t){.context = context, .hint = hint},
+                             out, err);
 }
 
 int calc_tag_future(void *context, void *hint, synchro_future_t **out) {
-  return calc__submit(&calc_tag__op, calc_tag__check_args,
-                      &(const calc_tag_args_t){.context = context, .hint = hint},
-                      out);
+  return synchro_module_submit(&calc__module, &calc_tag__op, calc_tag__check_args,
+                               &(const calc_tag_args_t){.context = context,
+                                                        .hint = hint},
+                               out);
 }
 
 int calc_tag_aio(void *context, void *hint, synchro_host_t *aio_host,
                  calc_tag_cb aio_cb, void *aio_data) {
-  return calc__submit_aio(&calc_tag__op, calc_tag__check_args,
-                          &(const calc_tag_args_t){.context = context, .hint = hint},
-                          aio_host, calc_tag__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&calc__module, &calc_tag__op, calc_tag__check_args,
+                                   &(const calc_tag_args_t){.context = context,
+                                                            .hint = hint},
+                                   aio_host, calc_tag__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int calc_tag_result(synchro_future_t *f, void **out) {
-  if (out == NULL || !calc__future_is(f, &calc_tag__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&calc_tag__op, f, out);
 }
 
 int calc_tag_return(synchro_call_t *call, void *value) {
@@ -469,7 +351,7 @@ int calc_tag_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = calc__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&calc__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -500,33 +382,32 @@ static void calc_lookup__done(synchro_future_t *f, int status, void *data) {
 }
 
 int calc_lookup(uint64_t key, void **out, synchro_error_t **err) {
-  return calc__call(&calc_lookup__op, NULL,
-                    &(const calc_lookup_args_t){.key = key},
-                    out, err);
+  return synchro_module_call(&calc__module, &calc_lookup__op, NULL,
+                             &(const calc_lookup_args_t){.key = key},
+                             out, err);
 }
 
 int calc_lookup_future(uint64_t key, synchro_future_t **out) {
-  return calc__submit(&calc_lookup__op, NULL,
-                      &(const calc_lookup_args_t){.key = key},
-                      out);
+  return synchro_module_submit(&calc__module, &calc_lookup__op, NULL,
+                               &(const calc_lookup_args_t){.key = key},
+                               out);
 }
 
 int calc_lookup_aio(uint64_t key, synchro_host_t *aio_host, calc_lookup_cb aio_cb,
                     void *aio_data) {
-  return calc__submit_aio(&calc_lookup__op, NULL,
-                          &(const calc_lookup_args_t){.key = key},
-                          aio_host, calc_lookup__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&calc__module, &calc_lookup__op, NULL,
+                                   &(const calc_lookup_args_t){.key = key},
+                                   aio_host, calc_lookup__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int calc_lookup_result(synchro_future_t *f, void **out) {
-  if (out == NULL || !calc__future_is(f, &calc_lookup__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&calc_lookup__op, f, out);
 }
 
 int calc_lookup_return(synchro_call_t *call, void *value) {
   if (value == NULL)
-    return calc__reject_result(call, SYNCHRO_EINVAL, "NULL for a non-nullable ptr");
+    return synchro_module_reject(call, SYNCHRO_EINVAL, "NULL for a non-nullable ptr");
   return synchro_call_return(call, &value);
 }
 
@@ -535,7 +416,7 @@ int calc_lookup_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = calc__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&calc__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }

@@ -6,215 +6,23 @@
 #include "kv_impl.h"
 
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <string.h>
 
-/* ---- the synchronizer ------------------------------------------------------------ */
-/* Set once, by kv_use_synchronizer() or by the first call, then only read. */
-static _Atomic(synchro_t *) kv__synchronizer;
+/* ---- the module ------------------------------------------------------------------ */
+/* The module's descriptor (synchro/module.h): its name, its messages, and its
+ * synchronizer, set once by kv_use_synchronizer() or by the first call. */
+static synchro_module_t kv__module = SYNCHRO_MODULE_INIT("kv", kv_strerror);
 
 int kv_synchronizer(synchro_t **out) {
-  synchro_t *s;
-  synchro_t *created;
-  synchro_options_t opts;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  s = atomic_load_explicit(&kv__synchronizer, memory_order_acquire);
-  if (s == NULL) {
-    synchro_options_init(&opts);
-    opts.name = "kv";
-    rc = synchro_new(&created, &opts);
-    if (rc != 0)
-      return rc;
-    /* Threads may race here: one wins, the others free theirs, which is cheap
-     * because a synchronizer starts no thread before its first call. */
-    if (atomic_compare_exchange_strong_explicit(&kv__synchronizer, &s, created,
-                                                memory_order_acq_rel,
-                                                memory_order_acquire))
-      s = created;
-    else
-      synchro_free(created);
-  }
-  *out = s;
-  return 0;
+  return synchro_module_synchronizer(&kv__module, out);
 }
 
 int kv_use_synchronizer(synchro_t *s) {
-  synchro_t *current = NULL;
-
-  if (s == NULL)
-    return SYNCHRO_EINVAL;
-  if (atomic_compare_exchange_strong_explicit(&kv__synchronizer, &current, s,
-                                              memory_order_acq_rel,
-                                              memory_order_acquire))
-    return 0;
-  return current == s ? 0 : SYNCHRO_EALREADY;
+  return synchro_module_use(&kv__module, s);
 }
 
 /* ---- errors ---------------------------------------------------------------------- */
 const char *kv_strerror(int code) { return synchro_strerror(code); }
-
-/* ---- helpers --------------------------------------------------------------------- */
-/* Arguments are copied into memory the call owns; their fields are const only so
- * that the implementation cannot change them, hence the casts where they are freed. */
-
-/* True if `f` is a future of `op`, so that its result has the layout the caller
- * expects. */
-static bool kv__future_is(const synchro_future_t *f, const synchro_op_t *op) {
-  const char *name = f != NULL ? synchro_future_name(f) : NULL;
-  return name != NULL && strcmp(name, op->name) == 0;
-}
-
-/* What every *_fail() helper does: a NULL fmt means the code's own message. */
-static int kv__vfail(synchro_call_t *call, int code, const char *fmt, va_list ap) {
-  if (fmt == NULL)
-    return synchro_call_fail(call, code, NULL, "%s", kv_strerror(code));
-  return synchro_call_vfail(call, code, NULL, fmt, ap);
-}
-
-/* Checks the argument values the spec constrains (see each op's check_args). */
-typedef int (*kv__check_fn)(const void *args);
-
-/* Checks the arguments and finds the synchronizer: what every call does first. */
-static int kv__prepare(kv__check_fn check, const void *args, synchro_t **s) {
-  int rc = check != NULL ? check(args) : 0;
-  return rc != 0 ? rc : kv_synchronizer(s);
-}
-
-/* The blocking call behind every kv_op(). */
-static int kv__call(const synchro_op_t *op, kv__check_fn check, const void *args,
-                    void *out, synchro_error_t **err) {
-  synchro_t *s;
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (out == NULL && op->result_size > 0)
-    return SYNCHRO_EINVAL;
-  rc = kv__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  return synchro_call(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out, err);
-}
-
-/* The submission behind every kv_op_future(). */
-static int kv__submit(const synchro_op_t *op, kv__check_fn check, const void *args,
-                      synchro_future_t **out) {
-  synchro_t *s;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  rc = kv__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
-}
-
-/* The submission behind every kv_op_aio(): `done` runs on the host's thread and
- * reads the caller's typed callback `cb` back with synchro_future_then_fn(). Nothing
- * is allocated, so nothing is left over when the host is freed first. */
-static int kv__submit_aio(const synchro_op_t *op, kv__check_fn check, const void *args,
-                          synchro_host_t *host, synchro_host_cb done, synchro_fn cb,
-                          void *data) {
-  synchro_future_t *f;
-  int rc;
-
-  if (host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  rc = kv__submit(op, check, args, &f);
-  if (rc != 0)
-    return rc;
-  rc = synchro_future_then_typed(f, host, done, cb, data);
-  if (rc != 0) {
-    /* Nobody would see the outcome: stop the call. */
-    (void)synchro_future_cancel(f);
-    synchro_future_free(f);
-  }
-  return rc;
-}
-
-/* What every typed MOD_op_stream_t handle points to: the runtime's stream, and the
- * callback armed by MOD_op_next_aio() with its data. */
-typedef struct kv__stream_s {
-  synchro_stream_t *stream;
-  void (*cb)(void);
-  void *data;
-} kv__stream_t;
-
-/* Starts a stream: a function's, or (method) one on the object `self`. *out (a typed
- * stream pointer) receives the handle. */
-static int kv__stream_open(bool method, void *self, const synchro_op_t *op,
-                           kv__check_fn check, const void *args, void *out) {
-  kv__stream_t *st = NULL;
-  synchro_t *s = NULL;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  memcpy(out, &st, sizeof(st));
-  if (method && self == NULL)
-    return SYNCHRO_EINVAL;
-  if (method)
-    rc = check != NULL ? check(args) : 0;
-  else
-    rc = kv__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  st = synchro_mem_calloc(1, sizeof(*st));
-  if (st == NULL)
-    return SYNCHRO_ENOMEM;
-  if (method)
-    rc = synchro_object_stream_open(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, &st->stream);
-  else
-    rc = synchro_stream_open(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, &st->stream);
-  if (rc != 0) {
-    synchro_mem_free(st);
-    return rc;
-  }
-  memcpy(out, &st, sizeof(st));
-  return 0;
-}
-
-static int kv__stream_next(kv__stream_t *st, void *item, int64_t timeout_ms) {
-  if (st == NULL || item == NULL)
-    return SYNCHRO_EINVAL;
-  return synchro_stream_next(st->stream, item, timeout_ms);
-}
-
-/* Arms the host callback; on failure the previous one (if any) stays. */
-static int kv__stream_arm(kv__stream_t *st, synchro_host_t *host,
-                          synchro_stream_cb done, void (*cb)(void), void *data) {
-  void (*old_cb)(void);
-  void *old_data;
-  int rc;
-
-  if (st == NULL || host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  old_cb = st->cb;
-  old_data = st->data;
-  st->cb = cb;
-  st->data = data;
-  rc = synchro_stream_next_then(st->stream, host, done, st);
-  if (rc != 0) {
-    st->cb = old_cb;
-    st->data = old_data;
-  }
-  return rc;
-}
-
-static const synchro_error_t *kv__stream_error(const kv__stream_t *st) {
-  return st != NULL ? synchro_stream_error(st->stream) : NULL;
-}
-
-static void kv__stream_close(kv__stream_t *st) {
-  if (st == NULL)
-    return;
-  synchro_stream_free(st->stream);
-  synchro_mem_free(st);
-}
 
 /* ---- get ------------------------------------------------------------------------- */
 /* Runs on the loop thread: hands the call's copy of the arguments to the
@@ -241,22 +49,20 @@ static void kv_get__done(synchro_future_t *f, int status, void *data) {
 }
 
 int kv_get(int64_t *out, synchro_error_t **err) {
-  return kv__call(&kv_get__op, NULL, NULL, out, err);
+  return synchro_module_call(&kv__module, &kv_get__op, NULL, NULL, out, err);
 }
 
 int kv_get_future(synchro_future_t **out) {
-  return kv__submit(&kv_get__op, NULL, NULL, out);
+  return synchro_module_submit(&kv__module, &kv_get__op, NULL, NULL, out);
 }
 
 int kv_get_aio(synchro_host_t *aio_host, kv_get_cb aio_cb, void *aio_data) {
-  return kv__submit_aio(&kv_get__op, NULL, NULL, aio_host, kv_get__done,
-                        (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&kv__module, &kv_get__op, NULL, NULL, aio_host,
+                                   kv_get__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_get_result(synchro_future_t *f, int64_t *out) {
-  if (out == NULL || !kv__future_is(f, &kv_get__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&kv_get__op, f, out);
 }
 
 int kv_get_return(synchro_call_t *call, int64_t value) {
@@ -268,7 +74,7 @@ int kv_get_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -288,41 +94,40 @@ static const synchro_op_t kv_countdown__op = {
 };
 
 int kv_countdown_open(int64_t n, kv_countdown_stream_t **out) {
-  return kv__stream_open(false, NULL, &kv_countdown__op, NULL,
-                         &(const kv_countdown_args_t){.n = n},
-                         out);
+  return synchro_module_stream_open(&kv__module, &kv_countdown__op, NULL,
+                                    &(const kv_countdown_args_t){.n = n},
+                                    out);
 }
 
 int kv_countdown_next(kv_countdown_stream_t *st, int64_t *item, int64_t timeout_ms) {
-  return kv__stream_next((kv__stream_t *)st, item, timeout_ms);
+  return synchro_module_stream_next((synchro_module_stream_t *)st, item, timeout_ms);
 }
 
 /* Runs on the host's thread: hands the next item (or the end) to the caller's
- * callback. */
-static void kv_countdown__next_done(synchro_stream_t *stream, int status, void *item,
-                                    void *data) {
-  kv__stream_t *st = data;
+ * callback `fn` (armed by kv_countdown_next_aio()). */
+static void kv_countdown__next_done(synchro_module_stream_t *st, int status, void *item,
+                                    synchro_fn fn, void *data) {
   int64_t value = 0;
 
-  (void)stream;
   if (status == 0)
     memcpy(&value, item, sizeof(value));
-  ((kv_countdown_next_cb)st->cb)((kv_countdown_stream_t *)st, status, value,
-                                 kv__stream_error(st), st->data);
+  ((kv_countdown_next_cb)fn)((kv_countdown_stream_t *)st, status, value,
+                             synchro_module_stream_error(st), data);
 }
 
 int kv_countdown_next_aio(kv_countdown_stream_t *st, synchro_host_t *aio_host,
                           kv_countdown_next_cb aio_cb, void *aio_data) {
-  return kv__stream_arm((kv__stream_t *)st, aio_host, kv_countdown__next_done,
-                        (void (*)(void))aio_cb, aio_data);
+  return synchro_module_stream_arm((synchro_module_stream_t *)st, aio_host,
+                                   kv_countdown__next_done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 const synchro_error_t *kv_countdown_error(const kv_countdown_stream_t *st) {
-  return kv__stream_error((const kv__stream_t *)st);
+  return synchro_module_stream_error((const synchro_module_stream_t *)st);
 }
 
 void kv_countdown_close(kv_countdown_stream_t *st) {
-  kv__stream_close((kv__stream_t *)st);
+  synchro_module_stream_close((synchro_module_stream_t *)st);
 }
 
 int kv_countdown_yield(synchro_call_t *call, int64_t value) {
@@ -346,7 +151,7 @@ int kv_countdown_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }

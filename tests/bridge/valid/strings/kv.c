@@ -6,51 +6,19 @@
 #include "kv_impl.h"
 
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <string.h>
 
-/* ---- the synchronizer ------------------------------------------------------------ */
-/* Set once, by kv_use_synchronizer() or by the first call, then only read. */
-static _Atomic(synchro_t *) kv__synchronizer;
+/* ---- the module ------------------------------------------------------------------ */
+/* The module's descriptor (synchro/module.h): its name, its messages, and its
+ * synchronizer, set once by kv_use_synchronizer() or by the first call. */
+static synchro_module_t kv__module = SYNCHRO_MODULE_INIT("kv", kv_strerror);
 
 int kv_synchronizer(synchro_t **out) {
-  synchro_t *s;
-  synchro_t *created;
-  synchro_options_t opts;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  s = atomic_load_explicit(&kv__synchronizer, memory_order_acquire);
-  if (s == NULL) {
-    synchro_options_init(&opts);
-    opts.name = "kv";
-    rc = synchro_new(&created, &opts);
-    if (rc != 0)
-      return rc;
-    /* Threads may race here: one wins, the others free theirs, which is cheap
-     * because a synchronizer starts no thread before its first call. */
-    if (atomic_compare_exchange_strong_explicit(&kv__synchronizer, &s, created,
-                                                memory_order_acq_rel,
-                                                memory_order_acquire))
-      s = created;
-    else
-      synchro_free(created);
-  }
-  *out = s;
-  return 0;
+  return synchro_module_synchronizer(&kv__module, out);
 }
 
 int kv_use_synchronizer(synchro_t *s) {
-  synchro_t *current = NULL;
-
-  if (s == NULL)
-    return SYNCHRO_EINVAL;
-  if (atomic_compare_exchange_strong_explicit(&kv__synchronizer, &current, s,
-                                              memory_order_acq_rel,
-                                              memory_order_acquire))
-    return 0;
-  return current == s ? 0 : SYNCHRO_EALREADY;
+  return synchro_module_use(&kv__module, s);
 }
 
 /* ---- errors ---------------------------------------------------------------------- */
@@ -69,123 +37,10 @@ const char *kv_strerror(int code) {
 /* Arguments are copied into memory the call owns; their fields are const only so
  * that the implementation cannot change them, hence the casts where they are freed. */
 
-/* Copies a string; NULL stays NULL. */
-static char *kv__dup_string(const char *s) {
-  return s != NULL ? synchro_mem_strdup(s) : NULL;
-}
-
-/* Copies `len` bytes; NULL stays NULL, and an empty non-NULL buffer stays non-NULL. */
-static void *kv__dup_bytes(const void *data, size_t len) {
-  void *copy;
-
-  if (data == NULL)
-    return NULL;
-  copy = synchro_mem_malloc(len > 0 ? len : 1);
-  if (copy != NULL)
-    memcpy(copy, data, len);
-  return copy;
-}
-
-/* Copies a JSON value deeply, so that no thread shares it; NULL stays NULL. */
-static json_t *kv__dup_json(const json_t *v) {
-  return v != NULL ? json_deep_copy(v) : NULL;
-}
-
 /* The result_free functions of the descriptors below. */
-
-static void kv__release_string(void *value) {
-  synchro_mem_free(*(char **)value);
-}
 
 static void kv__release_bytes(void *value) {
   synchro_mem_free(((kv_bytes_t *)value)->data);
-}
-
-static void kv__release_json(void *value) {
-  json_decref(*(json_t **)value);
-}
-
-/* True if `f` is a future of `op`, so that its result has the layout the caller
- * expects. */
-static bool kv__future_is(const synchro_future_t *f, const synchro_op_t *op) {
-  const char *name = f != NULL ? synchro_future_name(f) : NULL;
-  return name != NULL && strcmp(name, op->name) == 0;
-}
-
-/* What every *_fail() helper does: a NULL fmt means the code's own message. */
-static int kv__vfail(synchro_call_t *call, int code, const char *fmt, va_list ap) {
-  if (fmt == NULL)
-    return synchro_call_fail(call, code, NULL, "%s", kv_strerror(code));
-  return synchro_call_vfail(call, code, NULL, fmt, ap);
-}
-
-/* Checks the argument values the spec constrains (see each op's check_args). */
-typedef int (*kv__check_fn)(const void *args);
-
-/* Checks the arguments and finds the synchronizer: what every call does first. */
-static int kv__prepare(kv__check_fn check, const void *args, synchro_t **s) {
-  int rc = check != NULL ? check(args) : 0;
-  return rc != 0 ? rc : kv_synchronizer(s);
-}
-
-/* The blocking call behind every kv_op(). */
-static int kv__call(const synchro_op_t *op, kv__check_fn check, const void *args,
-                    void *out, synchro_error_t **err) {
-  synchro_t *s;
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (out == NULL && op->result_size > 0)
-    return SYNCHRO_EINVAL;
-  rc = kv__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  return synchro_call(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out, err);
-}
-
-/* The submission behind every kv_op_future(). */
-static int kv__submit(const synchro_op_t *op, kv__check_fn check, const void *args,
-                      synchro_future_t **out) {
-  synchro_t *s;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  rc = kv__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
-}
-
-/* The submission behind every kv_op_aio(): `done` runs on the host's thread and
- * reads the caller's typed callback `cb` back with synchro_future_then_fn(). Nothing
- * is allocated, so nothing is left over when the host is freed first. */
-static int kv__submit_aio(const synchro_op_t *op, kv__check_fn check, const void *args,
-                          synchro_host_t *host, synchro_host_cb done, synchro_fn cb,
-                          void *data) {
-  synchro_future_t *f;
-  int rc;
-
-  if (host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  rc = kv__submit(op, check, args, &f);
-  if (rc != 0)
-    return rc;
-  rc = synchro_future_then_typed(f, host, done, cb, data);
-  if (rc != 0) {
-    /* Nobody would see the outcome: stop the call. */
-    (void)synchro_future_cancel(f);
-    synchro_future_free(f);
-  }
-  return rc;
-}
-
-/* Fails a call whose implementation returned a value that cannot be delivered (NULL
- * where the spec forbids it, or no memory for the copy), and says so. */
-static int kv__reject_result(synchro_call_t *call, int code, const char *why) {
-  int rc = synchro_call_fail(call, code, NULL, "%s: %s", synchro_call_name(call), why);
-  return rc != 0 ? rc : code;
 }
 
 /* ---- get ------------------------------------------------------------------------- */
@@ -200,7 +55,7 @@ static int kv_get__copy_args(void *dst, const void *src) {
   kv_get_args_t *to = dst;
 
   *to = *from;
-  to->key = kv__dup_string(from->key);
+  to->key = synchro_module_dup_string(from->key);
   if (from->key != NULL && to->key == NULL) {
     kv_get__free_args(to);
     return SYNCHRO_ENOMEM;
@@ -230,7 +85,7 @@ static const synchro_op_t kv_get__op = {
     .args_copy = kv_get__copy_args,
     .args_free = kv_get__free_args,
     .result_size = sizeof(char *),
-    .result_free = kv__release_string,
+    .result_free = synchro_module_release_string,
 };
 
 /* Runs on the host's thread: hands the outcome to the caller's callback (stored with
@@ -243,40 +98,39 @@ static void kv_get__done(synchro_future_t *f, int status, void *data) {
   if (status == 0)
     status = synchro_future_result(f, &result);
   cb(status, result, synchro_future_error(f), data);
-  kv__release_string(&result);
+  synchro_module_release_string(&result);
 }
 
 int kv_get(const char *key, char **out, synchro_error_t **err) {
-  return kv__call(&kv_get__op, kv_get__check_args,
-                  &(const kv_get_args_t){.key = key},
-                  out, err);
+  return synchro_module_call(&kv__module, &kv_get__op, kv_get__check_args,
+                             &(const kv_get_args_t){.key = key},
+                             out, err);
 }
 
 int kv_get_future(const char *key, synchro_future_t **out) {
-  return kv__submit(&kv_get__op, kv_get__check_args,
-                    &(const kv_get_args_t){.key = key},
-                    out);
+  return synchro_module_submit(&kv__module, &kv_get__op, kv_get__check_args,
+                               &(const kv_get_args_t){.key = key},
+                               out);
 }
 
 int kv_get_aio(const char *key, synchro_host_t *aio_host, kv_get_cb aio_cb,
                void *aio_data) {
-  return kv__submit_aio(&kv_get__op, kv_get__check_args,
-                        &(const kv_get_args_t){.key = key},
-                        aio_host, kv_get__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&kv__module, &kv_get__op, kv_get__check_args,
+                                   &(const kv_get_args_t){.key = key},
+                                   aio_host, kv_get__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int kv_get_result(synchro_future_t *f, char **out) {
-  if (out == NULL || !kv__future_is(f, &kv_get__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&kv_get__op, f, out);
 }
 
 int kv_get_return(synchro_call_t *call, const char *value) {
   char *result;
 
-  result = kv__dup_string(value);
+  result = synchro_module_dup_string(value);
   if (value != NULL && result == NULL)
-    return kv__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -285,7 +139,7 @@ int kv_get_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -303,8 +157,8 @@ static int kv_set__copy_args(void *dst, const void *src) {
   kv_set_args_t *to = dst;
 
   *to = *from;
-  to->key = kv__dup_string(from->key);
-  to->value = kv__dup_string(from->value);
+  to->key = synchro_module_dup_string(from->key);
+  to->value = synchro_module_dup_string(from->value);
   if ((from->key != NULL && to->key == NULL) ||
       (from->value != NULL && to->value == NULL)) {
     kv_set__free_args(to);
@@ -345,28 +199,27 @@ static void kv_set__done(synchro_future_t *f, int status, void *data) {
 }
 
 int kv_set(const char *key, const char *value, synchro_error_t **err) {
-  return kv__call(&kv_set__op, kv_set__check_args,
-                  &(const kv_set_args_t){.key = key, .value = value},
-                  NULL, err);
+  return synchro_module_call(&kv__module, &kv_set__op, kv_set__check_args,
+                             &(const kv_set_args_t){.key = key, .value = value},
+                             NULL, err);
 }
 
 int kv_set_future(const char *key, const char *value, synchro_future_t **out) {
-  return kv__submit(&kv_set__op, kv_set__check_args,
-                    &(const kv_set_args_t){.key = key, .value = value},
-                    out);
+  return synchro_module_submit(&kv__module, &kv_set__op, kv_set__check_args,
+                               &(const kv_set_args_t){.key = key, .value = value},
+                               out);
 }
 
 int kv_set_aio(const char *key, const char *value, synchro_host_t *aio_host,
                kv_set_cb aio_cb, void *aio_data) {
-  return kv__submit_aio(&kv_set__op, kv_set__check_args,
-                        &(const kv_set_args_t){.key = key, .value = value},
-                        aio_host, kv_set__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&kv__module, &kv_set__op, kv_set__check_args,
+                                   &(const kv_set_args_t){.key = key, .value = value},
+                                   aio_host, kv_set__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int kv_set_result(synchro_future_t *f) {
-  if (!kv__future_is(f, &kv_set__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_status(f);
+  return synchro_module_result(&kv_set__op, f, NULL);
 }
 
 int kv_set_return(synchro_call_t *call) {
@@ -378,7 +231,7 @@ int kv_set_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -394,7 +247,7 @@ static const synchro_op_t kv_hostname__op = {
     .name = "kv_hostname",
     .impl = kv_hostname__run,
     .result_size = sizeof(char *),
-    .result_free = kv__release_string,
+    .result_free = synchro_module_release_string,
 };
 
 /* Runs on the host's thread: hands the outcome to the caller's callback (stored with
@@ -407,36 +260,35 @@ static void kv_hostname__done(synchro_future_t *f, int status, void *data) {
   if (status == 0)
     status = synchro_future_result(f, &result);
   cb(status, result, synchro_future_error(f), data);
-  kv__release_string(&result);
+  synchro_module_release_string(&result);
 }
 
 int kv_hostname(char **out, synchro_error_t **err) {
-  return kv__call(&kv_hostname__op, NULL, NULL, out, err);
+  return synchro_module_call(&kv__module, &kv_hostname__op, NULL, NULL, out, err);
 }
 
 int kv_hostname_future(synchro_future_t **out) {
-  return kv__submit(&kv_hostname__op, NULL, NULL, out);
+  return synchro_module_submit(&kv__module, &kv_hostname__op, NULL, NULL, out);
 }
 
 int kv_hostname_aio(synchro_host_t *aio_host, kv_hostname_cb aio_cb, void *aio_data) {
-  return kv__submit_aio(&kv_hostname__op, NULL, NULL, aio_host, kv_hostname__done,
-                        (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&kv__module, &kv_hostname__op, NULL, NULL, aio_host,
+                                   kv_hostname__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_hostname_result(synchro_future_t *f, char **out) {
-  if (out == NULL || !kv__future_is(f, &kv_hostname__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&kv_hostname__op, f, out);
 }
 
 int kv_hostname_return(synchro_call_t *call, const char *value) {
   char *result;
 
   if (value == NULL)
-    return kv__reject_result(call, SYNCHRO_EINVAL, "NULL for a non-nullable string");
-  result = kv__dup_string(value);
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL for a non-nullable string");
+  result = synchro_module_dup_string(value);
   if (result == NULL)
-    return kv__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -445,7 +297,7 @@ int kv_hostname_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -462,7 +314,7 @@ static int kv_read__copy_args(void *dst, const void *src) {
   kv_read_args_t *to = dst;
 
   *to = *from;
-  to->key = kv__dup_string(from->key);
+  to->key = synchro_module_dup_string(from->key);
   if (from->key != NULL && to->key == NULL) {
     kv_read__free_args(to);
     return SYNCHRO_ENOMEM;
@@ -509,39 +361,39 @@ static void kv_read__done(synchro_future_t *f, int status, void *data) {
 }
 
 int kv_read(const char *key, kv_bytes_t *out, synchro_error_t **err) {
-  return kv__call(&kv_read__op, kv_read__check_args,
-                  &(const kv_read_args_t){.key = key},
-                  out, err);
+  return synchro_module_call(&kv__module, &kv_read__op, kv_read__check_args,
+                             &(const kv_read_args_t){.key = key},
+                             out, err);
 }
 
 int kv_read_future(const char *key, synchro_future_t **out) {
-  return kv__submit(&kv_read__op, kv_read__check_args,
-                    &(const kv_read_args_t){.key = key},
-                    out);
+  return synchro_module_submit(&kv__module, &kv_read__op, kv_read__check_args,
+                               &(const kv_read_args_t){.key = key},
+                               out);
 }
 
 int kv_read_aio(const char *key, synchro_host_t *aio_host, kv_read_cb aio_cb,
                 void *aio_data) {
-  return kv__submit_aio(&kv_read__op, kv_read__check_args,
-                        &(const kv_read_args_t){.key = key},
-                        aio_host, kv_read__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&kv__module, &kv_read__op, kv_read__check_args,
+                                   &(const kv_read_args_t){.key = key},
+                                   aio_host, kv_read__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int kv_read_result(synchro_future_t *f, kv_bytes_t *out) {
-  if (out == NULL || !kv__future_is(f, &kv_read__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&kv_read__op, f, out);
 }
 
 int kv_read_return(synchro_call_t *call, const void *value, size_t len) {
   kv_bytes_t result;
 
   if (value == NULL && len != 0)
-    return kv__reject_result(call, SYNCHRO_EINVAL, "NULL data with a non-zero length");
-  result.data = kv__dup_bytes(value, len);
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL data with a non-zero length");
+  result.data = synchro_module_dup_bytes(value, len);
   result.len = len;
   if (value != NULL && result.data == NULL)
-    return kv__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -550,7 +402,7 @@ int kv_read_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -569,9 +421,9 @@ static int kv_write__copy_args(void *dst, const void *src) {
   kv_write_args_t *to = dst;
 
   *to = *from;
-  to->key = kv__dup_string(from->key);
-  to->payload = kv__dup_bytes(from->payload, from->payload_len);
-  to->previous = kv__dup_bytes(from->previous, from->previous_len);
+  to->key = synchro_module_dup_string(from->key);
+  to->payload = synchro_module_dup_bytes(from->payload, from->payload_len);
+  to->previous = synchro_module_dup_bytes(from->previous, from->previous_len);
   if ((from->key != NULL && to->key == NULL) ||
       (from->payload != NULL && to->payload == NULL) ||
       (from->previous != NULL && to->previous == NULL)) {
@@ -626,50 +478,49 @@ static void kv_write__done(synchro_future_t *f, int status, void *data) {
 int kv_write(const char *key, const void *payload, size_t payload_len,
              const void *previous, size_t previous_len, kv_bytes_t *out,
              synchro_error_t **err) {
-  return kv__call(&kv_write__op, kv_write__check_args,
-                  &(const kv_write_args_t){.key = key, .payload = payload,
-                                           .payload_len = payload_len,
-                                           .previous = previous,
-                                           .previous_len = previous_len},
-                  out, err);
+  return synchro_module_call(&kv__module, &kv_write__op, kv_write__check_args,
+                             &(const kv_write_args_t){.key = key, .payload = payload,
+                                                      .payload_len = payload_len,
+                                                      .previous = previous,
+                                                      .previous_len = previous_len},
+                             out, err);
 }
 
 int kv_write_future(const char *key, const void *payload, size_t payload_len,
                     const void *previous, size_t previous_len, synchro_future_t **out) {
-  return kv__submit(&kv_write__op, kv_write__check_args,
-                    &(const kv_write_args_t){.key = key, .payload = payload,
-                                             .payload_len = payload_len,
-                                             .previous = previous,
-                                             .previous_len = previous_len},
-                    out);
+  return synchro_module_submit(&kv__module, &kv_write__op, kv_write__check_args,
+                               &(const kv_write_args_t){.key = key, .payload = payload,
+                                                        .payload_len = payload_len,
+                                                        .previous = previous,
+                                                        .previous_len = previous_len},
+                               out);
 }
 
 int kv_write_aio(const char *key, const void *payload, size_t payload_len,
                  const void *previous, size_t previous_len, synchro_host_t *aio_host,
                  kv_write_cb aio_cb, void *aio_data) {
-  return kv__submit_aio(&kv_write__op, kv_write__check_args,
-                        &(const kv_write_args_t){.key = key, .payload = payload,
-                                                 .payload_len = payload_len,
-                                                 .previous = previous,
-                                                 .previous_len = previous_len},
-                        aio_host, kv_write__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(
+      &kv__module, &kv_write__op, kv_write__check_args,
+      &(const kv_write_args_t){.key = key, .payload = payload,
+                               .payload_len = payload_len, .previous = previous,
+                               .previous_len = previous_len},
+      aio_host, kv_write__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int kv_write_result(synchro_future_t *f, kv_bytes_t *out) {
-  if (out == NULL || !kv__future_is(f, &kv_write__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&kv_write__op, f, out);
 }
 
 int kv_write_return(synchro_call_t *call, const void *value, size_t len) {
   kv_bytes_t result;
 
   if (value == NULL && len != 0)
-    return kv__reject_result(call, SYNCHRO_EINVAL, "NULL data with a non-zero length");
-  result.data = kv__dup_bytes(value, len);
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL data with a non-zero length");
+  result.data = synchro_module_dup_bytes(value, len);
   result.len = len;
   if (value != NULL && result.data == NULL)
-    return kv__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -678,7 +529,7 @@ int kv_write_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -695,7 +546,7 @@ static int kv_info__copy_args(void *dst, const void *src) {
   kv_info_args_t *to = dst;
 
   *to = *from;
-  to->filter = kv__dup_json(from->filter);
+  to->filter = synchro_module_dup_json(from->filter);
   if (from->filter != NULL && to->filter == NULL) {
     kv_info__free_args(to);
     return SYNCHRO_ENOMEM;
@@ -716,7 +567,7 @@ static const synchro_op_t kv_info__op = {
     .args_copy = kv_info__copy_args,
     .args_free = kv_info__free_args,
     .result_size = sizeof(json_t *),
-    .result_free = kv__release_json,
+    .result_free = synchro_module_release_json,
 };
 
 /* Runs on the host's thread: hands the outcome to the caller's callback (stored with
@@ -729,40 +580,41 @@ static void kv_info__done(synchro_future_t *f, int status, void *data) {
   if (status == 0)
     status = synchro_future_result(f, &result);
   cb(status, result, synchro_future_error(f), data);
-  kv__release_json(&result);
+  synchro_module_release_json(&result);
 }
 
 int kv_info(const json_t *filter, json_t **out, synchro_error_t **err) {
-  return kv__call(&kv_info__op, NULL,
-                  &(const kv_info_args_t){.filter = filter},
-                  out, err);
+  return synchro_module_call(&kv__module, &kv_info__op, NULL,
+                             &(const kv_info_args_t){.filter = filter},
+                             out, err);
 }
 
 int kv_info_future(const json_t *filter, synchro_future_t **out) {
-  return kv__submit(&kv_info__op, NULL, &(const kv_info_args_t){.filter = filter}, out);
+  return synchro_module_submit(&kv__module, &kv_info__op, NULL,
+                               &(const kv_info_args_t){.filter = filter},
+                               out);
 }
 
 int kv_info_aio(const json_t *filter, synchro_host_t *aio_host, kv_info_cb aio_cb,
                 void *aio_data) {
-  return kv__submit_aio(&kv_info__op, NULL,
-                        &(const kv_info_args_t){.filter = filter},
-                        aio_host, kv_info__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&kv__module, &kv_info__op, NULL,
+                                   &(const kv_info_args_t){.filter = filter},
+                                   aio_host, kv_info__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int kv_info_result(synchro_future_t *f, json_t **out) {
-  if (out == NULL || !kv__future_is(f, &kv_info__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&kv_info__op, f, out);
 }
 
 int kv_info_return(synchro_call_t *call, const json_t *value) {
   json_t *result;
 
   if (value == NULL)
-    return kv__reject_result(call, SYNCHRO_EINVAL, "NULL for a non-nullable json");
-  result = kv__dup_json(value);
+    return synchro_module_reject(call, SYNCHRO_EINVAL, "NULL for a non-nullable json");
+  result = synchro_module_dup_json(value);
   if (result == NULL)
-    return kv__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -771,7 +623,7 @@ int kv_info_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -788,7 +640,7 @@ static int kv_patch__copy_args(void *dst, const void *src) {
   kv_patch_args_t *to = dst;
 
   *to = *from;
-  to->doc = kv__dup_json(from->doc);
+  to->doc = synchro_module_dup_json(from->doc);
   if (from->doc != NULL && to->doc == NULL) {
     kv_patch__free_args(to);
     return SYNCHRO_ENOMEM;
@@ -818,7 +670,7 @@ static const synchro_op_t kv_patch__op = {
     .args_copy = kv_patch__copy_args,
     .args_free = kv_patch__free_args,
     .result_size = sizeof(json_t *),
-    .result_free = kv__release_json,
+    .result_free = synchro_module_release_json,
     .timeout_ms = 250,
 };
 
@@ -832,40 +684,39 @@ static void kv_patch__done(synchro_future_t *f, int status, void *data) {
   if (status == 0)
     status = synchro_future_result(f, &result);
   cb(status, result, synchro_future_error(f), data);
-  kv__release_json(&result);
+  synchro_module_release_json(&result);
 }
 
 int kv_patch(const json_t *doc, json_t **out, synchro_error_t **err) {
-  return kv__call(&kv_patch__op, kv_patch__check_args,
-                  &(const kv_patch_args_t){.doc = doc},
-                  out, err);
+  return synchro_module_call(&kv__module, &kv_patch__op, kv_patch__check_args,
+                             &(const kv_patch_args_t){.doc = doc},
+                             out, err);
 }
 
 int kv_patch_future(const json_t *doc, synchro_future_t **out) {
-  return kv__submit(&kv_patch__op, kv_patch__check_args,
-                    &(const kv_patch_args_t){.doc = doc},
-                    out);
+  return synchro_module_submit(&kv__module, &kv_patch__op, kv_patch__check_args,
+                               &(const kv_patch_args_t){.doc = doc},
+                               out);
 }
 
 int kv_patch_aio(const json_t *doc, synchro_host_t *aio_host, kv_patch_cb aio_cb,
                  void *aio_data) {
-  return kv__submit_aio(&kv_patch__op, kv_patch__check_args,
-                        &(const kv_patch_args_t){.doc = doc},
-                        aio_host, kv_patch__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&kv__module, &kv_patch__op, kv_patch__check_args,
+                                   &(const kv_patch_args_t){.doc = doc},
+                                   aio_host, kv_patch__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int kv_patch_result(synchro_future_t *f, json_t **out) {
-  if (out == NULL || !kv__future_is(f, &kv_patch__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&kv_patch__op, f, out);
 }
 
 int kv_patch_return(synchro_call_t *call, const json_t *value) {
   json_t *result;
 
-  result = kv__dup_json(value);
+  result = synchro_module_dup_json(value);
   if (value != NULL && result == NULL)
-    return kv__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   return synchro_call_return(call, &result);
 }
 
@@ -874,7 +725,7 @@ int kv_patch_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = kv__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&kv__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }

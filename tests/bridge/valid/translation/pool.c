@@ -6,51 +6,19 @@
 #include "pool_impl.h"
 
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <string.h>
 
-/* ---- the synchronizer ------------------------------------------------------------ */
-/* Set once, by pool_use_synchronizer() or by the first call, then only read. */
-static _Atomic(synchro_t *) pool__synchronizer;
+/* ---- the module ------------------------------------------------------------------ */
+/* The module's descriptor (synchro/module.h): its name, its messages, and its
+ * synchronizer, set once by pool_use_synchronizer() or by the first call. */
+static synchro_module_t pool__module = SYNCHRO_MODULE_INIT("pool", pool_strerror);
 
 int pool_synchronizer(synchro_t **out) {
-  synchro_t *s;
-  synchro_t *created;
-  synchro_options_t opts;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  s = atomic_load_explicit(&pool__synchronizer, memory_order_acquire);
-  if (s == NULL) {
-    synchro_options_init(&opts);
-    opts.name = "pool";
-    rc = synchro_new(&created, &opts);
-    if (rc != 0)
-      return rc;
-    /* Threads may race here: one wins, the others free theirs, which is cheap
-     * because a synchronizer starts no thread before its first call. */
-    if (atomic_compare_exchange_strong_explicit(&pool__synchronizer, &s, created,
-                                                memory_order_acq_rel,
-                                                memory_order_acquire))
-      s = created;
-    else
-      synchro_free(created);
-  }
-  *out = s;
-  return 0;
+  return synchro_module_synchronizer(&pool__module, out);
 }
 
 int pool_use_synchronizer(synchro_t *s) {
-  synchro_t *current = NULL;
-
-  if (s == NULL)
-    return SYNCHRO_EINVAL;
-  if (atomic_compare_exchange_strong_explicit(&pool__synchronizer, &current, s,
-                                              memory_order_acq_rel,
-                                              memory_order_acquire))
-    return 0;
-  return current == s ? 0 : SYNCHRO_EALREADY;
+  return synchro_module_use(&pool__module, s);
 }
 
 /* ---- errors ---------------------------------------------------------------------- */
@@ -59,28 +27,6 @@ const char *pool_strerror(int code) { return synchro_strerror(code); }
 /* ---- helpers --------------------------------------------------------------------- */
 /* Arguments are copied into memory the call owns; their fields are const only so
  * that the implementation cannot change them, hence the casts where they are freed. */
-
-/* Copies a string; NULL stays NULL. */
-static char *pool__dup_string(const char *s) {
-  return s != NULL ? synchro_mem_strdup(s) : NULL;
-}
-
-/* Copies `len` bytes; NULL stays NULL, and an empty non-NULL buffer stays non-NULL. */
-static void *pool__dup_bytes(const void *data, size_t len) {
-  void *copy;
-
-  if (data == NULL)
-    return NULL;
-  copy = synchro_mem_malloc(len > 0 ? len : 1);
-  if (copy != NULL)
-    memcpy(copy, data, len);
-  return copy;
-}
-
-/* Copies a JSON value deeply, so that no thread shares it; NULL stays NULL. */
-static json_t *pool__dup_json(const json_t *v) {
-  return v != NULL ? json_deep_copy(v) : NULL;
-}
 
 /* Copies an array of int values. */
 static int64_t *pool__dup_int_array(const int64_t *items, size_t count) {
@@ -104,275 +50,12 @@ void pool_int_array_free(pool_int_array_t *a) {
 
 /* The result_free functions of the descriptors below. */
 
-static void pool__release_string(void *value) {
-  synchro_mem_free(*(char **)value);
-}
-
 static void pool__release_bytes(void *value) {
   synchro_mem_free(((pool_bytes_t *)value)->data);
 }
 
-static void pool__release_json(void *value) {
-  json_decref(*(json_t **)value);
-}
-
-static void pool__release_object(void *value) {
-  synchro_object_free(*(synchro_object_t **)value);
-}
-
 static void pool__release_int_array(void *value) {
   pool_int_array_free(value);
-}
-
-/* True if `f` is a future of `op`, so that its result has the layout the caller
- * expects. */
-static bool pool__future_is(const synchro_future_t *f, const synchro_op_t *op) {
-  const char *name = f != NULL ? synchro_future_name(f) : NULL;
-  return name != NULL && strcmp(name, op->name) == 0;
-}
-
-/* What every *_fail() helper does: a NULL fmt means the code's own message. */
-static int pool__vfail(synchro_call_t *call, int code, const char *fmt, va_list ap) {
-  if (fmt == NULL)
-    return synchro_call_fail(call, code, NULL, "%s", pool_strerror(code));
-  return synchro_call_vfail(call, code, NULL, fmt, ap);
-}
-
-/* Checks the argument values the spec constrains (see each op's check_args). */
-typedef int (*pool__check_fn)(const void *args);
-
-/* Checks the arguments and finds the synchronizer: what every call does first. */
-static int pool__prepare(pool__check_fn check, const void *args, synchro_t **s) {
-  int rc = check != NULL ? check(args) : 0;
-  return rc != 0 ? rc : pool_synchronizer(s);
-}
-
-/* The blocking call behind every pool_op(). */
-static int pool__call(const synchro_op_t *op, pool__check_fn check, const void *args,
-                      void *out, synchro_error_t **err) {
-  synchro_t *s;
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (out == NULL && op->result_size > 0)
-    return SYNCHRO_EINVAL;
-  rc = pool__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  return synchro_call(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out, err);
-}
-
-/* The submission behind every pool_op_future(). */
-static int pool__submit(const synchro_op_t *op, pool__check_fn check, const void *args,
-                        synchro_future_t **out) {
-  synchro_t *s;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  rc = pool__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  return synchro_submit(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
-}
-
-/* The submission behind every pool_op_aio(): `done` runs on the host's thread and
- * reads the caller's typed callback `cb` back with synchro_future_then_fn(). Nothing
- * is allocated, so nothing is left over when the host is freed first. */
-static int pool__submit_aio(const synchro_op_t *op, pool__check_fn check,
-                            const void *args, synchro_host_t *host,
-                            synchro_host_cb done, synchro_fn cb, void *data) {
-  synchro_future_t *f;
-  int rc;
-
-  if (host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  rc = pool__submit(op, check, args, &f);
-  if (rc != 0)
-    return rc;
-  rc = synchro_future_then_typed(f, host, done, cb, data);
-  if (rc != 0) {
-    /* Nobody would see the outcome: stop the call. */
-    (void)synchro_future_cancel(f);
-    synchro_future_free(f);
-  }
-  return rc;
-}
-
-/* Which lifecycle operation an object call is. */
-enum { POOL__METHOD, POOL__OPEN, POOL__CLOSE };
-
-/* The constructor behind every pool_obj_new(): *out (a typed handle pointer) receives
- * the handle. */
-static int pool__new(const synchro_class_t *cls, pool__check_fn check, const void *args,
-                     void *out, synchro_error_t **err) {
-  synchro_object_t *obj = NULL;
-  synchro_t *s;
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  memcpy(out, &obj, sizeof(obj));
-  rc = pool__prepare(check, args, &s);
-  if (rc == 0)
-    rc = synchro_object_new(s, cls, args, &obj, err);
-  if (rc == 0)
-    memcpy(out, &obj, sizeof(obj));
-  return rc;
-}
-
-/* The blocking call behind every object operation: a method, open or close. */
-static int pool__call_on(void *self, int what, const synchro_op_t *op,
-                         pool__check_fn check, const void *args, void *out,
-                         synchro_error_t **err) {
-  int rc;
-
-  if (err != NULL)
-    *err = NULL;
-  if (self == NULL || (out == NULL && op->result_size > 0))
-    return SYNCHRO_EINVAL;
-  rc = check != NULL ? check(args) : 0;
-  if (rc != 0)
-    return rc;
-  if (what == POOL__OPEN)
-    return synchro_object_open(self, NULL, SYNCHRO_TIMEOUT_DEFAULT, err);
-  if (what == POOL__CLOSE)
-    return synchro_object_close(self, SYNCHRO_TIMEOUT_DEFAULT, err);
-  return synchro_object_call(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, out, err);
-}
-
-/* The submission behind every object operation's _future(). */
-static int pool__submit_on(void *self, int what, const synchro_op_t *op,
-                           pool__check_fn check, const void *args,
-                           synchro_future_t **out) {
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  *out = NULL;
-  if (self == NULL)
-    return SYNCHRO_EINVAL;
-  rc = check != NULL ? check(args) : 0;
-  if (rc != 0)
-    return rc;
-  if (what == POOL__OPEN)
-    return synchro_object_open_future(self, NULL, SYNCHRO_TIMEOUT_DEFAULT, out);
-  if (what == POOL__CLOSE)
-    return synchro_object_close_future(self, SYNCHRO_TIMEOUT_DEFAULT, out);
-  return synchro_object_submit(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, out);
-}
-
-/* The submission behind every object operation's _aio(): as for functions, `done`
- * runs on the host's thread and reads `cb` back with synchro_future_then_fn(). */
-static int pool__submit_aio_on(void *self, int what, const synchro_op_t *op,
-                               pool__check_fn check, const void *args,
-                               synchro_host_t *host, synchro_host_cb done,
-                               synchro_fn cb, void *data) {
-  synchro_future_t *f;
-  int rc;
-
-  if (host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  rc = pool__submit_on(self, what, op, check, args, &f);
-  if (rc != 0)
-    return rc;
-  rc = synchro_future_then_typed(f, host, done, cb, data);
-  if (rc != 0) {
-    /* Nobody would see the outcome: stop the call. */
-    (void)synchro_future_cancel(f);
-    synchro_future_free(f);
-  }
-  return rc;
-}
-
-/* What every typed MOD_op_stream_t handle points to: the runtime's stream, and the
- * callback armed by MOD_op_next_aio() with its data. */
-typedef struct pool__stream_s {
-  synchro_stream_t *stream;
-  void (*cb)(void);
-  void *data;
-} pool__stream_t;
-
-/* Starts a stream: a function's, or (method) one on the object `self`. *out (a typed
- * stream pointer) receives the handle. */
-static int pool__stream_open(bool method, void *self, const synchro_op_t *op,
-                             pool__check_fn check, const void *args, void *out) {
-  pool__stream_t *st = NULL;
-  synchro_t *s = NULL;
-  int rc;
-
-  if (out == NULL)
-    return SYNCHRO_EINVAL;
-  memcpy(out, &st, sizeof(st));
-  if (method && self == NULL)
-    return SYNCHRO_EINVAL;
-  if (method)
-    rc = check != NULL ? check(args) : 0;
-  else
-    rc = pool__prepare(check, args, &s);
-  if (rc != 0)
-    return rc;
-  st = synchro_mem_calloc(1, sizeof(*st));
-  if (st == NULL)
-    return SYNCHRO_ENOMEM;
-  if (method)
-    rc = synchro_object_stream_open(self, op, args, SYNCHRO_TIMEOUT_DEFAULT, &st->stream);
-  else
-    rc = synchro_stream_open(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, &st->stream);
-  if (rc != 0) {
-    synchro_mem_free(st);
-    return rc;
-  }
-  memcpy(out, &st, sizeof(st));
-  return 0;
-}
-
-static int pool__stream_next(pool__stream_t *st, void *item, int64_t timeout_ms) {
-  if (st == NULL || item == NULL)
-    return SYNCHRO_EINVAL;
-  return synchro_stream_next(st->stream, item, timeout_ms);
-}
-
-/* Arms the host callback; on failure the previous one (if any) stays. */
-static int pool__stream_arm(pool__stream_t *st, synchro_host_t *host,
-                            synchro_stream_cb done, void (*cb)(void), void *data) {
-  void (*old_cb)(void);
-  void *old_data;
-  int rc;
-
-  if (st == NULL || host == NULL || cb == NULL)
-    return SYNCHRO_EINVAL;
-  old_cb = st->cb;
-  old_data = st->data;
-  st->cb = cb;
-  st->data = data;
-  rc = synchro_stream_next_then(st->stream, host, done, st);
-  if (rc != 0) {
-    st->cb = old_cb;
-    st->data = old_data;
-  }
-  return rc;
-}
-
-static const synchro_error_t *pool__stream_error(const pool__stream_t *st) {
-  return st != NULL ? synchro_stream_error(st->stream) : NULL;
-}
-
-static void pool__stream_close(pool__stream_t *st) {
-  if (st == NULL)
-    return;
-  synchro_stream_free(st->stream);
-  synchro_mem_free(st);
-}
-
-/* Fails a call whose implementation returned a value that cannot be delivered (NULL
- * where the spec forbids it, or no memory for the copy), and says so. */
-static int pool__reject_result(synchro_call_t *call, int code, const char *why) {
-  int rc = synchro_call_fail(call, code, NULL, "%s: %s", synchro_call_name(call), why);
-  return rc != 0 ? rc : code;
 }
 
 /* ---- conn: class ----------------------------------------------------------------- */
@@ -463,7 +146,7 @@ static int pool_borrow__copy_args(void *dst, const void *src) {
   pool_borrow_args_t *to = dst;
 
   *to = *from;
-  to->tag = pool__dup_string(from->tag);
+  to->tag = synchro_module_dup_string(from->tag);
   if (from->tag != NULL && to->tag == NULL) {
     pool_borrow__free_args(to);
     return SYNCHRO_ENOMEM;
@@ -484,7 +167,7 @@ static const synchro_op_t pool_borrow__op = {
     .args_copy = pool_borrow__copy_args,
     .args_free = pool_borrow__free_args,
     .result_size = sizeof(pool_conn_t *),
-    .result_free = pool__release_object,
+    .result_free = synchro_module_release_object,
 };
 
 /* Runs on the host's thread: hands the outcome to the caller's callback (stored with
@@ -499,28 +182,27 @@ static void pool_borrow__done(synchro_future_t *f, int status, void *data) {
 }
 
 int pool_borrow(const char *tag, pool_conn_t **out, synchro_error_t **err) {
-  return pool__call(&pool_borrow__op, NULL,
-                    &(const pool_borrow_args_t){.tag = tag},
-                    out, err);
+  return synchro_module_call(&pool__module, &pool_borrow__op, NULL,
+                             &(const pool_borrow_args_t){.tag = tag},
+                             out, err);
 }
 
 int pool_borrow_future(const char *tag, synchro_future_t **out) {
-  return pool__submit(&pool_borrow__op, NULL,
-                      &(const pool_borrow_args_t){.tag = tag},
-                      out);
+  return synchro_module_submit(&pool__module, &pool_borrow__op, NULL,
+                               &(const pool_borrow_args_t){.tag = tag},
+                               out);
 }
 
 int pool_borrow_aio(const char *tag, synchro_host_t *aio_host, pool_borrow_cb aio_cb,
                     void *aio_data) {
-  return pool__submit_aio(&pool_borrow__op, NULL,
-                          &(const pool_borrow_args_t){.tag = tag},
-                          aio_host, pool_borrow__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(&pool__module, &pool_borrow__op, NULL,
+                                   &(const pool_borrow_args_t){.tag = tag},
+                                   aio_host, pool_borrow__done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 int pool_borrow_result(synchro_future_t *f, pool_conn_t **out) {
-  if (out == NULL || !pool__future_is(f, &pool_borrow__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&pool_borrow__op, f, out);
 }
 
 int pool_borrow_return(synchro_call_t *call, pool_conn_state *value) {
@@ -530,7 +212,7 @@ int pool_borrow_return(synchro_call_t *call, pool_conn_state *value) {
   if (value != NULL && (rc = synchro_object_wrap(synchro_call_synchronizer(call),
                                                  &pool_conn__class, value,
                                                  &result)) != 0)
-    return pool__reject_result(call, rc, "cannot wrap the state in a handle");
+    return synchro_module_reject(call, rc, "cannot wrap the state in a handle");
   return synchro_call_return(call, &result);
 }
 
@@ -539,7 +221,7 @@ int pool_borrow_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = pool__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&pool__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -610,31 +292,32 @@ static void pool_release__done(synchro_future_t *f, int status, void *data) {
 }
 
 int pool_release(pool_conn_t *c, pool_conn_t *spare, synchro_error_t **err) {
-  return pool__call(&pool_release__op, pool_release__check_args,
-                    &(const pool_release_args_t){.c__handle = (synchro_object_t *)c,
-                                                 .spare__handle = (synchro_object_t *)spare},
-                    NULL, err);
+  return synchro_module_call(
+      &pool__module, &pool_release__op, pool_release__check_args,
+      &(const pool_release_args_t){.c__handle = (synchro_object_t *)c,
+                                   .spare__handle = (synchro_object_t *)spare},
+      NULL, err);
 }
 
 int pool_release_future(pool_conn_t *c, pool_conn_t *spare, synchro_future_t **out) {
-  return pool__submit(&pool_release__op, pool_release__check_args,
-                      &(const pool_release_args_t){.c__handle = (synchro_object_t *)c,
-                                                   .spare__handle = (synchro_object_t *)spare},
-                      out);
+  return synchro_module_submit(
+      &pool__module, &pool_release__op, pool_release__check_args,
+      &(const pool_release_args_t){.c__handle = (synchro_object_t *)c,
+                                   .spare__handle = (synchro_object_t *)spare},
+      out);
 }
 
 int pool_release_aio(pool_conn_t *c, pool_conn_t *spare, synchro_host_t *aio_host,
                      pool_release_cb aio_cb, void *aio_data) {
-  return pool__submit_aio(&pool_release__op, pool_release__check_args,
-                          &(const pool_release_args_t){.c__handle = (synchro_object_t *)c,
-                                                       .spare__handle = (synchro_object_t *)spare},
-                          aio_host, pool_release__done, (synchro_fn)aio_cb, aio_data);
+  return synchro_module_submit_aio(
+      &pool__module, &pool_release__op, pool_release__check_args,
+      &(const pool_release_args_t){.c__handle = (synchro_object_t *)c,
+                                   .spare__handle = (synchro_object_t *)spare},
+      aio_host, pool_release__done, (synchro_fn)aio_cb, aio_data);
 }
 
 int pool_release_result(synchro_future_t *f) {
-  if (!pool__future_is(f, &pool_release__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_status(f);
+  return synchro_module_result(&pool_release__op, f, NULL);
 }
 
 int pool_release_return(synchro_call_t *call) {
@@ -646,7 +329,7 @@ int pool_release_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = pool__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&pool__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -662,44 +345,43 @@ static const synchro_op_t pool_each__op = {
     .name = "pool_each",
     .impl = pool_each__run,
     .item_size = sizeof(pool_conn_t *),
-    .item_free = pool__release_object,
+    .item_free = synchro_module_release_object,
 };
 
 int pool_each_open(pool_each_stream_t **out) {
-  return pool__stream_open(false, NULL, &pool_each__op, NULL, NULL, out);
+  return synchro_module_stream_open(&pool__module, &pool_each__op, NULL, NULL, out);
 }
 
 int pool_each_next(pool_each_stream_t *st, pool_conn_t **item, int64_t timeout_ms) {
-  return pool__stream_next((pool__stream_t *)st, item, timeout_ms);
+  return synchro_module_stream_next((synchro_module_stream_t *)st, item, timeout_ms);
 }
 
 /* Runs on the host's thread: hands the next item (or the end) to the caller's
- * callback, then releases the item, which the callback only borrowed. */
-static void pool_each__next_done(synchro_stream_t *stream, int status, void *item,
-                                 void *data) {
-  pool__stream_t *st = data;
+ * callback `fn` (armed by pool_each_next_aio()), then releases the item, which
+ * the callback only borrowed. */
+static void pool_each__next_done(synchro_module_stream_t *st, int status, void *item,
+                                 synchro_fn fn, void *data) {
   pool_conn_t *value = NULL;
 
-  (void)stream;
   if (status == 0)
     memcpy(&value, item, sizeof(value));
-  ((pool_each_next_cb)st->cb)((pool_each_stream_t *)st, status, value,
-                              pool__stream_error(st), st->data);
-  pool__release_object(&value);
+  ((pool_each_next_cb)fn)((pool_each_stream_t *)st, status, value,
+                          synchro_module_stream_error(st), data);
+  synchro_module_release_object(&value);
 }
 
 int pool_each_next_aio(pool_each_stream_t *st, synchro_host_t *aio_host,
                        pool_each_next_cb aio_cb, void *aio_data) {
-  return pool__stream_arm((pool__stream_t *)st, aio_host, pool_each__next_done,
-                          (void (*)(void))aio_cb, aio_data);
+  return synchro_module_stream_arm((synchro_module_stream_t *)st, aio_host,
+                                   pool_each__next_done, (synchro_fn)aio_cb, aio_data);
 }
 
 const synchro_error_t *pool_each_error(const pool_each_stream_t *st) {
-  return pool__stream_error((const pool__stream_t *)st);
+  return synchro_module_stream_error((const synchro_module_stream_t *)st);
 }
 
 void pool_each_close(pool_each_stream_t *st) {
-  pool__stream_close((pool__stream_t *)st);
+  synchro_module_stream_close((synchro_module_stream_t *)st);
 }
 
 int pool_each_yield(synchro_call_t *call, pool_conn_state *value) {
@@ -707,16 +389,16 @@ int pool_each_yield(synchro_call_t *call, pool_conn_state *value) {
   int rc;
 
   if (value == NULL)
-    return pool__reject_result(call, SYNCHRO_EINVAL, "NULL for a non-nullable conn");
+    return synchro_module_reject(call, SYNCHRO_EINVAL, "NULL for a non-nullable conn");
   if (synchro_call_room(call) == 0)
     return SYNCHRO_EBUSY; /* not wrapped: the state stays yours */
   if (value != NULL && (rc = synchro_object_wrap(synchro_call_synchronizer(call),
                                                  &pool_conn__class, value,
                                                  &result)) != 0)
-    return pool__reject_result(call, rc, "cannot wrap the state in a handle");
+    return synchro_module_reject(call, rc, "cannot wrap the state in a handle");
   rc = synchro_call_yield(call, &result);
   if (rc != 0) /* not accepted: the copy is ours to release */
-    pool__release_object(&result);
+    synchro_module_release_object(&result);
   return rc;
 }
 
@@ -737,7 +419,7 @@ int pool_each_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = pool__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&pool__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -754,7 +436,7 @@ static int pool_names__copy_args(void *dst, const void *src) {
   pool_names_args_t *to = dst;
 
   *to = *from;
-  to->prefix = pool__dup_bytes(from->prefix, from->prefix_len);
+  to->prefix = synchro_module_dup_bytes(from->prefix, from->prefix_len);
   if (from->prefix != NULL && to->prefix == NULL) {
     pool_names__free_args(to);
     return SYNCHRO_ENOMEM;
@@ -784,60 +466,59 @@ static const synchro_op_t pool_names__op = {
     .args_copy = pool_names__copy_args,
     .args_free = pool_names__free_args,
     .item_size = sizeof(char *),
-    .item_free = pool__release_string,
+    .item_free = synchro_module_release_string,
     .timeout_ms = 2000,
 };
 
 int pool_names_open(const void *prefix, size_t prefix_len, pool_names_stream_t **out) {
-  return pool__stream_open(false, NULL, &pool_names__op, pool_names__check_args,
-                           &(const pool_names_args_t){.prefix = prefix,
-                                                      .prefix_len = prefix_len},
-                           out);
+  return synchro_module_stream_open(
+      &pool__module, &pool_names__op, pool_names__check_args,
+      &(const pool_names_args_t){.prefix = prefix, .prefix_len = prefix_len},
+      out);
 }
 
 int pool_names_next(pool_names_stream_t *st, char **item, int64_t timeout_ms) {
-  return pool__stream_next((pool__stream_t *)st, item, timeout_ms);
+  return synchro_module_stream_next((synchro_module_stream_t *)st, item, timeout_ms);
 }
 
 /* Runs on the host's thread: hands the next item (or the end) to the caller's
- * callback, then releases the item, which the callback only borrowed. */
-static void pool_names__next_done(synchro_stream_t *stream, int status, void *item,
-                                  void *data) {
-  pool__stream_t *st = data;
+ * callback `fn` (armed by pool_names_next_aio()), then releases the item, which
+ * the callback only borrowed. */
+static void pool_names__next_done(synchro_module_stream_t *st, int status, void *item,
+                                  synchro_fn fn, void *data) {
   char *value = NULL;
 
-  (void)stream;
   if (status == 0)
     memcpy(&value, item, sizeof(value));
-  ((pool_names_next_cb)st->cb)((pool_names_stream_t *)st, status, value,
-                               pool__stream_error(st), st->data);
-  pool__release_string(&value);
+  ((pool_names_next_cb)fn)((pool_names_stream_t *)st, status, value,
+                           synchro_module_stream_error(st), data);
+  synchro_module_release_string(&value);
 }
 
 int pool_names_next_aio(pool_names_stream_t *st, synchro_host_t *aio_host,
                         pool_names_next_cb aio_cb, void *aio_data) {
-  return pool__stream_arm((pool__stream_t *)st, aio_host, pool_names__next_done,
-                          (void (*)(void))aio_cb, aio_data);
+  return synchro_module_stream_arm((synchro_module_stream_t *)st, aio_host,
+                                   pool_names__next_done, (synchro_fn)aio_cb, aio_data);
 }
 
 const synchro_error_t *pool_names_error(const pool_names_stream_t *st) {
-  return pool__stream_error((const pool__stream_t *)st);
+  return synchro_module_stream_error((const synchro_module_stream_t *)st);
 }
 
 void pool_names_close(pool_names_stream_t *st) {
-  pool__stream_close((pool__stream_t *)st);
+  synchro_module_stream_close((synchro_module_stream_t *)st);
 }
 
 int pool_names_yield(synchro_call_t *call, const char *value) {
   int rc;
   char *result;
 
-  result = pool__dup_string(value);
+  result = synchro_module_dup_string(value);
   if (value != NULL && result == NULL)
-    return pool__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   rc = synchro_call_yield(call, &result);
   if (rc != 0) /* not accepted: the copy is ours to release */
-    pool__release_string(&result);
+    synchro_module_release_string(&result);
   return rc;
 }
 
@@ -858,7 +539,7 @@ int pool_names_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = pool__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&pool__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -878,40 +559,39 @@ static const synchro_op_t pool_blobs__op = {
 };
 
 int pool_blobs_open(pool_blobs_stream_t **out) {
-  return pool__stream_open(false, NULL, &pool_blobs__op, NULL, NULL, out);
+  return synchro_module_stream_open(&pool__module, &pool_blobs__op, NULL, NULL, out);
 }
 
 int pool_blobs_next(pool_blobs_stream_t *st, pool_bytes_t *item, int64_t timeout_ms) {
-  return pool__stream_next((pool__stream_t *)st, item, timeout_ms);
+  return synchro_module_stream_next((synchro_module_stream_t *)st, item, timeout_ms);
 }
 
 /* Runs on the host's thread: hands the next item (or the end) to the caller's
- * callback, then releases the item, which the callback only borrowed. */
-static void pool_blobs__next_done(synchro_stream_t *stream, int status, void *item,
-                                  void *data) {
-  pool__stream_t *st = data;
+ * callback `fn` (armed by pool_blobs_next_aio()), then releases the item, which
+ * the callback only borrowed. */
+static void pool_blobs__next_done(synchro_module_stream_t *st, int status, void *item,
+                                  synchro_fn fn, void *data) {
   pool_bytes_t value = {NULL, 0};
 
-  (void)stream;
   if (status == 0)
     memcpy(&value, item, sizeof(value));
-  ((pool_blobs_next_cb)st->cb)((pool_blobs_stream_t *)st, status, value,
-                               pool__stream_error(st), st->data);
+  ((pool_blobs_next_cb)fn)((pool_blobs_stream_t *)st, status, value,
+                           synchro_module_stream_error(st), data);
   pool__release_bytes(&value);
 }
 
 int pool_blobs_next_aio(pool_blobs_stream_t *st, synchro_host_t *aio_host,
                         pool_blobs_next_cb aio_cb, void *aio_data) {
-  return pool__stream_arm((pool__stream_t *)st, aio_host, pool_blobs__next_done,
-                          (void (*)(void))aio_cb, aio_data);
+  return synchro_module_stream_arm((synchro_module_stream_t *)st, aio_host,
+                                   pool_blobs__next_done, (synchro_fn)aio_cb, aio_data);
 }
 
 const synchro_error_t *pool_blobs_error(const pool_blobs_stream_t *st) {
-  return pool__stream_error((const pool__stream_t *)st);
+  return synchro_module_stream_error((const synchro_module_stream_t *)st);
 }
 
 void pool_blobs_close(pool_blobs_stream_t *st) {
-  pool__stream_close((pool__stream_t *)st);
+  synchro_module_stream_close((synchro_module_stream_t *)st);
 }
 
 int pool_blobs_yield(synchro_call_t *call, const void *value, size_t len) {
@@ -919,12 +599,12 @@ int pool_blobs_yield(synchro_call_t *call, const void *value, size_t len) {
   pool_bytes_t result;
 
   if (value == NULL && len != 0)
-    return pool__reject_result(call, SYNCHRO_EINVAL,
-                               "NULL data with a non-zero length");
-  result.data = pool__dup_bytes(value, len);
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL data with a non-zero length");
+  result.data = synchro_module_dup_bytes(value, len);
   result.len = len;
   if (value != NULL && result.data == NULL)
-    return pool__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   rc = synchro_call_yield(call, &result);
   if (rc != 0) /* not accepted: the copy is ours to release */
     pool__release_bytes(&result);
@@ -948,7 +628,7 @@ int pool_blobs_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = pool__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&pool__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -968,41 +648,41 @@ static const synchro_op_t pool_batches__op = {
 };
 
 int pool_batches_open(pool_batches_stream_t **out) {
-  return pool__stream_open(false, NULL, &pool_batches__op, NULL, NULL, out);
+  return synchro_module_stream_open(&pool__module, &pool_batches__op, NULL, NULL, out);
 }
 
 int pool_batches_next(pool_batches_stream_t *st, pool_int_array_t *item,
                       int64_t timeout_ms) {
-  return pool__stream_next((pool__stream_t *)st, item, timeout_ms);
+  return synchro_module_stream_next((synchro_module_stream_t *)st, item, timeout_ms);
 }
 
 /* Runs on the host's thread: hands the next item (or the end) to the caller's
- * callback, then releases the item, which the callback only borrowed. */
-static void pool_batches__next_done(synchro_stream_t *stream, int status, void *item,
-                                    void *data) {
-  pool__stream_t *st = data;
+ * callback `fn` (armed by pool_batches_next_aio()), then releases the item, which
+ * the callback only borrowed. */
+static void pool_batches__next_done(synchro_module_stream_t *st, int status, void *item,
+                                    synchro_fn fn, void *data) {
   pool_int_array_t value = {NULL, 0};
 
-  (void)stream;
   if (status == 0)
     memcpy(&value, item, sizeof(value));
-  ((pool_batches_next_cb)st->cb)((pool_batches_stream_t *)st, status, value,
-                                 pool__stream_error(st), st->data);
+  ((pool_batches_next_cb)fn)((pool_batches_stream_t *)st, status, value,
+                             synchro_module_stream_error(st), data);
   pool__release_int_array(&value);
 }
 
 int pool_batches_next_aio(pool_batches_stream_t *st, synchro_host_t *aio_host,
                           pool_batches_next_cb aio_cb, void *aio_data) {
-  return pool__stream_arm((pool__stream_t *)st, aio_host, pool_batches__next_done,
-                          (void (*)(void))aio_cb, aio_data);
+  return synchro_module_stream_arm((synchro_module_stream_t *)st, aio_host,
+                                   pool_batches__next_done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 const synchro_error_t *pool_batches_error(const pool_batches_stream_t *st) {
-  return pool__stream_error((const pool__stream_t *)st);
+  return synchro_module_stream_error((const synchro_module_stream_t *)st);
 }
 
 void pool_batches_close(pool_batches_stream_t *st) {
-  pool__stream_close((pool__stream_t *)st);
+  synchro_module_stream_close((synchro_module_stream_t *)st);
 }
 
 int pool_batches_yield(synchro_call_t *call, const int64_t *items, size_t count) {
@@ -1010,12 +690,12 @@ int pool_batches_yield(synchro_call_t *call, const int64_t *items, size_t count)
   pool_int_array_t result;
 
   if (items == NULL && count != 0)
-    return pool__reject_result(call, SYNCHRO_EINVAL,
-                               "NULL items with a non-zero count");
+    return synchro_module_reject(call, SYNCHRO_EINVAL,
+                                 "NULL items with a non-zero count");
   result.items = pool__dup_int_array(items, count);
   result.count = count;
   if (count != 0 && result.items == NULL)
-    return pool__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   rc = synchro_call_yield(call, &result);
   if (rc != 0) /* not accepted: the copy is ours to release */
     pool__release_int_array(&result);
@@ -1039,7 +719,7 @@ int pool_batches_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = pool__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&pool__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -1056,10 +736,11 @@ static int pool_conn_new__check_args(const void *block) {
 
 int pool_conn_new(pool_conn_t *peer, const json_t *opts, pool_conn_t **out,
                   synchro_error_t **err) {
-  return pool__new(&pool_conn__class, pool_conn_new__check_args,
-                   &(const pool_conn_new_args_t){.peer__handle = (synchro_object_t *)peer,
-                                                 .opts = opts},
-                   out, err);
+  return synchro_module_new(
+      &pool__module, &pool_conn__class, pool_conn_new__check_args,
+      &(const pool_conn_new_args_t){.peer__handle = (synchro_object_t *)peer,
+                                    .opts = opts},
+      out, err);
 }
 
 pool_conn_t *pool_conn_ref(pool_conn_t *self) {
@@ -1080,24 +761,25 @@ static void pool_conn_close__done(synchro_future_t *f, int status, void *data) {
 }
 
 int pool_conn_close(pool_conn_t *self, synchro_error_t **err) {
-  return pool__call_on(self, POOL__CLOSE, &pool_conn_close__op, NULL, NULL, NULL, err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_CLOSE,
+                                    &pool_conn_close__op, NULL, NULL, NULL, err);
 }
 
 int pool_conn_close_future(pool_conn_t *self, synchro_future_t **out) {
-  return pool__submit_on(self, POOL__CLOSE, &pool_conn_close__op, NULL, NULL, out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_CLOSE,
+                                      &pool_conn_close__op, NULL, NULL, out);
 }
 
 int pool_conn_close_aio(pool_conn_t *self, synchro_host_t *aio_host,
                         pool_conn_close_cb aio_cb, void *aio_data) {
-  return pool__submit_aio_on(self, POOL__CLOSE, &pool_conn_close__op, NULL, NULL,
-                             aio_host, pool_conn_close__done, (synchro_fn)aio_cb,
-                             aio_data);
+  return synchro_module_object_submit_aio((synchro_object_t *)self,
+                                          SYNCHRO_MODULE_CLOSE, &pool_conn_close__op,
+                                          NULL, NULL, aio_host, pool_conn_close__done,
+                                          (synchro_fn)aio_cb, aio_data);
 }
 
 int pool_conn_close_result(synchro_future_t *f) {
-  if (!pool__future_is(f, &pool_conn_close__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_status(f);
+  return synchro_module_result(&pool_conn_close__op, f, NULL);
 }
 
 int pool_conn_close_return(synchro_call_t *call) {
@@ -1109,7 +791,7 @@ int pool_conn_close_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = pool__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&pool__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -1125,7 +807,7 @@ static const synchro_op_t pool_conn_peer__op = {
     .name = "pool_conn_peer",
     .impl = pool_conn_peer__run,
     .result_size = sizeof(pool_conn_t *),
-    .result_free = pool__release_object,
+    .result_free = synchro_module_release_object,
 };
 
 /* Runs on the host's thread: hands the outcome to the caller's callback (stored with
@@ -1140,24 +822,25 @@ static void pool_conn_peer__done(synchro_future_t *f, int status, void *data) {
 }
 
 int pool_conn_peer(pool_conn_t *self, pool_conn_t **out, synchro_error_t **err) {
-  return pool__call_on(self, POOL__METHOD, &pool_conn_peer__op, NULL, NULL, out, err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                    &pool_conn_peer__op, NULL, NULL, out, err);
 }
 
 int pool_conn_peer_future(pool_conn_t *self, synchro_future_t **out) {
-  return pool__submit_on(self, POOL__METHOD, &pool_conn_peer__op, NULL, NULL, out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_METHOD,
+                                      &pool_conn_peer__op, NULL, NULL, out);
 }
 
 int pool_conn_peer_aio(pool_conn_t *self, synchro_host_t *aio_host,
                        pool_conn_peer_cb aio_cb, void *aio_data) {
-  return pool__submit_aio_on(self, POOL__METHOD, &pool_conn_peer__op, NULL, NULL,
-                             aio_host, pool_conn_peer__done, (synchro_fn)aio_cb,
-                             aio_data);
+  return synchro_module_object_submit_aio((synchro_object_t *)self,
+                                          SYNCHRO_MODULE_METHOD, &pool_conn_peer__op,
+                                          NULL, NULL, aio_host, pool_conn_peer__done,
+                                          (synchro_fn)aio_cb, aio_data);
 }
 
 int pool_conn_peer_result(synchro_future_t *f, pool_conn_t **out) {
-  if (out == NULL || !pool__future_is(f, &pool_conn_peer__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_result(f, out);
+  return synchro_module_result(&pool_conn_peer__op, f, out);
 }
 
 int pool_conn_peer_return(synchro_call_t *call, pool_conn_state *value) {
@@ -1167,7 +850,7 @@ int pool_conn_peer_return(synchro_call_t *call, pool_conn_state *value) {
   if (value != NULL && (rc = synchro_object_wrap(synchro_call_synchronizer(call),
                                                  &pool_conn__class, value,
                                                  &result)) != 0)
-    return pool__reject_result(call, rc, "cannot wrap the state in a handle");
+    return synchro_module_reject(call, rc, "cannot wrap the state in a handle");
   return synchro_call_return(call, &result);
 }
 
@@ -1176,7 +859,7 @@ int pool_conn_peer_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = pool__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&pool__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -1228,48 +911,49 @@ static const synchro_op_t pool_conn_watch__op = {
     .args_copy = pool_conn_watch__copy_args,
     .args_free = pool_conn_watch__free_args,
     .item_size = sizeof(json_t *),
-    .item_free = pool__release_json,
+    .item_free = synchro_module_release_json,
 };
 
 int pool_conn_watch_open(pool_conn_t *self, pool_conn_t *other,
                          pool_conn_watch_stream_t **out) {
-  return pool__stream_open(true, self, &pool_conn_watch__op, pool_conn_watch__check_args,
-                           &(const pool_conn_watch_args_t){.other__handle = (synchro_object_t *)other},
-                           out);
+  return synchro_module_object_stream_open(
+      (synchro_object_t *)self, &pool_conn_watch__op, pool_conn_watch__check_args,
+      &(const pool_conn_watch_args_t){.other__handle = (synchro_object_t *)other},
+      out);
 }
 
 int pool_conn_watch_next(pool_conn_watch_stream_t *st, json_t **item,
                          int64_t timeout_ms) {
-  return pool__stream_next((pool__stream_t *)st, item, timeout_ms);
+  return synchro_module_stream_next((synchro_module_stream_t *)st, item, timeout_ms);
 }
 
 /* Runs on the host's thread: hands the next item (or the end) to the caller's
- * callback, then releases the item, which the callback only borrowed. */
-static void pool_conn_watch__next_done(synchro_stream_t *stream, int status, void *item,
-                                       void *data) {
-  pool__stream_t *st = data;
+ * callback `fn` (armed by pool_conn_watch_next_aio()), then releases the item, which
+ * the callback only borrowed. */
+static void pool_conn_watch__next_done(synchro_module_stream_t *st, int status,
+                                       void *item, synchro_fn fn, void *data) {
   json_t *value = NULL;
 
-  (void)stream;
   if (status == 0)
     memcpy(&value, item, sizeof(value));
-  ((pool_conn_watch_next_cb)st->cb)((pool_conn_watch_stream_t *)st, status, value,
-                                    pool__stream_error(st), st->data);
-  pool__release_json(&value);
+  ((pool_conn_watch_next_cb)fn)((pool_conn_watch_stream_t *)st, status, value,
+                                synchro_module_stream_error(st), data);
+  synchro_module_release_json(&value);
 }
 
 int pool_conn_watch_next_aio(pool_conn_watch_stream_t *st, synchro_host_t *aio_host,
                              pool_conn_watch_next_cb aio_cb, void *aio_data) {
-  return pool__stream_arm((pool__stream_t *)st, aio_host, pool_conn_watch__next_done,
-                          (void (*)(void))aio_cb, aio_data);
+  return synchro_module_stream_arm((synchro_module_stream_t *)st, aio_host,
+                                   pool_conn_watch__next_done, (synchro_fn)aio_cb,
+                                   aio_data);
 }
 
 const synchro_error_t *pool_conn_watch_error(const pool_conn_watch_stream_t *st) {
-  return pool__stream_error((const pool__stream_t *)st);
+  return synchro_module_stream_error((const synchro_module_stream_t *)st);
 }
 
 void pool_conn_watch_close(pool_conn_watch_stream_t *st) {
-  pool__stream_close((pool__stream_t *)st);
+  synchro_module_stream_close((synchro_module_stream_t *)st);
 }
 
 int pool_conn_watch_yield(synchro_call_t *call, const json_t *value) {
@@ -1277,13 +961,13 @@ int pool_conn_watch_yield(synchro_call_t *call, const json_t *value) {
   json_t *result;
 
   if (value == NULL)
-    return pool__reject_result(call, SYNCHRO_EINVAL, "NULL for a non-nullable json");
-  result = pool__dup_json(value);
+    return synchro_module_reject(call, SYNCHRO_EINVAL, "NULL for a non-nullable json");
+  result = synchro_module_dup_json(value);
   if (result == NULL)
-    return pool__reject_result(call, SYNCHRO_ENOMEM, "no memory to copy the result");
+    return synchro_module_reject(call, SYNCHRO_ENOMEM, "no memory to copy the result");
   rc = synchro_call_yield(call, &result);
   if (rc != 0) /* not accepted: the copy is ours to release */
-    pool__release_json(&result);
+    synchro_module_release_json(&result);
   return rc;
 }
 
@@ -1304,14 +988,14 @@ int pool_conn_watch_fail(synchro_call_t *call, int code, const char *fmt, ...) {
   int rc;
 
   va_start(ap, fmt);
-  rc = pool__vfail(call, code, fmt, ap);
+  rc = synchro_module_vfail(&pool__module, call, code, fmt, ap);
   va_end(ap);
   return rc;
 }
 
 /* ---- token: handles -------------------------------------------------------------- */
 int pool_token_new(pool_token_t **out, synchro_error_t **err) {
-  return pool__new(&pool_token__class, NULL, NULL, out, err);
+  return synchro_module_new(&pool__module, &pool_token__class, NULL, NULL, out, err);
 }
 
 pool_token_t *pool_token_ref(pool_token_t *self) {
@@ -1332,22 +1016,23 @@ static void pool_token_close__done(synchro_future_t *f, int status, void *data) 
 }
 
 int pool_token_close(pool_token_t *self, synchro_error_t **err) {
-  return pool__call_on(self, POOL__CLOSE, &pool_token_close__op, NULL, NULL, NULL, err);
+  return synchro_module_object_call((synchro_object_t *)self, SYNCHRO_MODULE_CLOSE,
+                                    &pool_token_close__op, NULL, NULL, NULL, err);
 }
 
 int pool_token_close_future(pool_token_t *self, synchro_future_t **out) {
-  return pool__submit_on(self, POOL__CLOSE, &pool_token_close__op, NULL, NULL, out);
+  return synchro_module_object_submit((synchro_object_t *)self, SYNCHRO_MODULE_CLOSE,
+                                      &pool_token_close__op, NULL, NULL, out);
 }
 
 int pool_token_close_aio(pool_token_t *self, synchro_host_t *aio_host,
                          pool_token_close_cb aio_cb, void *aio_data) {
-  return pool__submit_aio_on(self, POOL__CLOSE, &pool_token_close__op, NULL, NULL,
-                             aio_host, pool_token_close__done, (synchro_fn)aio_cb,
-                             aio_data);
+  return synchro_module_object_submit_aio((synchro_object_t *)self,
+                                          SYNCHRO_MODULE_CLOSE, &pool_token_close__op,
+                                          NULL, NULL, aio_host, pool_token_close__done,
+                                          (synchro_fn)aio_cb, aio_data);
 }
 
 int pool_token_close_result(synchro_future_t *f) {
-  if (!pool__future_is(f, &pool_token_close__op))
-    return SYNCHRO_EINVAL;
-  return synchro_future_status(f);
+  return synchro_module_result(&pool_token_close__op, f, NULL);
 }
