@@ -253,18 +253,14 @@ static bool settled_done(const synchro_call_t *rec) {
 
 /* Spinning pays only when the loop runs on another CPU; on a shared CPU it would
  * steal the very time slice the loop needs. */
+static bool record_done(const void *rec) { return synchro__is_done(rec); }
+
 static void spin_briefly(const synchro_call_t *rec) {
   const synchro_t *s = rec->sync;
-  uint64_t until;
   if (s->opts.caller_spin_ns <= 0 || synchro__ncpu() < 2 ||
-      synchro__current_cpu() == atomic_load_explicit(&s->loop_cpu, memory_order_relaxed))
+      synchro__recent_cpu() == atomic_load_explicit(&s->loop_cpu, memory_order_relaxed))
     return;
-  until = synchro__now_ns() + (uint64_t)s->opts.caller_spin_ns;
-  do {
-    if (synchro__is_done(rec))
-      return;
-    synchro__cpu_relax();
-  } while (synchro__now_ns() < until);
+  synchro__spin_until(record_done, rec, s->opts.caller_spin_ns);
 }
 
 /* Sleeps until the record is DONE or the deadline passes (SYNCHRO_EPENDING). */

@@ -32,6 +32,9 @@ uint64_t synchro__deadline_after(int64_t timeout_ms);
 int synchro__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline_ns);
 void synchro__futex_wake(_Atomic uint32_t *word, int count);
 void synchro__cpu_relax(void);
+/* Polls `done(arg)` for up to `budget_ns`, reading the clock only every few rounds (a
+ * clock read costs more than a poll). Returns whether `done` became true. */
+bool synchro__spin_until(bool (*done)(const void *arg), const void *arg, int64_t budget_ns);
 int synchro__ncpu(void);
 int synchro__current_cpu(void);
 /* The calling thread's CPU, re-read every few calls: threads rarely migrate, and the

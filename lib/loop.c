@@ -231,6 +231,8 @@ static void begin_shutdown(synchro_t *s);
 
 /* Spinning after a batch pays only when the next caller runs on another CPU; on a
  * shared CPU it would burn the time slice the caller needs. */
+static bool work_arrived(const void *s) { return !queues_empty((synchro_t *)s); }
+
 static bool worth_spinning(synchro_t *s, int cpu) {
   return s->spin_loop && atomic_load_explicit(&s->submit_cpu, memory_order_relaxed) != cpu;
 }
@@ -244,13 +246,9 @@ static void drain(synchro_t *s) {
       continue;
     synchro__streams_flush(s); /* before spinning or sleeping, hand items over */
     synchro__loop_release_finished(s);
-    if (worth_spinning(s, cpu)) { /* keep polling: the next call then needs no wakeup */
-      uint64_t until = synchro__now_ns() + (uint64_t)s->opts.loop_spin_ns;
-      while (queues_empty(s) && synchro__now_ns() < until)
-        synchro__cpu_relax();
-      if (!queues_empty(s))
-        continue;
-    }
+    /* keep polling: the next call then needs no wakeup */
+    if (worth_spinning(s, cpu) && synchro__spin_until(work_arrived, s, s->opts.loop_spin_ns))
+      continue;
     /* Announce sleep, then re-check: a caller that pushed before seeing awake == 0
      * is picked up here; one that pushed after will write the eventfd. */
     atomic_store(&s->awake, 0);

@@ -54,6 +54,18 @@ void synchro__cpu_relax(void) {
 
 /* CPUs online, not the calling thread's affinity: a caller pinned to one CPU must not
  * turn spinning off for the whole process (the same-CPU check handles that case). */
+bool synchro__spin_until(bool (*done)(const void *arg), const void *arg, int64_t budget_ns) {
+  uint64_t until = synchro__now_ns() + (uint64_t)budget_ns;
+  unsigned round = 0;
+  for (;;) {
+    if (done(arg))
+      return true;
+    synchro__cpu_relax();
+    if ((++round & 15u) == 0 && synchro__now_ns() >= until)
+      return false;
+  }
+}
+
 int synchro__ncpu(void) {
   static _Atomic int cached;
   int n = atomic_load_explicit(&cached, memory_order_relaxed);
