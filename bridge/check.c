@@ -107,8 +107,7 @@ int bridge_check(const bridge_spec_t *spec, const char *dir) {
                 base != NULL && base[0] != '\0' ? base : "/tmp");
   if (mkdtemp(tmp) == NULL) {
     rc = -errno;
-    fprintf(stderr, "bridge: cannot create a temporary directory %s: %s\n", tmp,
-            strerror(errno));
+    fprintf(stderr, "bridge: cannot create a temporary directory %s: %s\n", tmp, strerror(errno));
     bridge_files_free(&files);
     return rc;
   }

@@ -10,8 +10,9 @@
 static int check_type(const bridge_type_t *t, const char *path, bridge_error_t *err) {
   if (t->kind != BRIDGE_OBJECT || !t->array)
     return 0;
-  return bridge_fail(err, path, "arrays of objects are not supported by this version of "
-                                "bridge; expected a single object (\"%s\" or \"%s?\")",
+  return bridge_fail(err, path,
+                     "arrays of objects are not supported by this version of "
+                     "bridge; expected a single object (\"%s\" or \"%s?\")",
                      t->object, t->object);
 }
 

@@ -16,9 +16,9 @@
 /* The generator's version is the runtime's it was built with. */
 #define BRIDGE_STR2(x) #x
 #define BRIDGE_STR(x) BRIDGE_STR2(x)
-#define BRIDGE_VERSION                                                                \
-  BRIDGE_STR(SYNCHRO_VERSION_MAJOR) "." BRIDGE_STR(SYNCHRO_VERSION_MINOR) "." BRIDGE_STR( \
-      SYNCHRO_VERSION_PATCH)
+#define BRIDGE_VERSION                                                                             \
+  BRIDGE_STR(SYNCHRO_VERSION_MAJOR)                                                                \
+  "." BRIDGE_STR(SYNCHRO_VERSION_MINOR) "." BRIDGE_STR(SYNCHRO_VERSION_PATCH)
 
 enum { BRIDGE_FILE_HEADER, BRIDGE_FILE_SOURCE, BRIDGE_FILE_IMPL, BRIDGE_FILE_COUNT };
 
@@ -47,20 +47,20 @@ int bridge_emit(const bridge_spec_t *spec, const char *dir);
  * code must build with -Werror, where an unused static function is an error). */
 typedef struct bridge_emit_s {
   const bridge_spec_t *spec;
-  const char *mod;      /* "kv" */
+  const char *mod;                 /* "kv" */
   char upper[BRIDGE_NAME_MAX + 1]; /* "KV" */
   bool uses_json;
-  bool uses_bytes_type; /* kv_bytes_t: a bytes result or a bytes array */
+  bool uses_bytes_type;                  /* kv_bytes_t: a bytes result or a bytes array */
   bool dup[BRIDGE_KIND_COUNT_];          /* scalar copies: string, bytes, json */
   bool dup_array[BRIDGE_KIND_COUNT_];    /* array copies, by element kind */
   bool result_array[BRIDGE_KIND_COUNT_]; /* kv_<kind>_array_t result types */
   bool release[BRIDGE_KIND_COUNT_];      /* result releasers of non-array results */
-  bool reject_result;   /* a return helper can refuse its value */
-  bool plain_funcs;     /* module functions that return (not streams) */
-  bool stream_funcs;    /* module functions that yield */
-  bool stream_methods;  /* methods that yield */
-  bool fails;           /* some op has a MOD_op_fail() helper */
-  bool futures;         /* some op has MOD_op_result() and MOD_op_aio() */
+  bool reject_result;                    /* a return helper can refuse its value */
+  bool plain_funcs;                      /* module functions that return (not streams) */
+  bool stream_funcs;                     /* module functions that yield */
+  bool stream_methods;                   /* methods that yield */
+  bool fails;                            /* some op has a MOD_op_fail() helper */
+  bool futures;                          /* some op has MOD_op_result() and MOD_op_aio() */
 } bridge_emit_t;
 
 void bridge_emit_init(bridge_emit_t *e, const bridge_spec_t *spec);

@@ -278,8 +278,7 @@ void bridge_add_wrapped(bridge_buf_t *b, const char *line) {
 
 /* "MOD_obj_t *self, " for an object's operations, then "PARAMS, " (nothing when the
  * function takes no arguments). */
-static void add_leading_params(bridge_buf_t *b, const bridge_emit_t *e,
-                               const bridge_func_t *f) {
+static void add_leading_params(bridge_buf_t *b, const bridge_emit_t *e, const bridge_func_t *f) {
   if (f->owner != NULL)
     bridge_buf_addf(b, "%s_%s_t *self, ", e->mod, f->owner->name);
   bridge_add_params(b, e, f, false);
@@ -289,8 +288,7 @@ static void add_leading_params(bridge_buf_t *b, const bridge_emit_t *e,
 
 /* The value parameters of MOD_op_return(): "T value", or data and length for bytes,
  * items and count for arrays. */
-static void add_return_params(bridge_buf_t *b, const bridge_emit_t *e,
-                              const bridge_type_t *t) {
+static void add_return_params(bridge_buf_t *b, const bridge_emit_t *e, const bridge_type_t *t) {
   if (t->kind == BRIDGE_OBJECT && !t->array) {
     bridge_buf_addf(b, "%s *value", bridge_c_impl(e, t));
   } else if (t->array) {
@@ -363,8 +361,8 @@ void bridge_add_proto(bridge_buf_t *b, const bridge_emit_t *e, const bridge_func
     bridge_buf_add(b, ")");
     break;
   case BRIDGE_PROTO_FAIL:
-    bridge_buf_addf(b, "int %s_%s_fail(synchro_call_t *call, int code, const char *fmt, ...)",
-                    m, n);
+    bridge_buf_addf(b, "int %s_%s_fail(synchro_call_t *call, int code, const char *fmt, ...)", m,
+                    n);
     break;
   case BRIDGE_PROTO_OPEN:
     bridge_buf_addf(b, "int %s_%s_open(", m, n);
@@ -376,19 +374,19 @@ void bridge_add_proto(bridge_buf_t *b, const bridge_emit_t *e, const bridge_func
     bridge_add_pointer_decl(b, bridge_c_result(e, &f->result).s, "item, int64_t timeout_ms)");
     break;
   case BRIDGE_PROTO_NEXT_CB:
-    bridge_buf_addf(b, "typedef void (*%s_%s_next_cb)(%s_%s_stream_t *st, int status, ", m, n,
-                    m, n);
+    bridge_buf_addf(b, "typedef void (*%s_%s_next_cb)(%s_%s_stream_t *st, int status, ", m, n, m,
+                    n);
     bridge_add_decl(b, bridge_c_cb_result(e, &f->result).s, "item");
     bridge_buf_add(b, ", const synchro_error_t *err, void *data)");
     break;
   case BRIDGE_PROTO_NEXT_AIO:
-    bridge_buf_addf(b, "int %s_%s_next_aio(%s_%s_stream_t *st, synchro_host_t *aio_host, "
-                       "%s_%s_next_cb aio_cb, void *aio_data)",
+    bridge_buf_addf(b,
+                    "int %s_%s_next_aio(%s_%s_stream_t *st, synchro_host_t *aio_host, "
+                    "%s_%s_next_cb aio_cb, void *aio_data)",
                     m, n, m, n, m, n);
     break;
   case BRIDGE_PROTO_ERROR:
-    bridge_buf_addf(b, "const synchro_error_t *%s_%s_error(const %s_%s_stream_t *st)", m, n,
-                    m, n);
+    bridge_buf_addf(b, "const synchro_error_t *%s_%s_error(const %s_%s_stream_t *st)", m, n, m, n);
     break;
   case BRIDGE_PROTO_CLOSE:
     bridge_buf_addf(b, "void %s_%s_close(%s_%s_stream_t *st)", m, n, m, n);
@@ -398,15 +396,14 @@ void bridge_add_proto(bridge_buf_t *b, const bridge_emit_t *e, const bridge_func
     add_return_params(b, e, &f->result);
     bridge_buf_add(b, ")");
     break;
-  case BRIDGE_PROTO_END:
-    bridge_buf_addf(b, "int %s_%s_end(synchro_call_t *call)", m, n);
-    break;
+  case BRIDGE_PROTO_END: bridge_buf_addf(b, "int %s_%s_end(synchro_call_t *call)", m, n); break;
   case BRIDGE_PROTO_ROOM:
     bridge_buf_addf(b, "int %s_%s_room(const synchro_call_t *call)", m, n);
     break;
   case BRIDGE_PROTO_ON_DEMAND:
-    bridge_buf_addf(b, "int %s_%s_on_demand(synchro_call_t *call, synchro_demand_fn fn, "
-                       "void *data)",
+    bridge_buf_addf(b,
+                    "int %s_%s_on_demand(synchro_call_t *call, synchro_demand_fn fn, "
+                    "void *data)",
                     m, n);
     break;
   }

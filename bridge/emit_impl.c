@@ -22,8 +22,7 @@ static void add_state_types(const bridge_emit_t *e, bridge_buf_t *b) {
       if (strcmp(spec->objects[j].impl, spec->objects[i].impl) == 0)
         break;
     if (j == i)
-      bridge_buf_addf(b, "typedef struct %s %s;\n", spec->objects[i].impl,
-                      spec->objects[i].impl);
+      bridge_buf_addf(b, "typedef struct %s %s;\n", spec->objects[i].impl, spec->objects[i].impl);
   }
   bridge_buf_add(b, "\n");
 }
@@ -46,18 +45,19 @@ static void add_prologue(const bridge_emit_t *e, bridge_buf_t *b) {
                     "edit: change the\n"
                     " * spec and run `bridge generate`; `bridge check` fails when this file "
                     "is stale. */\n");
-  bridge_buf_addf(b, "#ifndef %s_IMPL_H\n#define %s_IMPL_H\n\n#include \"%s.h\"\n\n",
-                  e->upper, e->upper, e->mod);
+  bridge_buf_addf(b, "#ifndef %s_IMPL_H\n#define %s_IMPL_H\n\n#include \"%s.h\"\n\n", e->upper,
+                  e->upper, e->mod);
   bridge_buf_add(b, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
   add_state_types(e, b);
 }
 
-static void add_args_struct(const bridge_emit_t *e, const bridge_func_t *f,
-                            const char *what, bridge_buf_t *b) {
+static void add_args_struct(const bridge_emit_t *e, const bridge_func_t *f, const char *what,
+                            bridge_buf_t *b) {
   size_t i;
 
-  bridge_buf_addf(b, "/* The arguments of %s_%s(), as its implementation sees them:\n%s */\n"
-                     "typedef struct %s_%s_args_s {\n",
+  bridge_buf_addf(b,
+                  "/* The arguments of %s_%s(), as its implementation sees them:\n%s */\n"
+                  "typedef struct %s_%s_args_s {\n",
                   e->mod, f->cname, what, e->mod, f->cname);
   for (i = 0; i < f->nargs; i++) {
     const bridge_arg_t *a = &f->args[i];
@@ -65,8 +65,9 @@ static void add_args_struct(const bridge_emit_t *e, const bridge_func_t *f,
     if (a->doc != NULL)
       bridge_buf_add_comment(b, "  ", a->doc);
     if (a->type.kind == BRIDGE_OBJECT) {
-      bridge_buf_addf(b, "  %s *%s; /* the state behind the handle%s */\n"
-                         "  synchro_object_t *%s__handle; /* the handle itself (internal) */\n",
+      bridge_buf_addf(b,
+                      "  %s *%s; /* the state behind the handle%s */\n"
+                      "  synchro_object_t *%s__handle; /* the handle itself (internal) */\n",
                       bridge_c_impl(e, &a->type), a->name,
                       a->type.nullable ? "; NULL for a NULL handle" : "", a->name);
       continue;
@@ -89,8 +90,9 @@ static const char *return_copy_note(const bridge_func_t *f) {
   switch (f->result.kind) {
   case BRIDGE_STRING:
   case BRIDGE_BYTES: return " The value is copied: the\n * implementation keeps its own.";
-  case BRIDGE_JSON: return " The value is deep-copied: the\n * implementation keeps its "
-                           "reference.";
+  case BRIDGE_JSON:
+    return " The value is deep-copied: the\n * implementation keeps its "
+           "reference.";
   default: return "";
   }
 }
@@ -119,24 +121,24 @@ static void add_stream(const bridge_emit_t *e, const bridge_func_t *f, bridge_bu
                   " * %s_%s_yield(), then finish with %s_%s_end() or %s_%s_fail(). */\n",
                   m, n, m, n, m, n, m, n);
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_IMPL, "", ";");
-  bridge_buf_addf(b,
-                  "\n/* Offers one item.%s\n"
-                  " * Returns 0 when accepted; SYNCHRO_EBUSY when the buffer is full (not accepted: pause "
-                  "until the demand\n"
-                  " * hook runs, see %s_%s_on_demand()); SYNCHRO_ECLOSED when the consumer "
-                  "is gone or the\n"
-                  " * call was cancelled (stop producing and finish the call); "
-                  "SYNCHRO_EALREADY after the\n"
-                  " * end; or an error code if the value breaks the spec (the stream then "
-                  "fails). */\n",
-                  f->result.kind == BRIDGE_OBJECT
-                      ? " The state passes to its handle, unless the answer is "
-                        "SYNCHRO_EBUSY."
-                      : bridge_type_owns_memory(&f->result) ? " The value is copied: the "
-                                                              "implementation keeps its "
-                                                              "own."
-                                                            : "",
-                  m, n);
+  bridge_buf_addf(
+      b,
+      "\n/* Offers one item.%s\n"
+      " * Returns 0 when accepted; SYNCHRO_EBUSY when the buffer is full (not accepted: pause "
+      "until the demand\n"
+      " * hook runs, see %s_%s_on_demand()); SYNCHRO_ECLOSED when the consumer "
+      "is gone or the\n"
+      " * call was cancelled (stop producing and finish the call); "
+      "SYNCHRO_EALREADY after the\n"
+      " * end; or an error code if the value breaks the spec (the stream then "
+      "fails). */\n",
+      f->result.kind == BRIDGE_OBJECT ? " The state passes to its handle, unless the answer is "
+                                        "SYNCHRO_EBUSY."
+      : bridge_type_owns_memory(&f->result) ? " The value is copied: the "
+                                              "implementation keeps its "
+                                              "own."
+                                            : "",
+      m, n);
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_YIELD, "", ";");
   bridge_buf_add(b, "\n/* Ends the stream successfully: the consumer gets every item "
                     "yielded, then\n * SYNCHRO_EEND. Returns as synchro_call_return(). */\n");
@@ -190,8 +192,10 @@ static void add_object(const bridge_emit_t *e, const bridge_object_t *o, bridge_
   f.nargs = o->n_new_args;
   bridge_format(f.cname, sizeof(f.cname), "%s_new", n);
   if (f.nargs > 0)
-    add_args_struct(e, &f, " * the caller's values, borrowed while the constructor runs "
-                           "(copy what you keep).", b);
+    add_args_struct(e, &f,
+                    " * the caller's values, borrowed while the constructor runs "
+                    "(copy what you keep).",
+                    b);
   bridge_buf_addf(b,
                   "/* Builds the state of a new %s, on the loop thread, synchronously: no "
                   "I/O (that\n"
@@ -203,8 +207,9 @@ static void add_object(const bridge_emit_t *e, const bridge_object_t *o, bridge_
     bridge_buf_t line;
     bridge_buf_init(&line);
     if (f.nargs > 0)
-      bridge_buf_addf(&line, "int %s_%s_construct(synchro_t *s, const %s_%s_new_args_t *args, "
-                             "%s **state);",
+      bridge_buf_addf(&line,
+                      "int %s_%s_construct(synchro_t *s, const %s_%s_new_args_t *args, "
+                      "%s **state);",
                       m, n, m, n, o->impl);
     else
       bridge_buf_addf(&line, "int %s_%s_construct(synchro_t *s, %s **state);", m, n, o->impl);

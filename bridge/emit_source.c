@@ -43,8 +43,9 @@ static void add_strerror(const bridge_emit_t *e, bridge_buf_t *b) {
 
   bridge_add_rule(b, "errors");
   if (spec->nerrors == 0) {
-    bridge_buf_addf(b, "const char *%s_strerror(int code) { return synchro_strerror(code); }"
-                       "\n\n",
+    bridge_buf_addf(b,
+                    "const char *%s_strerror(int code) { return synchro_strerror(code); }"
+                    "\n\n",
                     e->mod);
     return;
   }
@@ -191,9 +192,10 @@ static void add_plain_array_dup(const bridge_emit_t *e, bridge_buf_t *b, bridge_
 static void add_array_free(const bridge_emit_t *e, bridge_buf_t *b, bridge_kind_t k) {
   const char *kind = bridge_kind_name(k);
 
-  bridge_buf_addf(b, "void %s_%s_array_free(%s_%s_array_t *a) {\n"
-                     "  if (a == NULL)\n"
-                     "    return;\n",
+  bridge_buf_addf(b,
+                  "void %s_%s_array_free(%s_%s_array_t *a) {\n"
+                  "  if (a == NULL)\n"
+                  "    return;\n",
                   e->mod, kind, e->mod, kind);
   if (owning_elem(k) != NULL)
     bridge_buf_addf(b, "  %s__free_%s_array(a->items, a->count);\n", e->mod, kind);
@@ -215,15 +217,16 @@ static void add_releasers(const bridge_emit_t *e, bridge_buf_t *b) {
     return;
   bridge_buf_add(b, "/* The result_free functions of the descriptors below. */\n\n");
   if (e->release[BRIDGE_BYTES])
-    bridge_buf_addf(b, "static void %s__release_bytes(void *value) {\n"
-                       "  synchro_mem_free(((%s_bytes_t *)value)->data);\n}\n\n",
+    bridge_buf_addf(b,
+                    "static void %s__release_bytes(void *value) {\n"
+                    "  synchro_mem_free(((%s_bytes_t *)value)->data);\n}\n\n",
                     m, m);
   for (k = 0; k < BRIDGE_KIND_COUNT_; k++)
     if (e->result_array[k])
-      bridge_buf_addf(b, "static void %s__release_%s_array(void *value) {\n"
-                         "  %s_%s_array_free(value);\n}\n\n",
-                      m, bridge_kind_name((bridge_kind_t)k), m,
-                      bridge_kind_name((bridge_kind_t)k));
+      bridge_buf_addf(b,
+                      "static void %s__release_%s_array(void *value) {\n"
+                      "  %s_%s_array_free(value);\n}\n\n",
+                      m, bridge_kind_name((bridge_kind_t)k), m, bridge_kind_name((bridge_kind_t)k));
 }
 
 /* Array copies and releasers: the helpers whose types are the module's own. Emitted
@@ -290,8 +293,9 @@ static void add_arg_dup(const bridge_emit_t *e, const bridge_arg_t *a, bridge_bu
   const char *n = a->name;
 
   if (t->kind == BRIDGE_OBJECT) { /* a reference for the call; cannot fail */
-    bridge_buf_addf(b, "  if (to->%s__handle != NULL)\n"
-                       "    synchro_object_ref(to->%s__handle);\n",
+    bridge_buf_addf(b,
+                    "  if (to->%s__handle != NULL)\n"
+                    "    synchro_object_ref(to->%s__handle);\n",
                     n, n);
     return;
   }
@@ -315,8 +319,7 @@ static void add_arg_dup(const bridge_emit_t *e, const bridge_arg_t *a, bridge_bu
     return;
   }
   if (t->kind == BRIDGE_BYTES)
-    bridge_buf_addf(b, "  to->%s = synchro_module_dup_bytes(from->%s, from->%s_len);\n", n, n,
-                    n);
+    bridge_buf_addf(b, "  to->%s = synchro_module_dup_bytes(from->%s, from->%s_len);\n", n, n, n);
   else
     bridge_buf_addf(b, "  to->%s = synchro_module_dup_%s(from->%s);\n", n,
                     bridge_kind_name(t->kind), n);
@@ -328,17 +331,19 @@ static void add_args_copy(const bridge_emit_t *e, const bridge_func_t *f, bridge
   bridge_buf_t failed;
   size_t i;
 
-  bridge_buf_addf(b, "static void %s_%s__free_args(void *block) {\n"
-                     "  %s_%s_args_t *a = block;\n\n",
+  bridge_buf_addf(b,
+                  "static void %s_%s__free_args(void *block) {\n"
+                  "  %s_%s_args_t *a = block;\n\n",
                   m, n, m, n);
   for (i = 0; i < f->nargs; i++)
     add_arg_free(e, &f->args[i], b);
   bridge_buf_add(b, "}\n\n");
 
-  bridge_buf_addf(b, "static int %s_%s__copy_args(void *dst, const void *src) {\n"
-                     "  const %s_%s_args_t *from = src;\n"
-                     "  %s_%s_args_t *to = dst;\n\n"
-                     "  *to = *from;\n",
+  bridge_buf_addf(b,
+                  "static int %s_%s__copy_args(void *dst, const void *src) {\n"
+                  "  const %s_%s_args_t *from = src;\n"
+                  "  %s_%s_args_t *to = dst;\n\n"
+                  "  *to = *from;\n",
                   m, n, m, n, m, n);
   bridge_buf_init(&failed);
   for (i = 0; i < f->nargs; i++)
@@ -349,12 +354,13 @@ static void add_args_copy(const bridge_emit_t *e, const bridge_func_t *f, bridge
     /* one condition: "if (c)"; several: "if ((c1) ||\n (c2))" */
     const char *cond = bridge_buf_str(&failed) + 1;
     bool single = strstr(cond, "||") == NULL;
-    bridge_buf_addf(b, "  if (%.*s) {\n"
-                       "    %s_%s__free_args(to);\n"
-                       "    return SYNCHRO_ENOMEM;\n"
-                       "  }\n"
-                       "  return 0;\n"
-                       "}\n\n",
+    bridge_buf_addf(b,
+                    "  if (%.*s) {\n"
+                    "    %s_%s__free_args(to);\n"
+                    "    return SYNCHRO_ENOMEM;\n"
+                    "  }\n"
+                    "  return 0;\n"
+                    "}\n\n",
                     (int)strlen(cond) - (single ? 2 : 0), cond + (single ? 1 : 0), m, n);
   }
   if (failed.failed)
@@ -369,25 +375,29 @@ static void add_arg_checks(const bridge_arg_t *a, bridge_buf_t *b, bool *loops) 
   const char *n = a->name;
 
   if (t->array) {
-    bridge_buf_addf(b, "  if (a->%s == NULL && a->%s_count != 0)\n"
-                       "    return SYNCHRO_EINVAL;\n",
+    bridge_buf_addf(b,
+                    "  if (a->%s == NULL && a->%s_count != 0)\n"
+                    "    return SYNCHRO_EINVAL;\n",
                     n, n);
     if (t->kind == BRIDGE_BYTES) {
-      bridge_buf_addf(b, "  for (i = 0; i < a->%s_count; i++)\n"
-                         "    if (a->%s[i].data == NULL && a->%s[i].len != 0)\n"
-                         "      return SYNCHRO_EINVAL;\n",
+      bridge_buf_addf(b,
+                      "  for (i = 0; i < a->%s_count; i++)\n"
+                      "    if (a->%s[i].data == NULL && a->%s[i].len != 0)\n"
+                      "      return SYNCHRO_EINVAL;\n",
                       n, n, n);
       *loops = true;
     } else if (bridge_kind_is_pointer(t->kind) && !t->nullable) {
-      bridge_buf_addf(b, "  for (i = 0; i < a->%s_count; i++)\n"
-                         "    if (a->%s[i] == NULL)\n"
-                         "      return SYNCHRO_EINVAL;\n",
+      bridge_buf_addf(b,
+                      "  for (i = 0; i < a->%s_count; i++)\n"
+                      "    if (a->%s[i] == NULL)\n"
+                      "      return SYNCHRO_EINVAL;\n",
                       n, n);
       *loops = true;
     }
   } else if (t->kind == BRIDGE_BYTES) {
-    bridge_buf_addf(b, "  if (a->%s == NULL && a->%s_len != 0)\n"
-                       "    return SYNCHRO_EINVAL;\n",
+    bridge_buf_addf(b,
+                    "  if (a->%s == NULL && a->%s_len != 0)\n"
+                    "    return SYNCHRO_EINVAL;\n",
                     n, n);
   } else if (t->kind == BRIDGE_OBJECT && !t->nullable) {
     bridge_buf_addf(b, "  if (a->%s__handle == NULL)\n    return SYNCHRO_EINVAL;\n", n);
@@ -398,8 +408,7 @@ static void add_arg_checks(const bridge_arg_t *a, bridge_buf_t *b, bool *loops) 
 
 /* Emits MOD_op__check_args() if the spec forbids some argument values; returns
  * whether it did. */
-static bool add_args_check(const bridge_emit_t *e, const bridge_func_t *f,
-                           bridge_buf_t *b) {
+static bool add_args_check(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
   bridge_buf_t checks;
   bool loops = false;
   bool any;
@@ -438,16 +447,17 @@ static bool has_object_args(const bridge_arg_t *args, size_t n) {
 
 /* Translation in: sets each object argument's state from its handle, through `a`
  * ("a->" or "a."), and fails with `fail` (a statement) when a handle has none. */
-static void add_translate_in(const bridge_arg_t *args, size_t n, const char *a,
-                             const char *fail, bridge_buf_t *b) {
+static void add_translate_in(const bridge_arg_t *args, size_t n, const char *a, const char *fail,
+                             bridge_buf_t *b) {
   size_t i;
 
   for (i = 0; i < n; i++) {
     const char *name = args[i].name;
     if (args[i].type.kind != BRIDGE_OBJECT)
       continue;
-    bridge_buf_addf(b, "  %s%s = synchro_object_state(%s%s__handle);\n"
-                       "  if (%s%s == NULL && %s%s__handle != NULL)",
+    bridge_buf_addf(b,
+                    "  %s%s = synchro_object_state(%s%s__handle);\n"
+                    "  if (%s%s == NULL && %s%s__handle != NULL)",
                     a, name, a, name, a, name, a, name);
     bridge_buf_addf(b, fail, name);
   }
@@ -473,8 +483,8 @@ static void add_descriptor(const bridge_emit_t *e, const bridge_func_t *f, bridg
                     "static void %s_%s__run(synchro_call_t *call) {\n",
                     f->owner != NULL ? ", with the object's state" : "", m, n);
     if (has_object_args(f->args, f->nargs)) {
-      bridge_buf_addf(b, "  %s_%s_args_t *a = (%s_%s_args_t *)synchro_call_args(call);\n\n", m,
-                      n, m, n);
+      bridge_buf_addf(b, "  %s_%s_args_t *a = (%s_%s_args_t *)synchro_call_args(call);\n\n", m, n,
+                      m, n);
       add_translate_in(f->args, f->nargs, "a->",
                        " {\n"
                        "    synchro_call_fail(call, SYNCHRO_EINVAL, NULL, \"%%s: %s: a freed "
@@ -485,23 +495,23 @@ static void add_descriptor(const bridge_emit_t *e, const bridge_func_t *f, bridg
                        b);
       bridge_buf_addf(b, "  %s_%s_impl(call, %sa);\n}\n\n", m, n, self);
     } else if (f->nargs > 0) {
-      bridge_buf_addf(b, "  %s_%s_impl(call, %ssynchro_call_args(call));\n}\n\n", m, n,
-                      self);
+      bridge_buf_addf(b, "  %s_%s_impl(call, %ssynchro_call_args(call));\n}\n\n", m, n, self);
     } else {
-      bridge_buf_addf(b, "  %s_%s_impl(call%s%s);\n}\n\n", m, n,
-                      f->owner != NULL ? ", " : "",
+      bridge_buf_addf(b, "  %s_%s_impl(call%s%s);\n}\n\n", m, n, f->owner != NULL ? ", " : "",
                       f->owner != NULL ? "synchro_call_object(call)" : "");
     }
   }
-  bridge_buf_addf(b, "static const synchro_op_t %s_%s__op = {\n"
-                     "    .name = \"%s_%s\",\n"
-                     "    .impl = %s_%s__run,\n",
+  bridge_buf_addf(b,
+                  "static const synchro_op_t %s_%s__op = {\n"
+                  "    .name = \"%s_%s\",\n"
+                  "    .impl = %s_%s__run,\n",
                   m, n, m, n, m, n);
   if (f->nargs > 0)
     bridge_buf_addf(b, "    .args_size = sizeof(%s_%s_args_t),\n", m, n);
   if (args_own_memory(f))
-    bridge_buf_addf(b, "    .args_copy = %s_%s__copy_args,\n"
-                       "    .args_free = %s_%s__free_args,\n",
+    bridge_buf_addf(b,
+                    "    .args_copy = %s_%s__copy_args,\n"
+                    "    .args_free = %s_%s__free_args,\n",
                     m, n, m, n);
   if (f->has_result) {
     bridge_buf_addf(b, "    .%s_size = sizeof(%s),\n", f->yields ? "item" : "result",
@@ -518,8 +528,7 @@ static void add_descriptor(const bridge_emit_t *e, const bridge_func_t *f, bridg
 /* Appends the ", "-separated pieces of [text, end) greedily: a line is broken before a
  * piece that would pass column 88, and lines start at column `indent`; `col` is the
  * column where the first piece goes (a line already started). Ends with a newline. */
-static void add_filled(bridge_buf_t *b, const char *text, const char *end, int indent,
-                       size_t col) {
+static void add_filled(bridge_buf_t *b, const char *text, const char *end, int indent, size_t col) {
   size_t start = col;
 
   while (text < end) {
@@ -562,8 +571,8 @@ static void add_long_helper_call(bridge_buf_t *b, const char *line) {
   widest = 0;
   for (first = literal; first <= close;) {
     const char *next = strstr(first, ", ");
-    size_t n = next != NULL && next < close ? (size_t)(next - first) + 1
-                                            : (size_t)(close - first) + 2;
+    size_t n =
+        next != NULL && next < close ? (size_t)(next - first) + 1 : (size_t)(close - first) + 2;
     size_t at = first == literal ? 0 : (size_t)(brace - literal) + 1;
     if (at + n > widest)
       widest = at + n;
@@ -594,9 +603,9 @@ static void add_long_helper_call(bridge_buf_t *b, const char *line) {
 /* A wrapper's call of a shared helper: the helper, the descriptor, the check and the
  * argument block (a compound literal borrowing the caller's values until the copy),
  * then `rest`. */
-static void add_helper_call_with(const bridge_emit_t *e, const bridge_func_t *f,
-                                 bool checked, const char *helper, const char *head,
-                                 const char *rest, bridge_buf_t *b);
+static void add_helper_call_with(const bridge_emit_t *e, const bridge_func_t *f, bool checked,
+                                 const char *helper, const char *head, const char *rest,
+                                 bridge_buf_t *b);
 
 static void add_helper_call(const bridge_emit_t *e, const bridge_func_t *f, bool checked,
                             const char *helper, const char *rest, bridge_buf_t *b) {
@@ -614,9 +623,9 @@ static void add_helper_call(const bridge_emit_t *e, const bridge_func_t *f, bool
 }
 
 /* The same with the helper's leading arguments given (`head`). */
-static void add_helper_call_with(const bridge_emit_t *e, const bridge_func_t *f,
-                                 bool checked, const char *helper, const char *head,
-                                 const char *rest, bridge_buf_t *b) {
+static void add_helper_call_with(const bridge_emit_t *e, const bridge_func_t *f, bool checked,
+                                 const char *helper, const char *head, const char *rest,
+                                 bridge_buf_t *b) {
   bridge_buf_t line;
   size_t i;
 
@@ -639,8 +648,7 @@ static void add_helper_call_with(const bridge_emit_t *e, const bridge_func_t *f,
     }
     bridge_buf_addf(&line, "%s.%s = %s", i ? ", " : "", f->args[i].name, f->args[i].name);
     if (extra != NULL)
-      bridge_buf_addf(&line, ", .%s%s = %s%s", f->args[i].name, extra, f->args[i].name,
-                      extra);
+      bridge_buf_addf(&line, ", .%s%s = %s%s", f->args[i].name, extra, f->args[i].name, extra);
   }
   bridge_buf_addf(&line, "%s, %s);", f->nargs ? "}" : "", rest);
   if (line.len <= 88)
@@ -667,8 +675,8 @@ static void add_wrappers(const bridge_emit_t *e, const bridge_func_t *f, bool ch
   add_helper_call(e, f, checked, helper, "out", b);
   bridge_buf_add(b, "}\n\n");
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_AIO, "", " {");
-  bridge_format(rest, sizeof(rest), "aio_host, %s_%s__done, (synchro_fn)aio_cb, aio_data",
-                e->mod, f->cname);
+  bridge_format(rest, sizeof(rest), "aio_host, %s_%s__done, (synchro_fn)aio_cb, aio_data", e->mod,
+                f->cname);
   bridge_format(helper, sizeof(helper), "%ssubmit_aio", on);
   add_helper_call(e, f, checked, helper, rest, b);
   bridge_buf_add(b, "}\n\n");
@@ -704,20 +712,23 @@ static void add_stream_wrappers(const bridge_emit_t *e, const bridge_func_t *f, 
                   m, n,
                   owns ? ", then releases the item, which\n * the callback only borrowed" : "");
   bridge_buf_init(&line);
-  bridge_buf_addf(&line, "static void %s_%s__next_done(synchro_module_stream_t *st, int status, "
-                         "void *item, synchro_fn fn, void *data) {",
+  bridge_buf_addf(&line,
+                  "static void %s_%s__next_done(synchro_module_stream_t *st, int status, "
+                  "void *item, synchro_fn fn, void *data) {",
                   m, n);
   bridge_add_wrapped(b, bridge_buf_str(&line));
   bridge_buf_free(&line);
   bridge_buf_add(b, "  ");
   bridge_add_decl(b, bridge_c_result(e, t).s, "value");
-  bridge_buf_addf(b, " = %s;\n\n"
-                     "  if (status == 0)\n"
-                     "    memcpy(&value, item, sizeof(value));\n",
+  bridge_buf_addf(b,
+                  " = %s;\n\n"
+                  "  if (status == 0)\n"
+                  "    memcpy(&value, item, sizeof(value));\n",
                   bridge_c_zero(t));
   bridge_buf_init(&line);
-  bridge_buf_addf(&line, "  ((%s_%s_next_cb)fn)((%s_%s_stream_t *)st, status, value, "
-                         "synchro_module_stream_error(st), data);",
+  bridge_buf_addf(&line,
+                  "  ((%s_%s_next_cb)fn)((%s_%s_stream_t *)st, status, value, "
+                  "synchro_module_stream_error(st), data);",
                   m, n, m, n);
   bridge_add_wrapped(b, bridge_buf_str(&line));
   bridge_buf_free(&line);
@@ -727,8 +738,9 @@ static void add_stream_wrappers(const bridge_emit_t *e, const bridge_func_t *f, 
 
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_NEXT_AIO, "", " {");
   bridge_buf_init(&line);
-  bridge_buf_addf(&line, "  return synchro_module_stream_arm((synchro_module_stream_t *)st, aio_host, "
-                         "%s_%s__next_done, (synchro_fn)aio_cb, aio_data);",
+  bridge_buf_addf(&line,
+                  "  return synchro_module_stream_arm((synchro_module_stream_t *)st, aio_host, "
+                  "%s_%s__next_done, (synchro_fn)aio_cb, aio_data);",
                   m, n);
   bridge_add_wrapped(b, bridge_buf_str(&line));
   if (line.failed)
@@ -743,11 +755,10 @@ static void add_stream_wrappers(const bridge_emit_t *e, const bridge_func_t *f, 
   bridge_buf_add(b, "  synchro_module_stream_close((synchro_module_stream_t *)st);\n}\n\n");
 }
 
-static void add_result_accessor(const bridge_emit_t *e, const bridge_func_t *f,
-                                bridge_buf_t *b) {
+static void add_result_accessor(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_RESULT, "", " {");
-  bridge_buf_addf(b, "  return synchro_module_result(&%s_%s__op, f, %s);\n}\n\n", e->mod,
-                  f->cname, f->has_result ? "out" : "NULL");
+  bridge_buf_addf(b, "  return synchro_module_result(&%s_%s__op, f, %s);\n}\n\n", e->mod, f->cname,
+                  f->has_result ? "out" : "NULL");
 }
 
 /* The function that delivers a finished _aio call to the caller's typed callback. */
@@ -757,15 +768,13 @@ static void add_aio_done(const bridge_emit_t *e, const bridge_func_t *f, bridge_
 
   bridge_buf_t line;
 
-  bridge_buf_addf(b,
-                  "/* Runs on the host's thread: hands the outcome to the caller's "
-                  "callback (stored with\n"
-                  " * the call by %s_%s_aio())%s. */\n"
-                  "static void %s_%s__done(synchro_future_t *f, int status, void *data) {\n",
-                  m, n,
-                  owns ? ", then releases the result, which the\n * callback only borrowed"
-                       : "",
-                  m, n);
+  bridge_buf_addf(
+      b,
+      "/* Runs on the host's thread: hands the outcome to the caller's "
+      "callback (stored with\n"
+      " * the call by %s_%s_aio())%s. */\n"
+      "static void %s_%s__done(synchro_future_t *f, int status, void *data) {\n",
+      m, n, owns ? ", then releases the result, which the\n * callback only borrowed" : "", m, n);
   bridge_buf_init(&line);
   bridge_buf_addf(&line, "  %s_%s_cb cb = (%s_%s_cb)synchro_future_then_fn(f);", m, n, m, n);
   bridge_add_wrapped(b, bridge_buf_str(&line));
@@ -792,8 +801,7 @@ static void add_aio_done(const bridge_emit_t *e, const bridge_func_t *f, bridge_
 /* ---- one function: the implementation's helpers ------------------------------------ */
 
 /* "return synchro_module_reject(call, CODE, "why");" at `indent`, wrapped. */
-static void add_reject(bridge_buf_t *b, int indent, const char *code,
-                       const char *why) {
+static void add_reject(bridge_buf_t *b, int indent, const char *code, const char *why) {
   bridge_buf_t line;
 
   bridge_buf_init(&line);
@@ -819,8 +827,7 @@ static bool add_result_item_check(const bridge_type_t *t, bridge_buf_t *b) {
   }
   if (bridge_kind_is_pointer(t->kind) && !t->nullable) {
     char why[96];
-    bridge_format(why, sizeof(why), "a NULL item in a %s[] array",
-                  bridge_kind_name(t->kind));
+    bridge_format(why, sizeof(why), "a NULL item in a %s[] array", bridge_kind_name(t->kind));
     bridge_buf_add(b, "  for (i = 0; i < count; i++)\n"
                       "    if (items[i] == NULL)\n");
     add_reject(b, 6, "SYNCHRO_EINVAL", why);
@@ -840,9 +847,10 @@ static void add_return_array(const bridge_emit_t *e, const bridge_type_t *t, bri
   add_reject(b, 4, "SYNCHRO_EINVAL", "NULL items with a non-zero count");
   bridge_buf_add(b, bridge_buf_str(&checks));
   bridge_buf_free(&checks);
-  bridge_buf_addf(b, "  result.items = %s__dup_%s_array(items, count);\n"
-                     "  result.count = count;\n"
-                     "  if (count != 0 && result.items == NULL)\n",
+  bridge_buf_addf(b,
+                  "  result.items = %s__dup_%s_array(items, count);\n"
+                  "  result.count = count;\n"
+                  "  if (count != 0 && result.items == NULL)\n",
                   e->mod, bridge_kind_name(t->kind));
   add_nomem_check(b);
 }
@@ -867,8 +875,9 @@ static void add_return_copied(const bridge_emit_t *e, const bridge_type_t *t, br
     bridge_buf_add(b, "  if (value == NULL)\n");
     add_reject(b, 4, "SYNCHRO_EINVAL", why);
   }
-  bridge_buf_addf(b, "  result = synchro_module_dup_%s(value);\n"
-                     "  if (%sresult == NULL)\n",
+  bridge_buf_addf(b,
+                  "  result = synchro_module_dup_%s(value);\n"
+                  "  if (%sresult == NULL)\n",
                   bridge_kind_name(t->kind), t->nullable ? "value != NULL && " : "");
   add_nomem_check(b);
 }
@@ -890,9 +899,11 @@ static void add_return_object(const bridge_emit_t *e, const bridge_type_t *t, bo
     bridge_buf_add(b, "  if (synchro_call_room(call) == 0)\n"
                       "    return SYNCHRO_EBUSY; /* not wrapped: the state stays yours */\n");
   bridge_buf_init(&line);
-  bridge_buf_addf(&line, "  if (value != NULL && (rc = synchro_object_wrap(synchro_call_synchronizer(call), "
-                         "&%s_%s__class, value, &result)) != 0)",
-                  e->mod, t->object);
+  bridge_buf_addf(
+      &line,
+      "  if (value != NULL && (rc = synchro_object_wrap(synchro_call_synchronizer(call), "
+      "&%s_%s__class, value, &result)) != 0)",
+      e->mod, t->object);
   bridge_add_wrapped(b, bridge_buf_str(&line));
   if (line.failed)
     b->failed = true;
@@ -927,10 +938,11 @@ static void add_deliver(const bridge_emit_t *e, const bridge_func_t *f, bool yie
   } else if (!owned) {
     bridge_buf_add(b, "  return synchro_call_yield(call, &value);\n");
   } else {
-    bridge_buf_addf(b, "  rc = synchro_call_yield(call, &result);\n"
-                       "  if (rc != 0) /* not accepted: the copy is ours to release */\n"
-                       "    %s(&result);\n"
-                       "  return rc;\n",
+    bridge_buf_addf(b,
+                    "  rc = synchro_call_yield(call, &result);\n"
+                    "  if (rc != 0) /* not accepted: the copy is ours to release */\n"
+                    "    %s(&result);\n"
+                    "  return rc;\n",
                     releaser(e, t).s);
   }
   bridge_buf_add(b, "}\n\n");
@@ -959,13 +971,14 @@ static void add_producer(const bridge_emit_t *e, const bridge_func_t *f, bridge_
 
 static void add_fail(const bridge_emit_t *e, const bridge_func_t *f, bridge_buf_t *b) {
   bridge_add_proto_line(b, e, f, BRIDGE_PROTO_FAIL, "", " {");
-  bridge_buf_addf(b, "  va_list ap;\n"
-                     "  int rc;\n\n"
-                     "  va_start(ap, fmt);\n"
-                     "  rc = synchro_module_vfail(&%s__module, call, code, fmt, ap);\n"
-                     "  va_end(ap);\n"
-                     "  return rc;\n"
-                     "}\n\n",
+  bridge_buf_addf(b,
+                  "  va_list ap;\n"
+                  "  int rc;\n\n"
+                  "  va_start(ap, fmt);\n"
+                  "  rc = synchro_module_vfail(&%s__module, call, code, fmt, ap);\n"
+                  "  va_end(ap);\n"
+                  "  return rc;\n"
+                  "}\n\n",
                   e->mod);
 }
 
@@ -1008,8 +1021,7 @@ static void constructor_func(const bridge_object_t *o, bridge_func_t *out) {
 }
 
 /* The class: constructor and destructor trampolines, open and close descriptors. */
-static void add_object_class(const bridge_emit_t *e, const bridge_object_t *o,
-                             bridge_buf_t *b) {
+static void add_object_class(const bridge_emit_t *e, const bridge_object_t *o, bridge_buf_t *b) {
   const char *m = e->mod, *n = o->name;
   char title[BRIDGE_NAME_MAX + 16];
   bridge_func_t life;
@@ -1023,8 +1035,9 @@ static void add_object_class(const bridge_emit_t *e, const bridge_object_t *o,
                   "  %s *self = NULL;\n",
                   m, n, o->impl);
   if (has_object_args(o->new_args, o->n_new_args)) {
-    bridge_buf_addf(b, "  %s_%s_new_args_t a = *(const %s_%s_new_args_t *)args;\n"
-                       "  int rc;\n\n",
+    bridge_buf_addf(b,
+                    "  %s_%s_new_args_t a = *(const %s_%s_new_args_t *)args;\n"
+                    "  int rc;\n\n",
                     m, n, m, n);
     add_translate_in(o->new_args, o->n_new_args, "a.", "\n    return SYNCHRO_EINVAL;\n", b);
     bridge_buf_addf(b, "  rc = %s_%s_construct(s, &a, &self);\n", m, n);
@@ -1033,15 +1046,16 @@ static void add_object_class(const bridge_emit_t *e, const bridge_object_t *o,
   } else {
     bridge_buf_addf(b, "  int rc;\n\n  (void)args;\n  rc = %s_%s_construct(s, &self);\n", m, n);
   }
-  bridge_buf_addf(b, "  if (rc == 0 && self == NULL)\n"
-                     "    rc = SYNCHRO_EINVAL; /* a handle needs a state */\n"
-                     "  if (rc == 0)\n"
-                     "    *state = self;\n"
-                     "  return rc;\n"
-                     "}\n\n"
-                     "static void %s_%s__destroy(void *state) {\n"
-                     "  %s_%s_destroy(state);\n"
-                     "}\n\n",
+  bridge_buf_addf(b,
+                  "  if (rc == 0 && self == NULL)\n"
+                  "    rc = SYNCHRO_EINVAL; /* a handle needs a state */\n"
+                  "  if (rc == 0)\n"
+                  "    *state = self;\n"
+                  "  return rc;\n"
+                  "}\n\n"
+                  "static void %s_%s__destroy(void *state) {\n"
+                  "  %s_%s_destroy(state);\n"
+                  "}\n\n",
                   m, n, m, n);
   if (o->open) {
     bridge_lifecycle_func(o, BRIDGE_ROLE_OPEN, &life);
@@ -1077,8 +1091,7 @@ static void add_object(const bridge_emit_t *e, const bridge_object_t *o, bridge_
   bridge_buf_init(&line);
   bridge_buf_addf(&line, "int %s_%s_new(", m, n);
   bridge_add_params(&line, e, &ctor, false);
-  bridge_buf_addf(&line, "%s%s_%s_t **out, synchro_error_t **err) {", ctor.nargs ? ", " : "",
-                  m, n);
+  bridge_buf_addf(&line, "%s%s_%s_t **out, synchro_error_t **err) {", ctor.nargs ? ", " : "", m, n);
   bridge_add_wrapped(b, bridge_buf_str(&line));
   if (line.failed)
     b->failed = true;

@@ -120,8 +120,8 @@ static int run_check(const char *file, const bridge_spec_t *spec, const char *di
     return rc;
   rc = bridge_check(spec, dir);
   if (rc == 1)
-    fprintf(stderr, "%s: %s is out of date with %s; run: %s generate %s -o %s\n", progname,
-            dir, file, progname, file, dir);
+    fprintf(stderr, "%s: %s is out of date with %s; run: %s generate %s -o %s\n", progname, dir,
+            file, progname, file, dir);
   return rc < 0 ? EXIT_IO : rc;
 }
 
@@ -145,8 +145,7 @@ static int parse_cli(int argc, char **argv, cli_t *cli) {
 
   memset(cli, 0, sizeof(*cli));
   opterr = 0; /* our own messages */
-  while ((c = getopt_long(argc, argv, "+:o:hV", options, NULL)) != -1 ||
-         optind < argc) {
+  while ((c = getopt_long(argc, argv, "+:o:hV", options, NULL)) != -1 || optind < argc) {
     if (c == -1) {
       /* "+" stops at operands: take one and keep parsing, so options may follow */
       if (cli->command == NULL)
@@ -177,8 +176,7 @@ static int check_cli(const cli_t *cli) {
     return usage_error("%s", "missing command: generate, check or validate");
   if (strcmp(cli->command, "generate") != 0 && strcmp(cli->command, "check") != 0 &&
       strcmp(cli->command, "validate") != 0)
-    return usage_error("unknown command '%s'; expected generate, check or validate",
-                       cli->command);
+    return usage_error("unknown command '%s'; expected generate, check or validate", cli->command);
   if (cli->spec == NULL)
     return usage_error("%s: missing SPEC.json", cli->command);
   wants_output = strcmp(cli->command, "validate") != 0;

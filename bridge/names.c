@@ -8,63 +8,113 @@
 #include "spec.h"
 
 const char *const bridge_function_suffixes[] = {
-    "", "_future", "_result", "_aio", "_cb", "_args_t", "_args_s", "_impl", "_return",
-    "_fail", NULL,
+    "",        "_future", "_result", "_aio",  "_cb", "_args_t",
+    "_args_s", "_impl",   "_return", "_fail", NULL,
 };
 
 const char *const bridge_stream_suffixes[] = {
-    "_open", "_next", "_next_aio", "_next_cb", "_error", "_close", "_stream_t",
-    "_stream_s", "_args_t", "_args_s", "_impl", "_yield", "_end", "_fail", "_room",
-    "_on_demand", NULL,
+    "_open",     "_next",     "_next_aio", "_next_cb",   "_error", "_close",
+    "_stream_t", "_stream_s", "_args_t",   "_args_s",    "_impl",  "_yield",
+    "_end",      "_fail",     "_room",     "_on_demand", NULL,
 };
 
 const char *const bridge_module_names[] = {
-    "synchronizer", "use_synchronizer", "strerror", "errno_t", "errno_e",
-    "bytes_t", "bytes_s",
-    "bool_array_t", "bool_array_s", "bool_array_free",
-    "int_array_t", "int_array_s", "int_array_free",
-    "uint_array_t", "uint_array_s", "uint_array_free",
-    "double_array_t", "double_array_s", "double_array_free",
-    "string_array_t", "string_array_s", "string_array_free",
-    "bytes_array_t", "bytes_array_s", "bytes_array_free",
-    "json_array_t", "json_array_s", "json_array_free",
-    "ptr_array_t", "ptr_array_s", "ptr_array_free",
-    NULL,
+    "synchronizer",     "use_synchronizer",  "strerror",          "errno_t",
+    "errno_e",          "bytes_t",           "bytes_s",           "bool_array_t",
+    "bool_array_s",     "bool_array_free",   "int_array_t",       "int_array_s",
+    "int_array_free",   "uint_array_t",      "uint_array_s",      "uint_array_free",
+    "double_array_t",   "double_array_s",    "double_array_free", "string_array_t",
+    "string_array_s",   "string_array_free", "bytes_array_t",     "bytes_array_s",
+    "bytes_array_free", "json_array_t",      "json_array_s",      "json_array_free",
+    "ptr_array_t",      "ptr_array_s",       "ptr_array_free",    NULL,
 };
 
 const char *const bridge_object_suffixes[] = {
-    "_t", "_s", "_new", "_free", "_ref", "_new_args_t", "_new_args_s", "_construct",
-    "_destroy", NULL,
+    "_t",          "_s",          "_new",       "_free",    "_ref",
+    "_new_args_t", "_new_args_s", "_construct", "_destroy", NULL,
 };
 const char *const bridge_object_lifecycle[] = {"open", "close", NULL};
 
 static const char *const c_keywords[] = {
-    "auto", "break", "case", "char", "const", "continue", "default", "do", "double",
-    "else", "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long",
-    "register", "restrict", "return", "short", "signed", "sizeof", "static", "struct",
-    "switch", "typedef", "union", "unsigned", "void", "volatile", "while", NULL,
+    "auto",    "break",  "case",     "char",   "const",    "continue", "default",
+    "do",      "double", "else",     "enum",   "extern",   "float",    "for",
+    "goto",    "if",     "inline",   "int",    "long",     "register", "restrict",
+    "return",  "short",  "signed",   "sizeof", "static",   "struct",   "switch",
+    "typedef", "union",  "unsigned", "void",   "volatile", "while",    NULL,
 };
 
 /* Argument names appear bare in MOD.h, which C++ code may include. */
 static const char *const cxx_keywords[] = {
-    "alignas", "alignof", "and", "and_eq", "asm", "bitand", "bitor", "bool", "catch",
-    "char8_t", "char16_t", "char32_t", "class", "compl", "concept", "consteval",
-    "constexpr", "constinit", "const_cast", "co_await", "co_return", "co_yield",
-    "decltype", "delete", "dynamic_cast", "explicit", "export", "false", "friend",
-    "mutable", "namespace", "new", "noexcept", "not", "not_eq", "nullptr", "operator",
-    "or", "or_eq", "private", "protected", "public", "reinterpret_cast", "requires",
-    "static_assert", "static_cast", "template", "this", "thread_local", "throw", "true",
-    "try", "typeid", "typename", "using", "virtual", "wchar_t", "xor", "xor_eq", NULL,
+    "alignas",
+    "alignof",
+    "and",
+    "and_eq",
+    "asm",
+    "bitand",
+    "bitor",
+    "bool",
+    "catch",
+    "char8_t",
+    "char16_t",
+    "char32_t",
+    "class",
+    "compl",
+    "concept",
+    "consteval",
+    "constexpr",
+    "constinit",
+    "const_cast",
+    "co_await",
+    "co_return",
+    "co_yield",
+    "decltype",
+    "delete",
+    "dynamic_cast",
+    "explicit",
+    "export",
+    "false",
+    "friend",
+    "mutable",
+    "namespace",
+    "new",
+    "noexcept",
+    "not",
+    "not_eq",
+    "nullptr",
+    "operator",
+    "or",
+    "or_eq",
+    "private",
+    "protected",
+    "public",
+    "reinterpret_cast",
+    "requires",
+    "static_assert",
+    "static_cast",
+    "template",
+    "this",
+    "thread_local",
+    "throw",
+    "true",
+    "try",
+    "typeid",
+    "typename",
+    "using",
+    "virtual",
+    "wchar_t",
+    "xor",
+    "xor_eq",
+    NULL,
 };
 
 /* Object-like macros and global variables of the headers generated code includes
  * (stdbool, stddef, errno, stdio via uv.h, time, signal, unistd): a parameter with
  * one of these names would be rewritten or would shadow a global. */
 static const char *const header_names[] = {
-    "NULL", "assert", "complex", "daylight", "environ", "errno", "imaginary",
-    "noreturn", "offsetof", "optarg", "opterr", "optind", "optopt", "sa_handler",
-    "sa_sigaction", "signgam", "st_atime", "st_ctime", "st_mtime", "stderr", "stdin",
-    "stdout", "timezone", "tzname", NULL,
+    "NULL",         "assert",   "complex",  "daylight", "environ",  "errno",  "imaginary",
+    "noreturn",     "offsetof", "optarg",   "opterr",   "optind",   "optopt", "sa_handler",
+    "sa_sigaction", "signgam",  "st_atime", "st_ctime", "st_mtime", "stderr", "stdin",
+    "stdout",       "timezone", "tzname",   NULL,
 };
 
 /* The parameters the generated wrappers add to an operation's own (they have no
@@ -90,8 +140,7 @@ static int check_characters(const char *name, bool lower_snake, bridge_buf_t *wh
   }
   for (p = name; *p; p++) {
     unsigned char c = (unsigned char)*p;
-    bool ok = lower_snake ? (islower(c) || isdigit(c) || c == '_')
-                          : (isalnum(c) || c == '_');
+    bool ok = lower_snake ? (islower(c) || isdigit(c) || c == '_') : (isalnum(c) || c == '_');
     if (!ok || c >= 0x80) {
       bridge_buf_addf(why, "character %zu ", (size_t)(p - name) + 1);
       bridge_buf_add(why, lower_snake ? "is not one of a-z, 0-9 or \"_\""
@@ -158,8 +207,9 @@ int bridge_param_check(const char *param, const char *module, bridge_buf_t *why)
     return -1;
   }
   if (has_prefix(param, "synchro") || has_prefix(param, module)) {
-    bridge_buf_addf(why, "starts with \"synchro_\" or \"%s_\", which would hide a "
-                         "function or type the wrappers use",
+    bridge_buf_addf(why,
+                    "starts with \"synchro_\" or \"%s_\", which would hide a "
+                    "function or type the wrappers use",
                     module);
     return -1;
   }

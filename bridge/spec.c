@@ -84,8 +84,8 @@ static const char *json_kind(const json_t *v) {
   return "a JSON value";
 }
 
-static int expect_type(const json_t *v, json_type type, const char *path,
-                       const char *expected, bridge_error_t *err) {
+static int expect_type(const json_t *v, json_type type, const char *path, const char *expected,
+                       bridge_error_t *err) {
   if (json_typeof(v) == type)
     return 0;
   return bridge_fail(err, path, "expected %s, got %s", expected, json_kind(v));
@@ -158,7 +158,7 @@ static int get_name_at(json_t *obj, const char *path, const char *key, bool lowe
   bridge_buf_t why;
 
   bridge_format(expected, sizeof(expected), "%s, a %s", what,
-           lower_snake ? "lower_snake C identifier" : "C identifier");
+                lower_snake ? "lower_snake C identifier" : "C identifier");
   if (get_string(obj, key, path, true, expected, out, err) != 0)
     return -1;
   bridge_buf_init(&why);
@@ -196,8 +196,7 @@ static int get_array(json_t *obj, const char *key, const char *path, const char 
 }
 
 /* calloc for `n` model entries; n == 0 gives NULL without failing. */
-static int alloc_entries(void **out, size_t n, size_t size, const char *path,
-                         bridge_error_t *err) {
+static int alloc_entries(void **out, size_t n, size_t size, const char *path, bridge_error_t *err) {
   *out = NULL;
   if (n == 0)
     return 0;
@@ -212,15 +211,15 @@ static const char *lookup_object(const char *name, const void *ctx) {
   return o ? o->name : NULL;
 }
 
-static int parse_type(const bridge_spec_t *spec, json_t *obj, const char *key,
-                      const char *path, bool required, bridge_type_t *out,
-                      bridge_error_t *err) {
+static int parse_type(const bridge_spec_t *spec, json_t *obj, const char *key, const char *path,
+                      bool required, bridge_type_t *out, bridge_error_t *err) {
   char keypath[BRIDGE_PATH_MAX];
   const char *text;
   bridge_buf_t why;
 
-  if (get_string(obj, key, path, required, "a type such as \"int\", \"string?\" or "
-                                          "\"bytes[]\"",
+  if (get_string(obj, key, path, required,
+                 "a type such as \"int\", \"string?\" or "
+                 "\"bytes[]\"",
                  &text, err) != 0)
     return -1;
   if (text == NULL)
@@ -263,15 +262,17 @@ static int check_arg_clashes(const bridge_arg_t *args, size_t i, const char *pat
     int m = arg_params(&args[j], theirs);
     int p, q;
     if (strcmp(args[i].name, args[j].name) == 0)
-      return bridge_fail(err, namepath, "duplicate argument name \"%s\"; argument %zu "
-                                        "has it too",
+      return bridge_fail(err, namepath,
+                         "duplicate argument name \"%s\"; argument %zu "
+                         "has it too",
                          args[i].name, j);
     for (p = 0; p < n; p++)
       for (q = 0; q < m; q++)
         if (strcmp(mine[p], theirs[q]) == 0)
-          return bridge_fail(err, namepath, "the C parameter \"%s\" made for this "
-                                            "argument is also made for argument %zu "
-                                            "(bytes add \"_len\", arrays add \"_count\")",
+          return bridge_fail(err, namepath,
+                             "the C parameter \"%s\" made for this "
+                             "argument is also made for argument %zu "
+                             "(bytes add \"_len\", arrays add \"_count\")",
                              mine[p], j);
   }
   return 0;
@@ -279,13 +280,13 @@ static int check_arg_clashes(const bridge_arg_t *args, size_t i, const char *pat
 
 static const char *const arg_keys[] = {"name", "type", "doc", NULL};
 
-static int parse_arg(const bridge_spec_t *spec, json_t *v, const char *path,
-                     bridge_arg_t *a, bridge_error_t *err) {
+static int parse_arg(const bridge_spec_t *spec, json_t *v, const char *path, bridge_arg_t *a,
+                     bridge_error_t *err) {
   bridge_buf_t why;
   char namepath[BRIDGE_PATH_MAX];
 
-  if (expect_type(v, JSON_OBJECT, path, "an argument object {\"name\", \"type\", \"doc\"}",
-                  err) != 0 ||
+  if (expect_type(v, JSON_OBJECT, path, "an argument object {\"name\", \"type\", \"doc\"}", err) !=
+          0 ||
       check_keys(v, path, arg_keys, err) != 0 ||
       get_name(v, path, false, "the argument name", &a->name, err) != 0)
     return -1;
@@ -305,8 +306,8 @@ static int parse_arg(const bridge_spec_t *spec, json_t *v, const char *path,
 }
 
 /* Parses the optional "args" member of `obj`. */
-static int parse_args(const bridge_spec_t *spec, json_t *obj, const char *path,
-                      bridge_arg_t **out, size_t *n, bridge_error_t *err) {
+static int parse_args(const bridge_spec_t *spec, json_t *obj, const char *path, bridge_arg_t **out,
+                      size_t *n, bridge_error_t *err) {
   char argspath[BRIDGE_PATH_MAX];
   char argpath[BRIDGE_PATH_MAX];
   json_t *list;
@@ -333,8 +334,7 @@ static int parse_args(const bridge_spec_t *spec, json_t *obj, const char *path,
 
 /* ---- functions and methods ---------------------------------------------------- */
 
-static int parse_timeout(json_t *obj, const char *path, bridge_func_t *f,
-                         bridge_error_t *err) {
+static int parse_timeout(json_t *obj, const char *path, bridge_func_t *f, bridge_error_t *err) {
   char keypath[BRIDGE_PATH_MAX];
   json_t *v = json_object_get(obj, "timeout_ms");
 
@@ -344,11 +344,13 @@ static int parse_timeout(json_t *obj, const char *path, bridge_func_t *f,
   if (!json_is_integer(v) || json_integer_value(v) < 0 ||
       json_integer_value(v) > BRIDGE_TIMEOUT_MAX) {
     if (json_is_integer(v))
-      return bridge_fail(err, keypath, "%lld is out of range; expected a non-negative "
-                                       "integer of at most %lld (one year)",
+      return bridge_fail(err, keypath,
+                         "%lld is out of range; expected a non-negative "
+                         "integer of at most %lld (one year)",
                          (long long)json_integer_value(v), (long long)BRIDGE_TIMEOUT_MAX);
-    return bridge_fail(err, keypath, "expected a non-negative integer (milliseconds), "
-                                     "got %s",
+    return bridge_fail(err, keypath,
+                       "expected a non-negative integer (milliseconds), "
+                       "got %s",
                        json_kind(v));
   }
   f->has_timeout = true;
@@ -356,29 +358,29 @@ static int parse_timeout(json_t *obj, const char *path, bridge_func_t *f,
   return 0;
 }
 
-static int parse_result(const bridge_spec_t *spec, json_t *obj, const char *path,
-                        bridge_func_t *f, bridge_error_t *err) {
+static int parse_result(const bridge_spec_t *spec, json_t *obj, const char *path, bridge_func_t *f,
+                        bridge_error_t *err) {
   char keypath[BRIDGE_PATH_MAX];
   bool has_returns = json_object_get(obj, "returns") != NULL;
   bool has_yields = json_object_get(obj, "yields") != NULL;
 
   if (has_returns && has_yields) {
     path_key(keypath, path, "yields");
-    return bridge_fail(err, keypath, "\"returns\" and \"yields\" are mutually exclusive; "
-                                     "expected one of them (a value or a stream), or "
-                                     "neither (no result)");
+    return bridge_fail(err, keypath,
+                       "\"returns\" and \"yields\" are mutually exclusive; "
+                       "expected one of them (a value or a stream), or "
+                       "neither (no result)");
   }
   f->has_result = has_returns || has_yields;
   f->yields = has_yields;
-  return parse_type(spec, obj, has_yields ? "yields" : "returns", path, false, &f->result,
-                    err);
+  return parse_type(spec, obj, has_yields ? "yields" : "returns", path, false, &f->result, err);
 }
 
-static const char *const func_keys[] = {"name", "doc", "args", "returns", "yields",
-                                        "timeout_ms", NULL};
+static const char *const func_keys[] = {"name",   "doc",        "args", "returns",
+                                        "yields", "timeout_ms", NULL};
 
-static int parse_func(const bridge_spec_t *spec, json_t *v, const char *path,
-                      const char *what, bridge_func_t *f, bridge_error_t *err) {
+static int parse_func(const bridge_spec_t *spec, json_t *v, const char *path, const char *what,
+                      bridge_func_t *f, bridge_error_t *err) {
   bridge_format(f->path, sizeof(f->path), "%s", path);
   f->role = BRIDGE_ROLE_FUNCTION;
   if (expect_type(v, JSON_OBJECT, path, what, err) != 0 ||
@@ -394,21 +396,20 @@ static int parse_func(const bridge_spec_t *spec, json_t *v, const char *path,
 }
 
 /* Rejects a name already used by an earlier entry of the same list. */
-static int check_unique(const char *name, const char *prev_name, size_t prev,
-                        const char *path, const char *what, bridge_error_t *err) {
+static int check_unique(const char *name, const char *prev_name, size_t prev, const char *path,
+                        const char *what, bridge_error_t *err) {
   char namepath[BRIDGE_PATH_MAX];
 
   if (strcmp(name, prev_name) != 0)
     return 0;
   path_key(namepath, path, "name");
-  return bridge_fail(err, namepath, "duplicate %s name \"%s\"; entry %zu has it too", what,
-                     name, prev);
+  return bridge_fail(err, namepath, "duplicate %s name \"%s\"; entry %zu has it too", what, name,
+                     prev);
 }
 
 /* Parses a list of functions or methods ("functions", "methods"). */
-static int parse_funcs(const bridge_spec_t *spec, json_t *obj, const char *key,
-                       const char *path, bridge_func_t **out, size_t *n,
-                       bridge_error_t *err) {
+static int parse_funcs(const bridge_spec_t *spec, json_t *obj, const char *key, const char *path,
+                       bridge_func_t **out, size_t *n, bridge_error_t *err) {
   char listpath[BRIDGE_PATH_MAX];
   char itempath[BRIDGE_PATH_MAX];
   const char *what = strcmp(key, "methods") == 0 ? "method" : "function";
@@ -452,19 +453,21 @@ static int parse_errors(bridge_spec_t *spec, bridge_error_t *err) {
   if (list == NULL)
     return 0;
   if (json_array_size(list) > BRIDGE_ERRORS_MAX)
-    return bridge_fail(err, "/errors", "%zu errors declared; expected at most %d (codes "
-                                       "must stay in the module range)",
+    return bridge_fail(err, "/errors",
+                       "%zu errors declared; expected at most %d (codes "
+                       "must stay in the module range)",
                        json_array_size(list), BRIDGE_ERRORS_MAX);
-  if (alloc_entries((void **)&spec->errors, json_array_size(list), sizeof(*spec->errors),
-                    "/errors", err))
+  if (alloc_entries((void **)&spec->errors, json_array_size(list), sizeof(*spec->errors), "/errors",
+                    err))
     return -1;
   spec->nerrors = json_array_size(list);
   for (i = 0; i < spec->nerrors; i++) {
     bridge_errdef_t *e = &spec->errors[i];
     json_t *v = json_array_get(list, i);
     path_index(itempath, "/errors", i);
-    if (expect_type(v, JSON_OBJECT, itempath, "an error object {\"name\", \"doc\", "
-                                              "\"message\"}",
+    if (expect_type(v, JSON_OBJECT, itempath,
+                    "an error object {\"name\", \"doc\", "
+                    "\"message\"}",
                     err) != 0 ||
         check_keys(v, itempath, error_keys, err) != 0 ||
         get_name(v, itempath, true, "the error name", &e->name, err) != 0 ||
@@ -488,13 +491,12 @@ static int parse_object_names(bridge_spec_t *spec, bridge_error_t *err) {
   size_t i, j;
   bridge_kind_t kind;
 
-  if (get_array(spec->root, "objects", "", "an array of object declarations", &list,
-                err) != 0)
+  if (get_array(spec->root, "objects", "", "an array of object declarations", &list, err) != 0)
     return -1;
   if (list == NULL)
     return 0;
-  if (alloc_entries((void **)&spec->objects, json_array_size(list),
-                    sizeof(*spec->objects), "/objects", err))
+  if (alloc_entries((void **)&spec->objects, json_array_size(list), sizeof(*spec->objects),
+                    "/objects", err))
     return -1;
   spec->nobjects = json_array_size(list);
   for (i = 0; i < spec->nobjects; i++) {
@@ -504,20 +506,21 @@ static int parse_object_names(bridge_spec_t *spec, bridge_error_t *err) {
     bridge_buf_t ignored;
     path_index(itempath, "/objects", i);
     bridge_format(o->path, sizeof(o->path), "%s", itempath);
-    if (expect_type(v, JSON_OBJECT, itempath, "an object declaration {\"name\", "
-                                              "\"impl\", \"methods\", ...}",
+    if (expect_type(v, JSON_OBJECT, itempath,
+                    "an object declaration {\"name\", "
+                    "\"impl\", \"methods\", ...}",
                     err) != 0 ||
         get_name(v, itempath, false, "the object name", &o->name, err) != 0)
       return -1;
     bridge_buf_init(&ignored);
-    kind = bridge_type_parse(o->name, NULL, NULL, &t, &ignored) == 0 ? t.kind
-                                                                     : BRIDGE_OBJECT;
+    kind = bridge_type_parse(o->name, NULL, NULL, &t, &ignored) == 0 ? t.kind : BRIDGE_OBJECT;
     bridge_buf_free(&ignored);
     path_key(namepath, itempath, "name");
     if (kind != BRIDGE_OBJECT)
-      return bridge_fail(err, namepath, "\"%s\" is a built-in type; expected a name that "
-                                        "is not one of bool, int, uint, double, string, "
-                                        "bytes, json, ptr",
+      return bridge_fail(err, namepath,
+                         "\"%s\" is a built-in type; expected a name that "
+                         "is not one of bool, int, uint, double, string, "
+                         "bytes, json, ptr",
                          o->name);
     for (j = 0; j < i; j++)
       if (check_unique(o->name, spec->objects[j].name, j, itempath, "object", err) != 0)
@@ -526,8 +529,8 @@ static int parse_object_names(bridge_spec_t *spec, bridge_error_t *err) {
   return 0;
 }
 
-static const char *const object_keys[] = {"name", "impl", "doc", "new", "open",
-                                          "close", "methods", NULL};
+static const char *const object_keys[] = {"name", "impl",  "doc",     "new",
+                                          "open", "close", "methods", NULL};
 static const char *const new_keys[] = {"args", NULL};
 
 static int parse_object_new(const bridge_spec_t *spec, json_t *v, const char *path,
@@ -538,8 +541,7 @@ static int parse_object_new(const bridge_spec_t *spec, json_t *v, const char *pa
   if (ctor == NULL)
     return 0;
   path_key(newpath, path, "new");
-  if (expect_type(ctor, JSON_OBJECT, newpath, "a constructor object {\"args\": [...]}",
-                  err) != 0 ||
+  if (expect_type(ctor, JSON_OBJECT, newpath, "a constructor object {\"args\": [...]}", err) != 0 ||
       check_keys(ctor, newpath, new_keys, err) != 0)
     return -1;
   o->has_new = true;
@@ -690,8 +692,7 @@ static int compare_generated(const void *a, const void *b) {
 }
 
 /* Reports the clash whose later name comes first in generation order. */
-static int report_clash(const bridge_spec_t *spec, const generated_list_t *l,
-                        bridge_error_t *err) {
+static int report_clash(const bridge_spec_t *spec, const generated_list_t *l, bridge_error_t *err) {
   const generated_t *first = NULL, *second = NULL;
   char namepath[BRIDGE_PATH_MAX];
   size_t i;
@@ -711,11 +712,13 @@ static int report_clash(const bridge_spec_t *spec, const generated_list_t *l,
     return 0;
   path_key(namepath, second->origin, "name");
   if (first->origin[0] == '\0')
-    return bridge_fail(err, namepath, "generates %s_%s, which bridge reserves for the "
-                                      "module itself; expected another name",
+    return bridge_fail(err, namepath,
+                       "generates %s_%s, which bridge reserves for the "
+                       "module itself; expected another name",
                        spec->module, second->name);
-  return bridge_fail(err, namepath, "generates %s_%s, which is also generated for %s; "
-                                    "expected names that do not collide",
+  return bridge_fail(err, namepath,
+                     "generates %s_%s, which is also generated for %s; "
+                     "expected names that do not collide",
                      spec->module, second->name, first->origin);
 }
 
@@ -735,21 +738,18 @@ static int check_generated_names(const bridge_spec_t *spec, bridge_error_t *err)
 
 /* ---- the document ------------------------------------------------------------- */
 
-static const char *const top_keys[] = {"module", "doc", "errors", "functions", "objects",
-                                       NULL};
+static const char *const top_keys[] = {"module", "doc", "errors", "functions", "objects", NULL};
 
 static int parse_document(bridge_spec_t *spec, bridge_error_t *err) {
   json_t *root = spec->root;
 
   if (!json_is_object(root))
-    return bridge_fail(err, "", "expected the spec to be a JSON object, got %s",
-                       json_kind(root));
+    return bridge_fail(err, "", "expected the spec to be a JSON object, got %s", json_kind(root));
   if (check_keys(root, "", top_keys, err) != 0 ||
       get_name_at(root, "", "module", true, "the module name", &spec->module, err) != 0 ||
       get_string(root, "doc", "", false, "a string", &spec->doc, err) != 0 ||
       parse_object_names(spec, err) != 0 || parse_errors(spec, err) != 0 ||
-      parse_funcs(spec, root, "functions", "", &spec->functions, &spec->nfunctions,
-                  err) != 0 ||
+      parse_funcs(spec, root, "functions", "", &spec->functions, &spec->nfunctions, err) != 0 ||
       parse_objects(spec, err) != 0)
     return -1;
   return check_generated_names(spec, err);
@@ -762,8 +762,7 @@ static void clear_error(bridge_error_t *err) {
   err->text[0] = '\0';
 }
 
-int bridge_spec_parse(const char *text, size_t len, bridge_spec_t **out,
-                      bridge_error_t *err) {
+int bridge_spec_parse(const char *text, size_t len, bridge_spec_t **out, bridge_error_t *err) {
   json_error_t jerr;
   bridge_spec_t *spec;
 

@@ -112,8 +112,7 @@ typedef struct bridge_spec_s {
 /* Parses and validates `len` bytes of spec text. Returns 0 and a new spec in *out,
  * or -1 with the first problem in *err (*out untouched); ENOMEM is reported as an
  * error too. Never crashes on any input. */
-int bridge_spec_parse(const char *text, size_t len, bridge_spec_t **out,
-                      bridge_error_t *err);
+int bridge_spec_parse(const char *text, size_t len, bridge_spec_t **out, bridge_error_t *err);
 
 /* Frees a spec; NULL is a no-op. */
 void bridge_spec_free(bridge_spec_t *spec);
@@ -122,7 +121,6 @@ void bridge_spec_free(bridge_spec_t *spec);
 const bridge_object_t *bridge_spec_object(const bridge_spec_t *spec, const char *name);
 
 /* Records the first error: later calls leave *err alone. Returns -1. */
-int bridge_fail(bridge_error_t *err, const char *path, const char *fmt, ...)
-    BRIDGE_PRINTF(3, 4);
+int bridge_fail(bridge_error_t *err, const char *path, const char *fmt, ...) BRIDGE_PRINTF(3, 4);
 
 #endif /* BRIDGE_SPEC_H */

@@ -21,8 +21,7 @@ bool bridge_kind_is_pointer(bridge_kind_t kind) {
 }
 
 bool bridge_type_owns_memory(const bridge_type_t *t) {
-  return t->array || t->kind == BRIDGE_STRING || t->kind == BRIDGE_BYTES ||
-         t->kind == BRIDGE_JSON;
+  return t->array || t->kind == BRIDGE_STRING || t->kind == BRIDGE_BYTES || t->kind == BRIDGE_JSON;
 }
 
 /* True if `s` ends with `suffix`. */
@@ -52,8 +51,8 @@ static int unknown_type(const char *text, bridge_buf_t *why) {
 }
 
 /* Resolves the base name (no "?", no "[]") of `text` to a kind. */
-static int parse_base(const char *text, size_t len, bridge_object_lookup_fn lookup,
-                      const void *ctx, bridge_type_t *out, bridge_buf_t *why) {
+static int parse_base(const char *text, size_t len, bridge_object_lookup_fn lookup, const void *ctx,
+                      bridge_type_t *out, bridge_buf_t *why) {
   char name[128];
   const char *object;
 
@@ -97,8 +96,9 @@ int bridge_type_parse(const char *text, bridge_object_lookup_fn lookup, const vo
   if (parse_base(text, len, lookup, ctx, &t, why) != 0)
     return -1;
   if (t.nullable && !bridge_kind_is_pointer(t.kind)) {
-    bridge_buf_addf(why, "\"%s\" cannot be nullable; only string, bytes, json, ptr and "
-                         "object types may end in \"?\"",
+    bridge_buf_addf(why,
+                    "\"%s\" cannot be nullable; only string, bytes, json, ptr and "
+                    "object types may end in \"?\"",
                     kind_names[t.kind]);
     return -1;
   }

@@ -101,8 +101,7 @@ void bridge_buf_add_c_string(bridge_buf_t *b, const char *s) {
 }
 
 /* Appends one comment line with trailing blanks removed. */
-static void add_comment_line(bridge_buf_t *b, const char *prefix, const char *line,
-                             size_t len) {
+static void add_comment_line(bridge_buf_t *b, const char *prefix, const char *line, size_t len) {
   size_t i;
 
   while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))

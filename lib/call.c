@@ -70,8 +70,7 @@ int synchro_call_cancel_reason(const synchro_call_t *call) {
 
 /* Common tail of every completion: publish (or discard) the outcome, then release the
  * loop's hold on the record. */
-static int finish(synchro_call_t *call, int outcome, const void *result,
-                  synchro_error_t *err) {
+static int finish(synchro_call_t *call, int outcome, const void *result, synchro_error_t *err) {
   if (impl_finished(call)) {
     /* A second completion: misuse, reported, never a double free. */
     synchro__release_result(call->op, result);
@@ -94,8 +93,8 @@ int synchro_call_return(synchro_call_t *call, const void *result) {
   return finish(call, 0, result, NULL);
 }
 
-int synchro_call_vfail(synchro_call_t *call, int code, struct json_t *details,
-                       const char *fmt, va_list ap) {
+int synchro_call_vfail(synchro_call_t *call, int code, struct json_t *details, const char *fmt,
+                       va_list ap) {
   synchro_error_t *err = NULL;
   int rc = check_loop_call(call);
   if (rc != 0 || code >= 0) {
@@ -111,8 +110,8 @@ int synchro_call_vfail(synchro_call_t *call, int code, struct json_t *details,
   return finish(call, code, NULL, err);
 }
 
-int synchro_call_fail(synchro_call_t *call, int code, struct json_t *details,
-                      const char *fmt, ...) {
+int synchro_call_fail(synchro_call_t *call, int code, struct json_t *details, const char *fmt,
+                      ...) {
   va_list ap;
   int rc;
   va_start(ap, fmt);

@@ -13,13 +13,11 @@ static _Thread_local char name_buf[64];
 
 const char *synchro_strerror(int code) {
   switch (code) {
-#define SYNCHRO__STRERROR_CASE(name, value, msg) \
-  case SYNCHRO_##name:                           \
-    return msg;
+#define SYNCHRO__STRERROR_CASE(name, value, msg)                                                   \
+  case SYNCHRO_##name: return msg;
     SYNCHRO_ERRNO_MAP(SYNCHRO__STRERROR_CASE)
 #undef SYNCHRO__STRERROR_CASE
-  case 0:
-    return "success";
+  case 0: return "success";
   default:
     /* uv_strerror() would leak a buffer for unknown codes; the _r form does not. */
     return uv_strerror_r(code, message_buf, sizeof(message_buf));
@@ -28,21 +26,17 @@ const char *synchro_strerror(int code) {
 
 const char *synchro_err_name(int code) {
   switch (code) {
-#define SYNCHRO__NAME_CASE(name, value, msg) \
-  case SYNCHRO_##name:                       \
-    return "SYNCHRO_" #name;
+#define SYNCHRO__NAME_CASE(name, value, msg)                                                       \
+  case SYNCHRO_##name: return "SYNCHRO_" #name;
     SYNCHRO_ERRNO_MAP(SYNCHRO__NAME_CASE)
 #undef SYNCHRO__NAME_CASE
-  case 0:
-    return "OK";
-  default:
-    return uv_err_name_r(code, name_buf, sizeof(name_buf));
+  case 0: return "OK";
+  default: return uv_err_name_r(code, name_buf, sizeof(name_buf));
   }
 }
 
 /* The runtime's own outcomes need no allocation: one shared error per code. */
-#define SYNCHRO__STATIC_ERROR(name, value, msg) \
-  {value, true, msg, "synchro", NULL, NULL},
+#define SYNCHRO__STATIC_ERROR(name, value, msg) {value, true, msg, "synchro", NULL, NULL},
 static const synchro_error_t static_errors[] = {SYNCHRO_ERRNO_MAP(SYNCHRO__STATIC_ERROR)};
 #undef SYNCHRO__STATIC_ERROR
 
@@ -71,9 +65,8 @@ static char *format_message(int code, const char *fmt, va_list ap) {
   return msg;
 }
 
-int synchro__error_vnew(synchro_error_t **out, int code, const char *origin,
-                        struct json_t *details, synchro_error_t *cause, const char *fmt,
-                        va_list ap) {
+int synchro__error_vnew(synchro_error_t **out, int code, const char *origin, struct json_t *details,
+                        synchro_error_t *cause, const char *fmt, va_list ap) {
   synchro_error_t *err;
   if (out == NULL || code >= 0) {
     json_decref(details);
@@ -104,9 +97,8 @@ nomem:
   return SYNCHRO_ENOMEM;
 }
 
-int synchro_error_new(synchro_error_t **out, int code, const char *origin,
-                      struct json_t *details, synchro_error_t *cause, const char *fmt,
-                      ...) {
+int synchro_error_new(synchro_error_t **out, int code, const char *origin, struct json_t *details,
+                      synchro_error_t *cause, const char *fmt, ...) {
   va_list ap;
   int rc;
   va_start(ap, fmt);
@@ -116,12 +108,8 @@ int synchro_error_new(synchro_error_t **out, int code, const char *origin,
 }
 
 int synchro_error_code(const synchro_error_t *err) { return err ? err->code : 0; }
-const char *synchro_error_message(const synchro_error_t *err) {
-  return err ? err->message : "";
-}
-const char *synchro_error_origin(const synchro_error_t *err) {
-  return err ? err->origin : "";
-}
+const char *synchro_error_message(const synchro_error_t *err) { return err ? err->message : ""; }
+const char *synchro_error_origin(const synchro_error_t *err) { return err ? err->origin : ""; }
 struct json_t *synchro_error_details(const synchro_error_t *err) {
   return err ? err->details : NULL;
 }

@@ -80,8 +80,8 @@ static bool push_and_wake(synchro_t *s, _Atomic uintptr_t *head, synchro_call_t 
     if (h & SYNCHRO__STACK_CLOSED)
       return false;
     *link = (synchro_call_t *)h;
-  } while (!atomic_compare_exchange_weak_explicit(head, &h, (uintptr_t)rec,
-                                                  memory_order_seq_cst, memory_order_relaxed));
+  } while (!atomic_compare_exchange_weak_explicit(head, &h, (uintptr_t)rec, memory_order_seq_cst,
+                                                  memory_order_relaxed));
   if (h == 0 && !atomic_load_explicit(&s->awake, memory_order_seq_cst))
     synchro__wake_loop(s);
   return true;
@@ -109,7 +109,6 @@ static int admit(synchro_t *s, bool wait) {
     n = atomic_load_explicit(&s->inflight, memory_order_relaxed);
   }
 }
-
 
 static int check_submission(synchro_t *s, const synchro_op_t *op, const void *args,
                             int64_t timeout_ms) {
@@ -165,8 +164,7 @@ static void unprepare(synchro_t *s, synchro_call_t *rec) {
 
 /* Pushes a chain of prepared records (top: the newest; bottom_link: the oldest's next)
  * with one queue operation and at most one wakeup. */
-static int push_chain(synchro_t *s, synchro_call_t *top, synchro_call_t **bottom_link,
-                      size_t n) {
+static int push_chain(synchro_t *s, synchro_call_t *top, synchro_call_t **bottom_link, size_t n) {
   if (s->spin_loop) /* lets the loop skip its spin when we share its CPU */
     atomic_store_explicit(&s->submit_cpu, synchro__recent_cpu(), memory_order_relaxed);
   atomic_fetch_add_explicit(&s->n_submitted, n, memory_order_relaxed);
@@ -176,9 +174,8 @@ static int push_chain(synchro_t *s, synchro_call_t *top, synchro_call_t **bottom
   return SYNCHRO_ESHUTDOWN;
 }
 
-int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args,
-                    int64_t timeout_ms, bool blocking, const synchro__target_t *target,
-                    synchro_call_t **out) {
+int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args, int64_t timeout_ms,
+                    bool blocking, const synchro__target_t *target, synchro_call_t **out) {
   synchro_call_t *rec;
   int rc;
   if (out == NULL)
@@ -238,8 +235,7 @@ int synchro_submit(synchro_t *s, const synchro_op_t *op, const void *args, int64
 /* ---- waiting ------------------------------------------------------------------------- */
 
 bool synchro__is_done(const synchro_call_t *rec) {
-  return synchro__phase(atomic_load_explicit(&rec->state, memory_order_acquire)) ==
-         SYNCHRO__DONE;
+  return synchro__phase(atomic_load_explicit(&rec->state, memory_order_acquire)) == SYNCHRO__DONE;
 }
 
 /* A pending record seen in a fork child belongs to a loop that is gone there: settle
@@ -373,8 +369,8 @@ int synchro_future_cancel(synchro_future_t *f) {
 }
 
 void synchro__post_control(synchro_call_t *rec, uint32_t bits) {
-  uint32_t old = atomic_fetch_or_explicit(&rec->state, bits | SYNCHRO__CTL_QUEUED,
-                                          memory_order_acq_rel);
+  uint32_t old =
+      atomic_fetch_or_explicit(&rec->state, bits | SYNCHRO__CTL_QUEUED, memory_order_acq_rel);
   if (old & SYNCHRO__CTL_QUEUED)
     return; /* already queued: the loop reads every bit when it gets there */
   /* The queue holds a reference; once the loop is gone the queue is closed and the

@@ -66,9 +66,7 @@ void synchro__heap_remove(synchro__heap_t *h, synchro_call_t *rec) {
   sift_up(h, i);
 }
 
-synchro_call_t *synchro__heap_top(const synchro__heap_t *h) {
-  return h->len ? h->items[0] : NULL;
-}
+synchro_call_t *synchro__heap_top(const synchro__heap_t *h) { return h->len ? h->items[0] : NULL; }
 
 void synchro__heap_free(synchro__heap_t *h) {
   synchro__free(h->items);

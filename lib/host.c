@@ -86,8 +86,8 @@ static bool push(_Atomic uintptr_t *head, synchro_call_t *rec, synchro_call_t **
     if (top & SYNCHRO__STACK_CLOSED)
       return false;
     *link = (synchro_call_t *)top;
-  } while (!atomic_compare_exchange_weak_explicit(head, &top, (uintptr_t)rec,
-                                                  memory_order_release, memory_order_relaxed));
+  } while (!atomic_compare_exchange_weak_explicit(head, &top, (uintptr_t)rec, memory_order_release,
+                                                  memory_order_relaxed));
   *was = top;
   return true;
 }
@@ -187,9 +187,7 @@ int synchro_host_new_uv(synchro_host_t **out, uv_loop_t *loop) {
   return 0;
 }
 
-int synchro_host_fd(const synchro_host_t *h) {
-  return h != NULL && h->loop == NULL ? h->fd : -1;
-}
+int synchro_host_fd(const synchro_host_t *h) { return h != NULL && h->loop == NULL ? h->fd : -1; }
 
 /* ---- attaching ------------------------------------------------------------------------ */
 
@@ -205,8 +203,7 @@ static void update_loop_ref(synchro_host_t *h) {
 
 /* Registers `rec` with the host (its list, references, loop ref) so that a later
  * delivery runs cb on the host thread. The record's reference passes to the host. */
-int synchro__host_attach(synchro_host_t *h, synchro_call_t *rec, synchro_host_cb cb,
-                         void *data) {
+int synchro__host_attach(synchro_host_t *h, synchro_call_t *rec, synchro_host_cb cb, void *data) {
   uintptr_t was;
   if (atomic_load_explicit(&h->closed, memory_order_acquire))
     return SYNCHRO_ECLOSED;
@@ -230,8 +227,7 @@ int synchro__host_attach(synchro_host_t *h, synchro_call_t *rec, synchro_host_cb
 
 void synchro__host_deliver(synchro_host_t *h, synchro_call_t *rec) { push_done(h, rec); }
 
-int synchro_future_then(synchro_future_t *f, synchro_host_t *h, synchro_host_cb cb,
-                        void *data) {
+int synchro_future_then(synchro_future_t *f, synchro_host_t *h, synchro_host_cb cb, void *data) {
   return synchro_future_then_typed(f, h, cb, NULL, data);
 }
 
@@ -300,8 +296,7 @@ int synchro_host_dispatch(synchro_host_t *h, size_t max) {
     return 0; /* re-entered from a callback, or freed */
   h->dispatching = true;
   absorb_inbox(h, 0);
-  while ((max == 0 || (size_t)ran < max) && !h->free_requested &&
-         (rec = take_ready(h)) != NULL) {
+  while ((max == 0 || (size_t)ran < max) && !h->free_requested && (rec = take_ready(h)) != NULL) {
     run_callback(h, rec);
     ran++;
   }

@@ -71,9 +71,8 @@ struct synchro_error_s {
 };
 /* The shared error for a runtime outcome code, or NULL for other codes. */
 const synchro_error_t *synchro__static_error(int code);
-int synchro__error_vnew(synchro_error_t **out, int code, const char *origin,
-                        struct json_t *details, synchro_error_t *cause, const char *fmt,
-                        va_list ap);
+int synchro__error_vnew(synchro_error_t **out, int code, const char *origin, struct json_t *details,
+                        synchro_error_t *cause, const char *fmt, va_list ap);
 
 /* ---- the call record ------------------------------------------------------------
  * One record per call, four cache lines, 64-byte aligned so that records never share
@@ -86,24 +85,24 @@ int synchro__error_vnew(synchro_error_t **out, int code, const char *origin,
 #define SYNCHRO__COMPLETING 1u
 #define SYNCHRO__DONE 2u
 #define SYNCHRO__PHASE_MASK 3u
-#define SYNCHRO__CANCEL 4u  /* cancellation requested before the outcome was decided */
-#define SYNCHRO__WAITING 8u /* a caller sleeps on the futex */
+#define SYNCHRO__CANCEL 4u      /* cancellation requested before the outcome was decided */
+#define SYNCHRO__WAITING 8u     /* a caller sleeps on the futex */
 #define SYNCHRO__CTL_QUEUED 16u /* in the control queue (cancel_next link) */
 #define SYNCHRO__DEMAND 32u     /* a stream consumer made room: run the demand hook */
 
 /* loop-only flags */
-#define SYNCHRO__L_STARTED 0x01u       /* impl has been called */
-#define SYNCHRO__L_IMPL_DONE 0x02u     /* impl finished (or never started) */
-#define SYNCHRO__L_CANCEL_SEEN 0x04u   /* cancellation handled on the loop */
-#define SYNCHRO__L_ACTIVE 0x08u        /* in the synchronizer's active list */
-#define SYNCHRO__L_LOOP_REF 0x10u      /* the loop still holds its reference */
+#define SYNCHRO__L_STARTED 0x01u     /* impl has been called */
+#define SYNCHRO__L_IMPL_DONE 0x02u   /* impl finished (or never started) */
+#define SYNCHRO__L_CANCEL_SEEN 0x04u /* cancellation handled on the loop */
+#define SYNCHRO__L_ACTIVE 0x08u      /* in the synchronizer's active list */
+#define SYNCHRO__L_LOOP_REF 0x10u    /* the loop still holds its reference */
 
 /* caller-only flags (read by whoever frees the record, after the refcount handoff) */
 #define SYNCHRO__C_RESULT_TAKEN 0x01u
 #define SYNCHRO__C_ERROR_TAKEN 0x02u
-#define SYNCHRO__C_ATTACHED 0x04u      /* owned by a completion queue or host */
-#define SYNCHRO__C_IN_HOST_LIST 0x08u  /* in its host's list of pending calls */
-#define SYNCHRO__C_FREED 0x10u         /* the caller released its handle */
+#define SYNCHRO__C_ATTACHED 0x04u     /* owned by a completion queue or host */
+#define SYNCHRO__C_IN_HOST_LIST 0x08u /* in its host's list of pending calls */
+#define SYNCHRO__C_FREED 0x10u        /* the caller released its handle */
 
 #define SYNCHRO__MAGIC_LIVE 0x53594e43u  /* "SYNC" */
 #define SYNCHRO__MAGIC_FREED 0x46524545u /* "FREE" */
@@ -122,7 +121,7 @@ struct synchro_call_s {
   _Atomic uint32_t state;
   _Atomic uint32_t refs;
   _Atomic uint32_t magic;
-  int32_t status; /* cancel reason while pending, the outcome once DONE */
+  int32_t status;              /* cancel reason while pending, the outcome once DONE */
   synchro_call_t *next;        /* submission queue, then sink queue */
   synchro_call_t *cancel_next; /* control queue: cancel and demand requests */
   _Atomic uintptr_t sink;
@@ -140,21 +139,21 @@ struct synchro_call_s {
   uint16_t lflags;
   uint8_t cflags;
   uint8_t spare;
-  void *args;      /* args_inline, or a heap block */
+  void *args; /* args_inline, or a heap block */
   /* line 2: payload */
   _Alignas(16) unsigned char result[SYNCHRO_RESULT_MAX];
   synchro_host_cb then_cb;
   void *then_data;
   _Alignas(8) unsigned char args_inline[SYNCHRO__ARGS_INLINE];
   /* line 3: host delivery (host thread only) */
-  synchro_call_t *host_prev; /* attached to a host: its list of pending calls */
-  synchro_call_t *host_next; /* also the link of the host's foreign-thread inbox */
+  synchro_call_t *host_prev;       /* attached to a host: its list of pending calls */
+  synchro_call_t *host_next;       /* also the link of the host's foreign-thread inbox */
   struct synchro_stream_s *stream; /* a stream op's buffer, else NULL */
   struct synchro_object_s *object; /* the object a method/lifecycle call runs on */
   synchro_call_t *obj_prev;        /* the object's in-flight calls (loop thread) */
   synchro_call_t *obj_next;
-  uint8_t obj_kind;                /* SYNCHRO__OBJ_* */
-  synchro_fn then_fn;              /* synchro_future_then_typed's function pointer */
+  uint8_t obj_kind;   /* SYNCHRO__OBJ_* */
+  synchro_fn then_fn; /* synchro_future_then_typed's function pointer */
 } __attribute__((aligned(SYNCHRO__CACHE_LINE)));
 
 _Static_assert(sizeof(struct synchro_call_s) == 4 * SYNCHRO__CACHE_LINE,
@@ -177,8 +176,7 @@ void synchro__rec_unref(synchro_call_t *rec);
  * `result` (outcome 0) and `err` are owned by the record from here on, also when the
  * call was cancelled (then they are released). Loop thread (or a thread that owns the
  * loop's state: fork recovery, teardown). Returns 0 or SYNCHRO_EALREADY. */
-int synchro__resolve(synchro_call_t *rec, int outcome, const void *result,
-                     synchro_error_t *err);
+int synchro__resolve(synchro_call_t *rec, int outcome, const void *result, synchro_error_t *err);
 /* Gives back one max_inflight admission slot and wakes a blocked caller. */
 void synchro__release_admission(synchro_t *s);
 /* Releases what a result (not yet stored in a record) owns. */
@@ -301,17 +299,22 @@ int synchro__attach_sink(synchro_call_t *rec, synchro__sink_t *sink);
 /* Asks the loop to look at `rec` again (cancel and/or demand, as set in `bits`). */
 void synchro__post_control(synchro_call_t *rec, uint32_t bits);
 /* What a call is bound to besides its op: set on the record before the loop sees it. */
-enum { SYNCHRO__OBJ_NONE, SYNCHRO__OBJ_METHOD, SYNCHRO__OBJ_OPEN, SYNCHRO__OBJ_CLOSE,
-       SYNCHRO__OBJ_TEARDOWN, SYNCHRO__OBJ_CONSTRUCT };
+enum {
+  SYNCHRO__OBJ_NONE,
+  SYNCHRO__OBJ_METHOD,
+  SYNCHRO__OBJ_OPEN,
+  SYNCHRO__OBJ_CLOSE,
+  SYNCHRO__OBJ_TEARDOWN,
+  SYNCHRO__OBJ_CONSTRUCT
+};
 typedef struct synchro__target_s {
   struct synchro_stream_s *stream;
   struct synchro_object_s *object;
   uint8_t obj_kind;
   bool internal; /* the runtime's own call (teardown): never refused by max_inflight */
 } synchro__target_t;
-int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args,
-                    int64_t timeout_ms, bool blocking, const synchro__target_t *target,
-                    synchro_call_t **out);
+int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args, int64_t timeout_ms,
+                    bool blocking, const synchro__target_t *target, synchro_call_t **out);
 /* Blocking wait + result/error handoff shared by every blocking entry point. */
 int synchro__finish_blocking(synchro_call_t *rec, void *result, synchro_error_t **err);
 void synchro__init_record(synchro_call_t *rec, synchro_t *s, const synchro_op_t *op);
@@ -319,8 +322,7 @@ bool synchro__is_done(const synchro_call_t *rec);
 bool synchro__would_deadlock(const synchro_call_t *rec, int64_t timeout_ms);
 
 /* host.c: delivery of records that are not plain futures (streams) */
-int synchro__host_attach(synchro_host_t *h, synchro_call_t *rec, synchro_host_cb cb,
-                         void *data);
+int synchro__host_attach(synchro_host_t *h, synchro_call_t *rec, synchro_host_cb cb, void *data);
 void synchro__host_deliver(synchro_host_t *h, synchro_call_t *rec);
 
 /* object.c (loop side) */
@@ -330,8 +332,8 @@ bool synchro__object_admit(synchro_t *s, synchro_call_t *rec);
  * the loop runs, so lifecycle steps (close after a failed open, teardown) may start. */
 void synchro__object_call_done(synchro_t *s, synchro_call_t *rec, bool live);
 void synchro__object_release(struct synchro_object_s *obj); /* a record's hold */
-void synchro__objects_shutdown(synchro_t *s);           /* close every open object */
-void synchro__objects_orphan(synchro_t *s, int reason); /* the loop is gone */
+void synchro__objects_shutdown(synchro_t *s);               /* close every open object */
+void synchro__objects_orphan(synchro_t *s, int reason);     /* the loop is gone */
 /* loop.c: starts an admitted call's implementation */
 void synchro__loop_run_impl(synchro_t *s, synchro_call_t *rec);
 /* Cancels a started call now (hook or resolution), on the loop thread. */
@@ -344,9 +346,8 @@ void synchro__loop_park(synchro_t *s, synchro_call_t *rec);
 /* stream.c */
 void synchro__stream_destroy(struct synchro_stream_s *st);
 void synchro__stream_bind(struct synchro_stream_s *st, synchro_call_t *rec);
-int synchro__stream_open(synchro_t *s, const synchro_op_t *op, const void *args,
-                         int64_t timeout_ms, struct synchro_object_s *object,
-                         synchro_stream_t **out);
+int synchro__stream_open(synchro_t *s, const synchro_op_t *op, const void *args, int64_t timeout_ms,
+                         struct synchro_object_s *object, synchro_stream_t **out);
 void synchro__stream_demand(synchro_call_t *rec);
 /* Wakes the consumers of every stream that got items since the last flush. */
 void synchro__streams_flush(synchro_t *s);

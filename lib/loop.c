@@ -206,8 +206,8 @@ static bool drain_once(synchro_t *s) {
   }
   while (cancels != NULL) {
     synchro_call_t *next = cancels->cancel_next;
-    uint32_t st = atomic_fetch_and_explicit(&cancels->state, ~(SYNCHRO__CTL_QUEUED | SYNCHRO__DEMAND),
-                                            memory_order_acq_rel);
+    uint32_t st = atomic_fetch_and_explicit(
+        &cancels->state, ~(SYNCHRO__CTL_QUEUED | SYNCHRO__DEMAND), memory_order_acq_rel);
     /* Not started yet: the submission pass will see the cancel flag when it gets there. */
     if (st & SYNCHRO__CANCEL)
       cancel_call(s, cancels, SYNCHRO_ECANCELED);
@@ -357,7 +357,8 @@ static void begin_shutdown(synchro_t *s) {
   }
   if (s->grace_ms == SYNCHRO_TIMEOUT_INFINITE)
     return; /* the last finishing call begins the teardown */
-  uv_timer_start(&s->shutdown_timer, on_grace_over, (uint64_t)(s->grace_ms < 0 ? 0 : s->grace_ms), 0);
+  uv_timer_start(&s->shutdown_timer, on_grace_over, (uint64_t)(s->grace_ms < 0 ? 0 : s->grace_ms),
+                 0);
 }
 
 /* ---- setup and the thread ------------------------------------------------------------ */
@@ -435,7 +436,7 @@ void synchro__loop_drop_all(synchro_t *s, int outcome) {
       rec = next;
     }
   }
-  synchro__streams_flush(s); /* drops the flush list's references */
+  synchro__streams_flush(s);  /* drops the flush list's references */
   release_finished(s, false); /* the loop is gone: no close or open may start now */
   synchro__heap_free(&s->heap);
 }

@@ -230,8 +230,7 @@ static bool admit_close(synchro_t *s, synchro_object_t *obj, synchro_call_t *rec
     obj->lstate = OBJ_CLOSING;
     calls_insert(obj, rec);
     return true;
-  default:
-    return refuse(s, rec, SYNCHRO_EALREADY);
+  default: return refuse(s, rec, SYNCHRO_EALREADY);
   }
 }
 
@@ -248,8 +247,8 @@ bool synchro__object_admit(synchro_t *s, synchro_call_t *rec) {
     return refuse(s, rec, 0);
   }
   if (obj->destroyed)
-    return refuse(s, rec, atomic_load(&obj->gone) == SYNCHRO_EFORKED ? SYNCHRO_EFORKED
-                                                                     : SYNCHRO_ECLOSED);
+    return refuse(s, rec,
+                  atomic_load(&obj->gone) == SYNCHRO_EFORKED ? SYNCHRO_EFORKED : SYNCHRO_ECLOSED);
   if (rec->obj_kind == SYNCHRO__OBJ_CLOSE)
     return admit_close(s, obj, rec);
   if (obj->tearing_down || obj->lstate == OBJ_CLOSING || obj->lstate == OBJ_CLOSED)
@@ -373,9 +372,10 @@ static void construct_impl(synchro_call_t *call) {
   synchro_call_return(call, NULL);
 }
 
-static const synchro_op_t construct_op = {
-    .name = "construct", .impl = construct_impl, .args_size = sizeof(construct_args_t),
-    .timeout_ms = SYNCHRO_TIMEOUT_INFINITE};
+static const synchro_op_t construct_op = {.name = "construct",
+                                          .impl = construct_impl,
+                                          .args_size = sizeof(construct_args_t),
+                                          .timeout_ms = SYNCHRO_TIMEOUT_INFINITE};
 
 static void teardown_impl(synchro_call_t *call) { synchro_call_return(call, NULL); }
 static const synchro_op_t teardown_op = {
@@ -464,8 +464,7 @@ void synchro_object_free(synchro_object_t *obj) {
   if (atomic_load(&obj->gone) == 0) {
     object_hold(obj);
     if (synchro__submit(obj->sync, &teardown_op, NULL, SYNCHRO_TIMEOUT_INFINITE, false,
-                        &(synchro__target_t){NULL, obj, SYNCHRO__OBJ_TEARDOWN, true},
-                        &rec) == 0)
+                        &(synchro__target_t){NULL, obj, SYNCHRO__OBJ_TEARDOWN, true}, &rec) == 0)
       synchro_future_free(rec);
     else
       synchro__object_release(obj);
@@ -483,23 +482,21 @@ int synchro_object_open_future(synchro_object_t *obj, const void *args, int64_t 
     *out = NULL;
   if (check_handle(obj) != 0 || out == NULL)
     return check_handle(obj) != 0 ? check_handle(obj) : SYNCHRO_EINVAL;
-  return submit_on(obj, lifecycle_op(obj->cls->open), args, timeout_ms, false,
-                   SYNCHRO__OBJ_OPEN, out);
+  return submit_on(obj, lifecycle_op(obj->cls->open), args, timeout_ms, false, SYNCHRO__OBJ_OPEN,
+                   out);
 }
 
-int synchro_object_close_future(synchro_object_t *obj, int64_t timeout_ms,
-                                synchro_future_t **out) {
+int synchro_object_close_future(synchro_object_t *obj, int64_t timeout_ms, synchro_future_t **out) {
   if (out != NULL)
     *out = NULL;
   if (check_handle(obj) != 0 || out == NULL)
     return check_handle(obj) != 0 ? check_handle(obj) : SYNCHRO_EINVAL;
-  return submit_on(obj, lifecycle_op(obj->cls->close), NULL, timeout_ms, false,
-                   SYNCHRO__OBJ_CLOSE, out);
+  return submit_on(obj, lifecycle_op(obj->cls->close), NULL, timeout_ms, false, SYNCHRO__OBJ_CLOSE,
+                   out);
 }
 
 static int call_blocking(synchro_object_t *obj, const synchro_op_t *op, const void *args,
-                         int64_t timeout_ms, uint8_t kind, void *result,
-                         synchro_error_t **err) {
+                         int64_t timeout_ms, uint8_t kind, void *result, synchro_error_t **err) {
   synchro_call_t *rec;
   int rc;
   if (err != NULL)
@@ -519,15 +516,15 @@ int synchro_object_open(synchro_object_t *obj, const void *args, int64_t timeout
                         synchro_error_t **err) {
   if (check_handle(obj) != 0)
     return check_handle(obj);
-  return call_blocking(obj, lifecycle_op(obj->cls->open), args, timeout_ms, SYNCHRO__OBJ_OPEN,
-                       NULL, err);
+  return call_blocking(obj, lifecycle_op(obj->cls->open), args, timeout_ms, SYNCHRO__OBJ_OPEN, NULL,
+                       err);
 }
 
 int synchro_object_close(synchro_object_t *obj, int64_t timeout_ms, synchro_error_t **err) {
   if (check_handle(obj) != 0)
     return check_handle(obj);
-  return call_blocking(obj, lifecycle_op(obj->cls->close), NULL, timeout_ms,
-                       SYNCHRO__OBJ_CLOSE, NULL, err);
+  return call_blocking(obj, lifecycle_op(obj->cls->close), NULL, timeout_ms, SYNCHRO__OBJ_CLOSE,
+                       NULL, err);
 }
 
 int synchro_object_submit(synchro_object_t *obj, const synchro_op_t *op, const void *args,
@@ -546,8 +543,8 @@ int synchro_object_call(synchro_object_t *obj, const synchro_op_t *op, const voi
   return call_blocking(obj, op, args, timeout_ms, SYNCHRO__OBJ_METHOD, result, err);
 }
 
-int synchro_object_stream_open(synchro_object_t *obj, const synchro_op_t *op,
-                               const void *args, int64_t timeout_ms, synchro_stream_t **out) {
+int synchro_object_stream_open(synchro_object_t *obj, const synchro_op_t *op, const void *args,
+                               int64_t timeout_ms, synchro_stream_t **out) {
   int rc = check_handle(obj);
   if (rc != 0)
     return rc;

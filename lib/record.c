@@ -67,9 +67,7 @@ static uint32_t claim(synchro_call_t *rec) {
 }
 
 static void count_outcome(synchro_t *s, int outcome, bool runtime_outcome) {
-  synchro__count(outcome == 0       ? &s->n_completed
-                 : runtime_outcome ? &s->n_cancelled
-                                    : &s->n_failed);
+  synchro__count(outcome == 0 ? &s->n_completed : runtime_outcome ? &s->n_cancelled : &s->n_failed);
 }
 
 /* Gives the call's admission slot back (max_inflight). Done before the outcome is
@@ -95,8 +93,7 @@ static void discard(const synchro_call_t *rec, const void *result, synchro_error
   synchro_error_free(err);
 }
 
-int synchro__resolve(synchro_call_t *rec, int outcome, const void *result,
-                     synchro_error_t *err) {
+int synchro__resolve(synchro_call_t *rec, int outcome, const void *result, synchro_error_t *err) {
   uint32_t seen = claim(rec), old;
   uintptr_t sink;
   bool runtime_outcome = false;

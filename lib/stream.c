@@ -33,15 +33,15 @@ struct synchro_stream_s {
   uint64_t tail_seen;          /* producer's copy of tail */
   synchro_demand_fn demand_fn; /* loop thread */
   void *demand_data;
-  bool dirty;                  /* in the loop's flush list */
+  bool dirty; /* in the loop's flush list */
   synchro_stream_t *dirty_next;
   _Alignas(SYNCHRO__CACHE_LINE) _Atomic uint64_t tail; /* consumer */
   uint64_t head_seen;                                  /* consumer's copy of head */
   _Atomic uint32_t waiting;
   _Atomic uint32_t wake_seq;
-  _Atomic int closed; /* the consumer freed its handle */
-  _Atomic int armed;  /* a host callback waits for the next item */
-  _Atomic int in_host; /* armed, or delivered and its callback not run yet */
+  _Atomic int closed;   /* the consumer freed its handle */
+  _Atomic int armed;    /* a host callback waits for the next item */
+  _Atomic int in_host;  /* armed, or delivered and its callback not run yet */
   _Atomic int end_seen; /* the consumer was handed the end or the error */
   synchro_host_t *host;
   synchro_stream_cb cb;
@@ -99,14 +99,13 @@ void synchro__stream_destroy(synchro_stream_t *st) {
 
 /* ---- consumer -------------------------------------------------------------------- */
 
-int synchro_stream_open(synchro_t *s, const synchro_op_t *op, const void *args,
-                        int64_t timeout_ms, synchro_stream_t **out) {
+int synchro_stream_open(synchro_t *s, const synchro_op_t *op, const void *args, int64_t timeout_ms,
+                        synchro_stream_t **out) {
   return synchro__stream_open(s, op, args, timeout_ms, NULL, out);
 }
 
-int synchro__stream_open(synchro_t *s, const synchro_op_t *op, const void *args,
-                         int64_t timeout_ms, struct synchro_object_s *object,
-                         synchro_stream_t **out) {
+int synchro__stream_open(synchro_t *s, const synchro_op_t *op, const void *args, int64_t timeout_ms,
+                         struct synchro_object_s *object, synchro_stream_t **out) {
   synchro__target_t target = {NULL, object, SYNCHRO__OBJ_METHOD, false};
   synchro_stream_t *st;
   synchro_call_t *rec;
@@ -194,8 +193,7 @@ static int wait_for_item(synchro_stream_t *st, uint64_t deadline) {
   atomic_store_explicit(&st->waiting, 1, memory_order_seq_cst);
   check_demand(st, true);
   if (!has_item(st) &&
-      synchro__phase(atomic_load_explicit(&st->rec->state, memory_order_seq_cst)) !=
-          SYNCHRO__DONE)
+      synchro__phase(atomic_load_explicit(&st->rec->state, memory_order_seq_cst)) != SYNCHRO__DONE)
     rc = synchro__futex_wait(&st->wake_seq, seq, deadline);
   atomic_store_explicit(&st->waiting, 0, memory_order_relaxed);
   return rc;
@@ -285,7 +283,7 @@ void synchro_stream_free(synchro_stream_t *st) {
   atomic_store_explicit(&st->closed, 1, memory_order_release);
   if (!synchro__is_done(rec))
     synchro_future_cancel(rec); /* the producer's hook runs on the loop */
-  synchro__rec_unref(rec);       /* the stream goes with the record */
+  synchro__rec_unref(rec);      /* the stream goes with the record */
 }
 
 /* ---- producer (loop thread) ------------------------------------------------------------ */
@@ -308,7 +306,7 @@ int synchro_call_room(const synchro_call_t *call) {
     return rc;
   st = call->stream;
   return (int)(st->capacity - (atomic_load_explicit(&st->head, memory_order_relaxed) -
-                                atomic_load_explicit(&st->tail, memory_order_acquire)));
+                               atomic_load_explicit(&st->tail, memory_order_acquire)));
 }
 
 int synchro_call_yield(synchro_call_t *call, const void *item) {

@@ -29,9 +29,7 @@ void synchro_options_init(synchro_options_t *opts) {
   opts->default_timeout_ms = SYNCHRO_TIMEOUT_INFINITE;
 }
 
-static bool valid_timeout(int64_t ms) {
-  return ms >= 0 || ms == SYNCHRO_TIMEOUT_INFINITE;
-}
+static bool valid_timeout(int64_t ms) { return ms >= 0 || ms == SYNCHRO_TIMEOUT_INFINITE; }
 
 int synchro_new(synchro_t **out, const synchro_options_t *opts) {
   synchro_options_t defaults;
@@ -67,7 +65,9 @@ int synchro_new(synchro_t **out, const synchro_options_t *opts) {
   return 0;
 }
 
-static uint64_t current_gen(void) { return atomic_load_explicit(&synchro__fork_gen, memory_order_acquire) + 1; }
+static uint64_t current_gen(void) {
+  return atomic_load_explicit(&synchro__fork_gen, memory_order_acquire) + 1;
+}
 
 static bool running_here(synchro_t *s) {
   return atomic_load_explicit(&s->run_gen, memory_order_acquire) == current_gen();

@@ -33,8 +33,7 @@ int synchro__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t dead
     rel.tv_nsec = (long)((deadline_ns - now) % 1000000000u);
     timeout = &rel;
   }
-  if (syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, timeout, NULL, 0) ==
-          -1 &&
+  if (syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, timeout, NULL, 0) == -1 &&
       errno == ETIMEDOUT)
     return SYNCHRO_EPENDING;
   return 0; /* woken, interrupted, or the word had already changed: caller re-checks */

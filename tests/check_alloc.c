@@ -24,14 +24,14 @@
  * measure_record_size()), since the record layout is private. */
 #define HDR 16
 
-static size_t record_size;      /* 0 until measured */
+static size_t record_size;       /* 0 until measured */
 static atomic_long capture_size; /* measuring: the size of the last allocation */
 static pthread_t main_thread;
-static atomic_int loop_only;    /* count (and fail) only allocations off the main thread */
-static atomic_long n_allocs;    /* allocations attempted */
-static atomic_long fail_at;     /* 1-based index of the allocation to fail; 0 = never */
-static atomic_long n_failed;    /* failures injected */
-static atomic_long live;        /* live blocks, all sizes */
+static atomic_int loop_only; /* count (and fail) only allocations off the main thread */
+static atomic_long n_allocs; /* allocations attempted */
+static atomic_long fail_at;  /* 1-based index of the allocation to fail; 0 = never */
+static atomic_long n_failed; /* failures injected */
+static atomic_long live;     /* live blocks, all sizes */
 static atomic_long live_records;
 
 static int should_fail(size_t size) {
@@ -124,8 +124,8 @@ static void measure_record_size(void) {
     _exit((int)(capture_size / 16));
   }
   ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) > 0,
-                "measuring child failed (status %#x)", status);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) > 0, "measuring child failed (status %#x)",
+                status);
   record_size = (size_t)WEXITSTATUS(status) * 16;
 }
 
@@ -344,9 +344,9 @@ START_TEST(test_error_new_enomem) {
     ck_assert_int_eq(synchro_error_new(&cause, UV_ECONNRESET, "c", NULL, NULL, NULL), 0);
     fail_at = n_allocs + k;
     /* details and cause are released on failure (ASan proves it) */
-    ck_assert_int_eq(synchro_error_new(&err, UV_EIO, "o", json_pack("{s:i}", "a", 1), cause,
-                                       "msg %d", k),
-                     SYNCHRO_ENOMEM);
+    ck_assert_int_eq(
+        synchro_error_new(&err, UV_EIO, "o", json_pack("{s:i}", "a", 1), cause, "msg %d", k),
+        SYNCHRO_ENOMEM);
     ck_assert_ptr_null(err);
     fail_at = 0;
   }

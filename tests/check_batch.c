@@ -229,8 +229,7 @@ START_TEST(test_cq_fd_flags_and_readiness) {
   ck_assert_int_eq(fd_readable(fd, 5000), 1);
   for (i = 0; i < 5; i++) {
     double t0 = test_now_ms();
-    while (synchro_cq_size(cq) > 0 && fd_readable(fd, 0) == 1 &&
-           synchro_cq_next(cq, 0, &f) == 0) {
+    while (synchro_cq_size(cq) > 0 && fd_readable(fd, 0) == 1 && synchro_cq_next(cq, 0, &f) == 0) {
       synchro_future_free(f);
     }
     if (synchro_cq_size(cq) == 0)
@@ -379,8 +378,9 @@ START_TEST(test_submit_many_results_in_order) {
     args[i].a = i;
     args[i].b = 1;
   }
-  ck_assert_int_eq(synchro_submit_many(s, &test_op_add, args, sizeof(args[0]), N,
-                                       SYNCHRO_TIMEOUT_DEFAULT, fs), 0);
+  ck_assert_int_eq(
+      synchro_submit_many(s, &test_op_add, args, sizeof(args[0]), N, SYNCHRO_TIMEOUT_DEFAULT, fs),
+      0);
   ck_assert_int_eq(synchro_future_wait_all(fs, N, 10000), 0);
   for (i = 0; i < N; i++) {
     ck_assert_int_eq(synchro_future_result(fs[i], &r), 0);
@@ -389,8 +389,9 @@ START_TEST(test_submit_many_results_in_order) {
   }
   ck_assert_int_eq(synchro_stats(s, &st), 0);
   ck_assert_uint_eq(st.submitted, N);
-  ck_assert_int_eq(synchro_submit_many(s, &test_op_add, args, sizeof(args[0]), 0,
-                                       SYNCHRO_TIMEOUT_DEFAULT, fs), 0);
+  ck_assert_int_eq(
+      synchro_submit_many(s, &test_op_add, args, sizeof(args[0]), 0, SYNCHRO_TIMEOUT_DEFAULT, fs),
+      0);
   close_free(s);
 }
 END_TEST
@@ -405,13 +406,15 @@ START_TEST(test_submit_many_all_or_nothing) {
   opts.max_inflight = 3;
   ck_assert_int_eq(synchro_new(&s, &opts), 0);
   /* the fourth call does not fit: none is submitted */
-  ck_assert_int_eq(synchro_submit_many(s, &test_op_sleep, args, sizeof(args[0]), 4,
-                                       SYNCHRO_TIMEOUT_DEFAULT, fs), SYNCHRO_EBUSY);
+  ck_assert_int_eq(
+      synchro_submit_many(s, &test_op_sleep, args, sizeof(args[0]), 4, SYNCHRO_TIMEOUT_DEFAULT, fs),
+      SYNCHRO_EBUSY);
   ck_assert_ptr_null(fs[0]);
   ck_assert_int_eq(synchro_stats(s, &st), 0);
   ck_assert_uint_eq(st.submitted, 0);
-  ck_assert_int_eq(synchro_submit_many(s, &test_op_sleep, args, sizeof(args[0]), 3,
-                                       SYNCHRO_TIMEOUT_DEFAULT, fs), 0);
+  ck_assert_int_eq(
+      synchro_submit_many(s, &test_op_sleep, args, sizeof(args[0]), 3, SYNCHRO_TIMEOUT_DEFAULT, fs),
+      0);
   ck_assert_int_eq(synchro_close(s, 0), 0);
   ck_assert_int_eq(synchro_future_wait_all(fs, 3, 5000), 0);
   synchro_future_free(fs[0]);
@@ -426,16 +429,20 @@ START_TEST(test_submit_many_bad_input) {
   test_add_args_t args[2] = {{1, 2}, {3, 4}};
   synchro_future_t *fs[2];
   ck_assert_int_eq(synchro_submit_many(NULL, &test_op_add, args, sizeof(args[0]), 2,
-                                       SYNCHRO_TIMEOUT_DEFAULT, fs), SYNCHRO_EINVAL);
-  ck_assert_int_eq(synchro_submit_many(s, &test_op_add, args, sizeof(args[0]), 2,
-                                       SYNCHRO_TIMEOUT_DEFAULT, NULL), SYNCHRO_EINVAL);
+                                       SYNCHRO_TIMEOUT_DEFAULT, fs),
+                   SYNCHRO_EINVAL);
+  ck_assert_int_eq(
+      synchro_submit_many(s, &test_op_add, args, sizeof(args[0]), 2, SYNCHRO_TIMEOUT_DEFAULT, NULL),
+      SYNCHRO_EINVAL);
   ck_assert_int_eq(synchro_submit_many(s, &test_op_add, args, 1, 2, SYNCHRO_TIMEOUT_DEFAULT, fs),
                    SYNCHRO_EINVAL); /* stride smaller than an argument block */
-  ck_assert_int_eq(synchro_submit_many(s, &test_op_add, NULL, sizeof(args[0]), 2,
-                                       SYNCHRO_TIMEOUT_DEFAULT, fs), SYNCHRO_EINVAL);
+  ck_assert_int_eq(
+      synchro_submit_many(s, &test_op_add, NULL, sizeof(args[0]), 2, SYNCHRO_TIMEOUT_DEFAULT, fs),
+      SYNCHRO_EINVAL);
   ck_assert_int_eq(synchro_close(s, 0), 0);
-  ck_assert_int_eq(synchro_submit_many(s, &test_op_add, args, sizeof(args[0]), 2,
-                                       SYNCHRO_TIMEOUT_DEFAULT, fs), SYNCHRO_ESHUTDOWN);
+  ck_assert_int_eq(
+      synchro_submit_many(s, &test_op_add, args, sizeof(args[0]), 2, SYNCHRO_TIMEOUT_DEFAULT, fs),
+      SYNCHRO_ESHUTDOWN);
   synchro_free(s);
 }
 END_TEST

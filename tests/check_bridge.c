@@ -209,11 +209,11 @@ static void assert_compiles(const char *source, const char *scratch) {
   const char *cc = getenv("CC");
 
   format_to(cmd, sizeof(cmd),
-           "%s -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow "
-           "-Wstrict-prototypes -Wwrite-strings -Wpointer-arith -Wmissing-prototypes "
-           "-Wformat=2 -Wno-format-nonliteral -Werror -O2 -fPIC -fvisibility=hidden "
-           "-Iinclude $(pkg-config --cflags libuv jansson) -c '%s' -o '%s/out.o' 2>&1",
-           cc && *cc ? cc : "cc", source, scratch);
+            "%s -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow "
+            "-Wstrict-prototypes -Wwrite-strings -Wpointer-arith -Wmissing-prototypes "
+            "-Wformat=2 -Wno-format-nonliteral -Werror -O2 -fPIC -fvisibility=hidden "
+            "-Iinclude $(pkg-config --cflags libuv jansson) -c '%s' -o '%s/out.o' 2>&1",
+            cc && *cc ? cc : "cc", source, scratch);
   ck_assert_msg(system(cmd) == 0, "generated %s does not compile: %s", source, cmd);
   format_to(cmd, sizeof(cmd), "%s/out.o", scratch);
   unlink(cmd);
@@ -252,8 +252,7 @@ END_TEST
 static run_t run_case(const cases_t *c, int i, const char *command, const char *tmp) {
   char dir[PATH_MAX];
   char out_dir[PATH_MAX];
-  char *with_output[] = {NULL, (char *)command, (char *)"spec.json", (char *)"-o", out_dir,
-                         NULL};
+  char *with_output[] = {NULL, (char *)command, (char *)"spec.json", (char *)"-o", out_dir, NULL};
   char *without[] = {NULL, (char *)command, (char *)"spec.json", NULL};
 
   case_dir(c, i, dir, sizeof(dir));
@@ -299,8 +298,8 @@ START_TEST(test_unsupported_case) {
 
   make_temp_dir(tmp, sizeof(tmp));
   r = run_case(&unsupported_cases, _i, "validate", tmp);
-  ck_assert_msg(r.status == 0, "%s: validate exited %d: %s", unsupported_cases.names[_i],
-                r.status, r.err);
+  ck_assert_msg(r.status == 0, "%s: validate exited %d: %s", unsupported_cases.names[_i], r.status,
+                r.err);
   run_free(&r);
   expected_error(&unsupported_cases, _i, want, sizeof(want));
   r = run_case(&unsupported_cases, _i, "generate", tmp);
@@ -382,8 +381,8 @@ END_TEST
 /* ---- check ------------------------------------------------------------------------- */
 
 /* Generates the first valid case into tmp/gen; returns the module's header name. */
-static void generate_first_valid(const char *tmp, char *spec, size_t spec_size,
-                                 char *gen, size_t gen_size) {
+static void generate_first_valid(const char *tmp, char *spec, size_t spec_size, char *gen,
+                                 size_t gen_size) {
   char dir[PATH_MAX];
   char *argv[] = {NULL, (char *)"generate", spec, (char *)"-o", gen, NULL};
   run_t r;
@@ -435,8 +434,8 @@ START_TEST(test_check_drift) {
   r = run_in(NULL, tmp, argv);
   ck_assert_int_eq(r.status, 1);
   ck_assert_ptr_nonnull(strstr(r.out, names[1]));
-  ck_assert_msg(strstr(r.out, "@@") != NULL || strstr(r.out, "differs") != NULL,
-                "no diff in: %s", r.out);
+  ck_assert_msg(strstr(r.out, "@@") != NULL || strstr(r.out, "differs") != NULL, "no diff in: %s",
+                r.out);
   ck_assert_ptr_nonnull(strstr(r.err, "out of date"));
   run_free(&r);
 
@@ -534,8 +533,7 @@ int main(void) {
   find_cases(&invalid_cases);
   find_cases(&unsupported_cases);
   if (valid_cases.n == 0 || invalid_cases.n == 0) {
-    fprintf(stderr, "check_bridge: no cases under %s (run from the project root)\n",
-            DATA_DIR);
+    fprintf(stderr, "check_bridge: no cases under %s (run from the project root)\n", DATA_DIR);
     return EXIT_FAILURE;
   }
   sr = srunner_create(bridge_suite());

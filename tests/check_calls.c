@@ -164,7 +164,7 @@ START_TEST(test_a5_cancel_reaches_impl_and_waits_for_cleanup) {
     int rc;
     testops_reset();
     ck_assert_int_eq(synchro_submit(s, &test_op_sleep, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
-    wait_started(1);                     /* started */
+    wait_started(1); /* started */
     ck_assert_int_eq(test_hooks_run, 0);
     t0 = test_now_ms();
     ck_assert_int_eq(synchro_future_cancel(f), 0);
@@ -254,8 +254,8 @@ static long a6_check(a6_batch_t *b) {
       ck_assert_msg(out == SYNCHRO_ECANCELED, "cancel accepted but call %d ended %s", i,
                     synchro_err_name(out));
     else
-      ck_assert_msg(b->crc[i] == SYNCHRO_EALREADY && out == 0, "call %d: cancel %s, outcome %s",
-                    i, synchro_err_name(b->crc[i]), synchro_err_name(out));
+      ck_assert_msg(b->crc[i] == SYNCHRO_EALREADY && out == 0, "call %d: cancel %s, outcome %s", i,
+                    synchro_err_name(b->crc[i]), synchro_err_name(out));
     if (out == 0) {
       int64_t r = -1;
       ck_assert_int_eq(synchro_future_result(f, &r), 0);
@@ -410,8 +410,9 @@ START_TEST(test_a9_cancel_after_close_resolves) {
   double t0;
   for (i = 0; i < n; i++) {
     test_sleep_args_t sl = {10000, 1};
-    const synchro_op_t *op = i % 3 == 0 ? &test_op_sleep : i % 3 == 1 ? &test_op_never
-                                                                      : &test_op_stubborn;
+    const synchro_op_t *op = i % 3 == 0   ? &test_op_sleep
+                             : i % 3 == 1 ? &test_op_never
+                                          : &test_op_stubborn;
     ck_assert_int_eq(synchro_submit(s, op, &sl, SYNCHRO_TIMEOUT_DEFAULT, &fs[i]), 0);
   }
   t0 = test_now_ms();
@@ -533,14 +534,12 @@ START_TEST(test_a26_default_deadlines) {
   ck_assert_double_ge(test_now_ms() - t0, 29.0);
   ck_assert_double_lt(test_now_ms() - t0, 1000);
   /* an explicit infinite submission overrides it */
-  ck_assert_int_eq(synchro_call(s, &test_op_sleep, &short_args, SYNCHRO_TIMEOUT_INFINITE, &r,
-                                NULL),
+  ck_assert_int_eq(synchro_call(s, &test_op_sleep, &short_args, SYNCHRO_TIMEOUT_INFINITE, &r, NULL),
                    0);
   ck_assert_int_eq(r, 20);
   /* the op's timeout wins over the synchronizer's (the default would expire first) */
   op_with_timeout.timeout_ms = 300;
-  ck_assert_int_eq(synchro_call(s, &op_with_timeout, &mid_args, SYNCHRO_TIMEOUT_DEFAULT, &r,
-                                NULL),
+  ck_assert_int_eq(synchro_call(s, &op_with_timeout, &mid_args, SYNCHRO_TIMEOUT_DEFAULT, &r, NULL),
                    0);
   ck_assert_int_eq(r, 100);
   t0 = test_now_ms();
@@ -549,9 +548,8 @@ START_TEST(test_a26_default_deadlines) {
   ck_assert_double_ge(test_now_ms() - t0, 299.0);
   /* an op with an infinite timeout ignores the synchronizer's default */
   op_with_timeout.timeout_ms = SYNCHRO_TIMEOUT_INFINITE;
-  ck_assert_int_eq(synchro_call(s, &op_with_timeout, &short_args, SYNCHRO_TIMEOUT_DEFAULT, &r,
-                                NULL),
-                   0);
+  ck_assert_int_eq(
+      synchro_call(s, &op_with_timeout, &short_args, SYNCHRO_TIMEOUT_DEFAULT, &r, NULL), 0);
   close_free(s);
 }
 END_TEST
@@ -831,8 +829,7 @@ START_TEST(test_bad_input_einval) {
   ck_assert_int_eq(synchro_call(NULL, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &r, &err),
                    SYNCHRO_EINVAL);
   ck_assert_ptr_null(err);
-  ck_assert_int_eq(synchro_call(s, NULL, &args, SYNCHRO_TIMEOUT_DEFAULT, &r, NULL),
-                   SYNCHRO_EINVAL);
+  ck_assert_int_eq(synchro_call(s, NULL, &args, SYNCHRO_TIMEOUT_DEFAULT, &r, NULL), SYNCHRO_EINVAL);
   ck_assert_int_eq(synchro_call(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, NULL, NULL),
                    SYNCHRO_EINVAL); /* a result is expected */
   op.args_size = SYNCHRO_ARGS_MAX + 1;
@@ -1146,8 +1143,8 @@ START_TEST(test_a17_outstanding_calls_do_not_slow_new_ones) {
     ck_assert_int_eq(synchro_call(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL), 0);
   t_idle = test_now_ms() - t0;
   for (i = 0; i < PENDING; i++)
-    ck_assert_int_eq(synchro_submit(s, &test_op_sleep, &sleep_args, SYNCHRO_TIMEOUT_DEFAULT,
-                                    &pending[i]), 0);
+    ck_assert_int_eq(
+        synchro_submit(s, &test_op_sleep, &sleep_args, SYNCHRO_TIMEOUT_DEFAULT, &pending[i]), 0);
   t0 = test_now_ms();
   for (i = 0; i < n; i++)
     ck_assert_int_eq(synchro_call(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL), 0);
@@ -1181,8 +1178,7 @@ static void *coexist_worker(void *p) {
         sum != i + 1)
       a->bad++;
     if (synchro_submit(a->s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &f) != 0 ||
-        synchro_future_wait(f, 5000) != 0 || synchro_future_result(f, &sum) != 0 ||
-        sum != i + 1)
+        synchro_future_wait(f, 5000) != 0 || synchro_future_result(f, &sum) != 0 || sum != i + 1)
       a->bad++;
     synchro_future_free(f);
   }
@@ -1212,8 +1208,8 @@ START_TEST(test_a35_two_synchronizers_coexist) {
   for (i = 0; i < n_aio; i++) {
     test_add_args_t args = {i, 2};
     synchro_future_t *f = NULL;
-    ck_assert_int_eq(synchro_submit(i % 2 ? a.s : b.s, &test_op_add, &args,
-                                    SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
+    ck_assert_int_eq(
+        synchro_submit(i % 2 ? a.s : b.s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
     ck_assert_int_eq(synchro_future_then(f, host, on_coexist_done, &aio_done), 0);
   }
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -1227,8 +1223,8 @@ START_TEST(test_a35_two_synchronizers_coexist) {
   {
     test_add_args_t args = {40, 2};
     int64_t sum = 0;
-    ck_assert_int_eq(synchro_call(b.s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sum,
-                                  NULL), 0);
+    ck_assert_int_eq(synchro_call(b.s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL),
+                     0);
     ck_assert_int_eq(sum, 42);
   }
   synchro_free(a.s);

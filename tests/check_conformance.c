@@ -109,8 +109,7 @@ static void on_int(int status, int64_t result, const synchro_error_t *err, void 
   w->done = true;
 }
 
-static void on_string(int status, const char *result, const synchro_error_t *err,
-                      void *data) {
+static void on_string(int status, const char *result, const synchro_error_t *err, void *data) {
   aio_t *w = data;
   w->o->status = status;
   if (result != NULL)
@@ -127,8 +126,7 @@ static void on_void(int status, const synchro_error_t *err, void *data) {
 }
 
 /* A handle result is borrowed during the callback: keep a reference. */
-static void on_counter(int status, conf_counter_t *result, const synchro_error_t *err,
-                       void *data) {
+static void on_counter(int status, conf_counter_t *result, const synchro_error_t *err, void *data) {
   aio_t *w = data;
   w->o->status = status;
   w->o->handle = result != NULL ? conf_counter_ref(result) : NULL;
@@ -140,49 +138,49 @@ static void on_counter(int status, conf_counter_t *result, const synchro_error_t
 
 /* OP(args..., OUT, &err) / OP_future + OP_result(f, OUT) / OP_aio(args..., host, CB, &w).
  * RUN0 is the same for operations without arguments. */
-#define RUN_STYLE(o, style, OUT, CB, BLOCK, FUT, RES, AIOCALL)                              \
-  do {                                                                                   \
-    int64_t start_ = now_ms();                                                           \
-    switch (style) {                                                                     \
-    case BLOCKING: {                                                                     \
-      synchro_error_t *err = NULL;                                                       \
-      (o)->status = BLOCK;                                                               \
-      record_error((o), err);                                                            \
-      synchro_error_free(err);                                                           \
-      break;                                                                             \
-    }                                                                                    \
-    case FUTURES: {                                                                      \
-      synchro_future_t *f = NULL;                                                        \
-      (o)->status = FUT;                                                                 \
-      if ((o)->status == 0) {                                                            \
-        (o)->status = synchro_future_wait(f, FOREVER);                                   \
-        if ((o)->status == 0)                                                            \
-          (o)->status = RES;                                                             \
-        record_error((o), synchro_future_error(f));                                      \
-        synchro_future_free(f);                                                          \
-      }                                                                                  \
-      break;                                                                             \
-    }                                                                                    \
-    default: {                                                                           \
-      aio_t w = {(o), false, 0};                                                         \
-      (o)->status = AIOCALL;                                                             \
-      if ((o)->status == 0)                                                              \
-        run_until(&w.done);                                                              \
-      break;                                                                             \
-    }                                                                                    \
-    }                                                                                    \
-    (o)->elapsed_ms = now_ms() - start_;                                                 \
+#define RUN_STYLE(o, style, OUT, CB, BLOCK, FUT, RES, AIOCALL)                                     \
+  do {                                                                                             \
+    int64_t start_ = now_ms();                                                                     \
+    switch (style) {                                                                               \
+    case BLOCKING: {                                                                               \
+      synchro_error_t *err = NULL;                                                                 \
+      (o)->status = BLOCK;                                                                         \
+      record_error((o), err);                                                                      \
+      synchro_error_free(err);                                                                     \
+      break;                                                                                       \
+    }                                                                                              \
+    case FUTURES: {                                                                                \
+      synchro_future_t *f = NULL;                                                                  \
+      (o)->status = FUT;                                                                           \
+      if ((o)->status == 0) {                                                                      \
+        (o)->status = synchro_future_wait(f, FOREVER);                                             \
+        if ((o)->status == 0)                                                                      \
+          (o)->status = RES;                                                                       \
+        record_error((o), synchro_future_error(f));                                                \
+        synchro_future_free(f);                                                                    \
+      }                                                                                            \
+      break;                                                                                       \
+    }                                                                                              \
+    default: {                                                                                     \
+      aio_t w = {(o), false, 0};                                                                   \
+      (o)->status = AIOCALL;                                                                       \
+      if ((o)->status == 0)                                                                        \
+        run_until(&w.done);                                                                        \
+      break;                                                                                       \
+    }                                                                                              \
+    }                                                                                              \
+    (o)->elapsed_ms = now_ms() - start_;                                                           \
   } while (0)
 
-#define RUN(o, style, OUT, CB, OP, ...)                                                    \
-  RUN_STYLE(o, style, OUT, CB, OP(__VA_ARGS__, OUT, &err), OP##_future(__VA_ARGS__, &f),  \
+#define RUN(o, style, OUT, CB, OP, ...)                                                            \
+  RUN_STYLE(o, style, OUT, CB, OP(__VA_ARGS__, OUT, &err), OP##_future(__VA_ARGS__, &f),           \
             OP##_result(f, OUT), OP##_aio(__VA_ARGS__, host, CB, &w))
-#define RUN0(o, style, OUT, CB, OP)                                                        \
-  RUN_STYLE(o, style, OUT, CB, OP(OUT, &err), OP##_future(&f), OP##_result(f, OUT),       \
+#define RUN0(o, style, OUT, CB, OP)                                                                \
+  RUN_STYLE(o, style, OUT, CB, OP(OUT, &err), OP##_future(&f), OP##_result(f, OUT),                \
             OP##_aio(host, CB, &w))
 /* Operations without a result (open, close). */
-#define RUN_VOID(o, style, OP, self)                                                       \
-  RUN_STYLE(o, style, NULL, on_void, OP(self, &err), OP##_future(self, &f), OP##_result(f), \
+#define RUN_VOID(o, style, OP, self)                                                               \
+  RUN_STYLE(o, style, NULL, on_void, OP(self, &err), OP##_future(self, &f), OP##_result(f),        \
             OP##_aio(self, host, on_void, &w))
 
 static void run_add(style_t style, int64_t a, int64_t b, outcome_t *o) {
@@ -222,8 +220,8 @@ static void assert_hook_ran(int64_t before, const char *what) {
 
 /* ---- streams ----------------------------------------------------------------------------- */
 
-static void on_item(conf_count_stream_t *st, int status, int64_t item,
-                    const synchro_error_t *err, void *data) {
+static void on_item(conf_count_stream_t *st, int status, int64_t item, const synchro_error_t *err,
+                    void *data) {
   aio_t *w = data;
   if (status == 0 && w->o->nitems < MAX_ITEMS) {
     w->o->items[w->o->nitems++] = item;
@@ -243,8 +241,7 @@ static void on_item(conf_count_stream_t *st, int status, int64_t item,
 }
 
 /* Consumes count(n, fail_after), stopping early after stop_after items (0: never). */
-static void run_count(style_t style, int64_t n, int64_t fail_after, int stop_after,
-                      outcome_t *o) {
+static void run_count(style_t style, int64_t n, int64_t fail_after, int stop_after, outcome_t *o) {
   conf_count_stream_t *st = NULL;
   int64_t item;
   int rc;
@@ -321,32 +318,28 @@ static void run_ticks(style_t style, conf_counter_t *c, int64_t n, outcome_t *o)
 
 /* ---- comparing styles -------------------------------------------------------------------- */
 
-static void assert_same(const outcome_t *a, const outcome_t *b, const char *what,
-                        style_t sb) {
+static void assert_same(const outcome_t *a, const outcome_t *b, const char *what, style_t sb) {
   int i;
 
   ck_assert_msg(a->status == b->status, "%s: %s gives %d (%s), blocking %d (%s)", what,
                 style_names[sb], b->status, synchro_err_name(b->status), a->status,
                 synchro_err_name(a->status));
-  ck_assert_msg(a->value == b->value, "%s: %s value %lld, blocking %lld", what,
-                style_names[sb], (long long)b->value, (long long)a->value);
+  ck_assert_msg(a->value == b->value, "%s: %s value %lld, blocking %lld", what, style_names[sb],
+                (long long)b->value, (long long)a->value);
   ck_assert_msg(strcmp(a->text, b->text) == 0, "%s: %s text \"%s\", blocking \"%s\"", what,
                 style_names[sb], b->text, a->text);
   ck_assert_msg(a->err_code == b->err_code, "%s: %s error code %d, blocking %d", what,
                 style_names[sb], b->err_code, a->err_code);
-  ck_assert_msg(strcmp(a->message, b->message) == 0,
-                "%s: %s message \"%s\", blocking \"%s\"", what, style_names[sb], b->message,
-                a->message);
-  ck_assert_msg(strcmp(a->origin, b->origin) == 0, "%s: %s origin \"%s\", blocking \"%s\"",
-                what, style_names[sb], b->origin, a->origin);
-  ck_assert_msg(strcmp(a->details, b->details) == 0,
-                "%s: %s details %s, blocking %s", what, style_names[sb], b->details,
-                a->details);
-  ck_assert_msg(a->nitems == b->nitems, "%s: %s gives %d items, blocking %d", what,
-                style_names[sb], b->nitems, a->nitems);
+  ck_assert_msg(strcmp(a->message, b->message) == 0, "%s: %s message \"%s\", blocking \"%s\"", what,
+                style_names[sb], b->message, a->message);
+  ck_assert_msg(strcmp(a->origin, b->origin) == 0, "%s: %s origin \"%s\", blocking \"%s\"", what,
+                style_names[sb], b->origin, a->origin);
+  ck_assert_msg(strcmp(a->details, b->details) == 0, "%s: %s details %s, blocking %s", what,
+                style_names[sb], b->details, a->details);
+  ck_assert_msg(a->nitems == b->nitems, "%s: %s gives %d items, blocking %d", what, style_names[sb],
+                b->nitems, a->nitems);
   for (i = 0; i < a->nitems; i++)
-    ck_assert_msg(a->items[i] == b->items[i], "%s: item %d differs (%s)", what, i,
-                  style_names[sb]);
+    ck_assert_msg(a->items[i] == b->items[i], "%s: item %d differs (%s)", what, i, style_names[sb]);
 }
 
 /* The styles agree, and the blocking outcome is `expected` where it matters. */
@@ -549,8 +542,8 @@ enum {
   STEPS
 };
 static const char *const step_names[STEPS] = {
-    "add before open", "open", "open again", "add", "ticks", "same", "value_of",
-    "make_counter", "value_of(made)", "close", "close again", "add after close"};
+    "add before open", "open",         "open again",     "add",   "ticks",       "same",
+    "value_of",        "make_counter", "value_of(made)", "close", "close again", "add after close"};
 
 static void run_object(style_t s, outcome_t o[STEPS], void **self_out) {
   conf_counter_t *c = NULL, *made;
@@ -559,8 +552,7 @@ static void run_object(style_t s, outcome_t o[STEPS], void **self_out) {
   ck_assert_int_eq(conf_counter_new(10, &c, &new_err), 0);
   ck_assert_ptr_null(new_err);
   *self_out = c;
-  RUN(&o[STEP_ADD_BEFORE_OPEN], s, &o[STEP_ADD_BEFORE_OPEN].value, on_int,
-      conf_counter_add, c, 5);
+  RUN(&o[STEP_ADD_BEFORE_OPEN], s, &o[STEP_ADD_BEFORE_OPEN].value, on_int, conf_counter_add, c, 5);
   RUN_VOID(&o[STEP_OPEN], s, conf_counter_open, c);
   RUN_VOID(&o[STEP_OPEN_AGAIN], s, conf_counter_open, c);
   RUN(&o[STEP_ADD], s, &o[STEP_ADD].value, on_int, conf_counter_add, c, 5);
@@ -585,8 +577,7 @@ static void run_object(style_t s, outcome_t o[STEPS], void **self_out) {
   o[STEP_MAKE].handle = NULL;
   RUN_VOID(&o[STEP_CLOSE], s, conf_counter_close, c);
   RUN_VOID(&o[STEP_CLOSE_AGAIN], s, conf_counter_close, c);
-  RUN(&o[STEP_ADD_AFTER_CLOSE], s, &o[STEP_ADD_AFTER_CLOSE].value, on_int, conf_counter_add,
-      c, 5);
+  RUN(&o[STEP_ADD_AFTER_CLOSE], s, &o[STEP_ADD_AFTER_CLOSE].value, on_int, conf_counter_add, c, 5);
 }
 
 START_TEST(test_object) {

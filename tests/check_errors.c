@@ -106,9 +106,9 @@ END_TEST
 START_TEST(test_a25_error_new_and_accessors) {
   synchro_error_t *err = NULL;
   json_t *details = json_pack("{s:i}", "retry_after", 2);
-  ck_assert_int_eq(synchro_error_new(&err, UV_EIO, "write_block", details, NULL,
-                                     "disk %s at %d", "full", 42),
-                   0);
+  ck_assert_int_eq(
+      synchro_error_new(&err, UV_EIO, "write_block", details, NULL, "disk %s at %d", "full", 42),
+      0);
   ck_assert_ptr_nonnull(err);
   ck_assert_int_eq(synchro_error_code(err), UV_EIO);
   ck_assert_str_eq(synchro_error_message(err), "disk full at 42");

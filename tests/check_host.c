@@ -28,11 +28,11 @@
 /* ---- shared tally ------------------------------------------------------------------ */
 
 typedef struct {
-  pthread_t thread;       /* where every callback must run */
-  unsigned char *seen;    /* per call index: how many times its callback ran */
-  long seen_n;            /* size of `seen` */
-  atomic_long delivered;  /* callbacks run */
-  atomic_long host_done;  /* callbacks of calls the host thread submitted */
+  pthread_t thread;         /* where every callback must run */
+  unsigned char *seen;      /* per call index: how many times its callback ran */
+  long seen_n;              /* size of `seen` */
+  atomic_long delivered;    /* callbacks run */
+  atomic_long host_done;    /* callbacks of calls the host thread submitted */
   atomic_long foreign_done; /* callbacks of calls a foreign thread attached */
   atomic_long wrong_thread, wrong_result, dup, in_then_violations, submit_errors;
 } tally_t;
@@ -661,8 +661,7 @@ START_TEST(test_a20_chained_callbacks_constant_stack) {
   g_chain.n = test_scaled(100000);
   ck_assert_int_eq(uv_loop_init(&loop), 0);
   ck_assert_int_eq(synchro_host_new_uv(&g_chain.h, &loop), 0);
-  ck_assert_int_eq(synchro_submit(g_chain.s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &f),
-                   0);
+  ck_assert_int_eq(synchro_submit(g_chain.s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
   ck_assert_int_eq(synchro_future_then(f, g_chain.h, chain_cb, (void *)(intptr_t)1), 0);
   ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0); /* returns when the chain ends */
   ck_assert_int_eq(g_chain.steps, g_chain.n);
@@ -875,8 +874,10 @@ START_TEST(test_a19_free_right_after_delivery) {
     synchro_host_free(h);
   }
   ck_assert_int_eq(g_calls, n);
-  ck_assert_msg(stray == 0, "%ld new hosts were readable before any call: a freed "
-                "host's late eventfd write landed on a reused fd", stray);
+  ck_assert_msg(stray == 0,
+                "%ld new hosts were readable before any call: a freed "
+                "host's late eventfd write landed on a reused fd",
+                stray);
   free(g_t.seen);
   sync_end(s);
 }

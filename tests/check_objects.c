@@ -105,8 +105,7 @@ START_TEST(test_construct_failure) {
   test_obj_args_t args = {1, DOMAIN_CONSTRUCT_CODE, 0};
   synchro_object_t *obj = (synchro_object_t *)&obj;
   synchro_error_t *err = NULL;
-  ck_assert_int_eq(synchro_object_new(s, &test_class, &args, &obj, &err),
-                   DOMAIN_CONSTRUCT_CODE);
+  ck_assert_int_eq(synchro_object_new(s, &test_class, &args, &obj, &err), DOMAIN_CONSTRUCT_CODE);
   ck_assert_ptr_null(obj);
   ck_assert_ptr_nonnull(err);
   ck_assert_int_eq(synchro_error_code(err), DOMAIN_CONSTRUCT_CODE);
@@ -383,8 +382,8 @@ static synchro_future_t **submit_sleeps(synchro_object_t *obj, long n, int64_t m
   long i;
   ck_assert_ptr_nonnull(fs);
   for (i = 0; i < n; i++)
-    ck_assert_int_eq(synchro_object_submit(obj, &test_oop_sleep, &args, SYNCHRO_TIMEOUT_INFINITE,
-                                           &fs[i]), 0);
+    ck_assert_int_eq(
+        synchro_object_submit(obj, &test_oop_sleep, &args, SYNCHRO_TIMEOUT_INFINITE, &fs[i]), 0);
   wait_for(&test_obj_methods_started, n);
   return fs;
 }
@@ -477,8 +476,7 @@ START_TEST(test_a24_freed_handle_efreed) {
   int64_t v = -1;
   synchro_object_free(obj);
   /* at once, before anything else runs */
-  ck_assert_int_eq(synchro_object_call(obj, &test_oop_value, &vargs, 0, &v, NULL),
-                   SYNCHRO_EFREED);
+  ck_assert_int_eq(synchro_object_call(obj, &test_oop_value, &vargs, 0, &v, NULL), SYNCHRO_EFREED);
   ck_assert_int_eq(synchro_object_submit(obj, &test_oop_value, &vargs, 0, &f), SYNCHRO_EFREED);
   ck_assert_ptr_null(f);
   ck_assert_int_eq(synchro_object_open(obj, &oargs, 0, NULL), SYNCHRO_EFREED);
@@ -505,12 +503,12 @@ START_TEST(test_a24_methods_after_close_eclosed) {
   int64_t item;
   ck_assert_int_eq(open_obj(obj, 0, 0, NULL), 0);
   ck_assert_int_eq(synchro_object_close(obj, SYNCHRO_TIMEOUT_INFINITE, NULL), 0);
-  ck_assert_int_eq(synchro_object_submit(obj, &test_oop_value, &vargs, SYNCHRO_TIMEOUT_DEFAULT,
-                                         &f), 0);
+  ck_assert_int_eq(synchro_object_submit(obj, &test_oop_value, &vargs, SYNCHRO_TIMEOUT_DEFAULT, &f),
+                   0);
   ck_assert_int_eq(synchro_future_wait(f, 5000), SYNCHRO_ECLOSED);
   synchro_future_free(f);
-  ck_assert_int_eq(synchro_object_stream_open(obj, &test_sop_infinite, NULL,
-                                              SYNCHRO_TIMEOUT_DEFAULT, &st), 0);
+  ck_assert_int_eq(
+      synchro_object_stream_open(obj, &test_sop_infinite, NULL, SYNCHRO_TIMEOUT_DEFAULT, &st), 0);
   ck_assert_int_eq(synchro_stream_next(st, &item, 5000), SYNCHRO_ECLOSED);
   synchro_stream_free(st);
   ck_assert_int_eq(test_stream_started, 0);

@@ -183,8 +183,8 @@ END_TEST
 
 START_TEST(test_host_error_after_items) {
   synchro_t *s = new_sync();
-  synchro_stream_t *st = open_count(s, &test_sop_fail, 3, -1, TEST_STREAM_DOMAIN_CODE,
-                                    SYNCHRO_TIMEOUT_INFINITE);
+  synchro_stream_t *st =
+      open_count(s, &test_sop_fail, 3, -1, TEST_STREAM_DOMAIN_CODE, SYNCHRO_TIMEOUT_INFINITE);
   host_ctx_t c;
   memset(&c, 0, sizeof(c));
   c.stop_at = -1;
@@ -252,8 +252,8 @@ START_TEST(test_backpressure_bounded_nothing_dropped) {
   ck_assert_int_le(max_held, 64);
   ck_assert_int_gt(max_held, 32); /* it did fill up */
   ck_assert_int_le(test_stream_max_room, 64);
-  ck_assert_int_eq(test_stream_busy_room, 0); /* EBUSY only when full */
-  ck_assert_int_gt(test_stream_busy, 0);      /* it paused ... */
+  ck_assert_int_eq(test_stream_busy_room, 0);              /* EBUSY only when full */
+  ck_assert_int_gt(test_stream_busy, 0);                   /* it paused ... */
   ck_assert_int_ge(test_stream_demands, test_stream_busy); /* ... and was resumed */
   ck_assert_int_eq(test_stream_yielded, n);
   synchro_stream_free(st);
@@ -429,8 +429,8 @@ END_TEST
 
 static void check_fail_after(long k) {
   synchro_t *s = new_sync();
-  synchro_stream_t *st = open_count(s, &test_sop_fail, k, -1, TEST_STREAM_DOMAIN_CODE,
-                                    SYNCHRO_TIMEOUT_INFINITE);
+  synchro_stream_t *st =
+      open_count(s, &test_sop_fail, k, -1, TEST_STREAM_DOMAIN_CODE, SYNCHRO_TIMEOUT_INFINITE);
   const synchro_error_t *err;
   json_t *details;
   char msg[64];
@@ -588,8 +588,8 @@ START_TEST(test_close_ends_a_running_infinite_stream) {
   ck_assert_int_eq(synchro_close(s, 100), 0);
   ck_assert_int_eq(pthread_join(t, NULL), 0);
   ck_assert_int_gt(c.items, 0);
-  ck_assert_msg(c.final == SYNCHRO_ESHUTDOWN || c.final == SYNCHRO_ECANCELED,
-                "final code %s", synchro_err_name(c.final));
+  ck_assert_msg(c.final == SYNCHRO_ESHUTDOWN || c.final == SYNCHRO_ECANCELED, "final code %s",
+                synchro_err_name(c.final));
   ck_assert_int_eq(test_stream_hooks, 1);
   synchro_stream_free(c.st);
   synchro_free(s);
@@ -644,7 +644,6 @@ START_TEST(test_next_timeout_is_pending) {
   close_sync(s);
 }
 END_TEST
-
 
 static void next_on_loop_impl(synchro_call_t *call) {
   synchro_stream_t *st = NULL;
@@ -704,7 +703,9 @@ START_TEST(test_yield_off_loop_eperm) {
 }
 END_TEST
 
-typedef struct { int32_t yield, room, demand, pad; } plain_codes_t;
+typedef struct {
+  int32_t yield, room, demand, pad;
+} plain_codes_t;
 
 static void plain_yield_impl(synchro_call_t *call) {
   plain_codes_t c = {0, 0, 0, 0};
@@ -837,9 +838,9 @@ static void count_cb(synchro_stream_t *st, int status, void *item, void *data) {
  * is armed (so it is queued on the host at once); else the producer yields nothing. */
 static void check_next_while_armed(int buffered) {
   synchro_t *s = new_sync();
-  synchro_stream_t *st = buffered ? open_infinite(s)
-                                  : open_count(s, &test_sop_count64, -1, 0, 0,
-                                               SYNCHRO_TIMEOUT_INFINITE);
+  synchro_stream_t *st = buffered
+                             ? open_infinite(s)
+                             : open_count(s, &test_sop_count64, -1, 0, 0, SYNCHRO_TIMEOUT_INFINITE);
   uv_loop_t loop;
   host_ctx_t c;
   int64_t item = -1;
@@ -914,8 +915,8 @@ START_TEST(test_object_method_stream) {
   int64_t item;
   long i;
   ck_assert_int_eq(synchro_object_new(s, &test_class, &oargs, &obj, NULL), 0);
-  ck_assert_int_eq(synchro_object_stream_open(obj, &test_sop_count64, &args,
-                                              SYNCHRO_TIMEOUT_DEFAULT, &st), 0);
+  ck_assert_int_eq(
+      synchro_object_stream_open(obj, &test_sop_count64, &args, SYNCHRO_TIMEOUT_DEFAULT, &st), 0);
   for (i = 0; i < 100; i++) {
     ck_assert_int_eq(synchro_stream_next(st, &item, 5000), 0);
     ck_assert_int_eq(item, i);
@@ -930,8 +931,8 @@ START_TEST(test_object_method_stream) {
                      SYNCHRO_EINVAL);
   }
   /* freeing the object cancels a running method stream */
-  ck_assert_int_eq(synchro_object_stream_open(obj, &test_sop_infinite, NULL,
-                                              SYNCHRO_TIMEOUT_DEFAULT, &st), 0);
+  ck_assert_int_eq(
+      synchro_object_stream_open(obj, &test_sop_infinite, NULL, SYNCHRO_TIMEOUT_DEFAULT, &st), 0);
   ck_assert_int_eq(synchro_stream_next(st, &item, 5000), 0);
   synchro_object_free(obj);
   wait_hooks(1);

@@ -494,9 +494,7 @@ START_TEST(test_close_twice_and_null) {
 }
 END_TEST
 
-static void *closer(void *arg) {
-  return (void *)(intptr_t)synchro_close(arg, 100);
-}
+static void *closer(void *arg) { return (void *)(intptr_t)synchro_close(arg, 100); }
 
 START_TEST(test_concurrent_close) {
   synchro_t *s = new_sync();
@@ -658,7 +656,7 @@ END_TEST
 
 /* ---- process lifecycle: exit and fork ------------------------------------------------ */
 
-static synchro_t *child_sync;       /* reachable at exit: not a leak */
+static synchro_t *child_sync; /* reachable at exit: not a leak */
 static synchro_future_t *child_fut;
 
 START_TEST(test_a13_exit_with_live_synchronizer) {
@@ -673,8 +671,7 @@ START_TEST(test_a13_exit_with_live_synchronizer) {
     test_sleep_args_t args = {10000, 0};
     if (synchro_new(&child_sync, NULL) != 0)
       _exit(10);
-    if (synchro_submit(child_sync, &test_op_sleep, &args, SYNCHRO_TIMEOUT_DEFAULT,
-                       &child_fut) != 0)
+    if (synchro_submit(child_sync, &test_op_sleep, &args, SYNCHRO_TIMEOUT_DEFAULT, &child_fut) != 0)
       _exit(11);
     usleep(10000);
     exit(0); /* what returning from main does: no close, no free */
@@ -735,8 +732,7 @@ START_TEST(test_a14_fork_with_calls_in_flight) {
     pid_t pid;
     int i, status;
     for (i = 0; i < N; i++)
-      ck_assert_int_eq(synchro_submit(s, &test_op_sleep, &args, SYNCHRO_TIMEOUT_DEFAULT, &f[i]),
-                       0);
+      ck_assert_int_eq(synchro_submit(s, &test_op_sleep, &args, SYNCHRO_TIMEOUT_DEFAULT, &f[i]), 0);
     fflush(NULL);
     pid = fork();
     ck_assert_int_ge(pid, 0);
@@ -744,8 +740,8 @@ START_TEST(test_a14_fork_with_calls_in_flight) {
       _exit(forked_child_checks(s, f, N));
     status = wait_child(pid, 5000);
     ck_assert_int_ne(status, -1);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "iteration %d: child status %#x", iter, status);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "iteration %d: child status %#x",
+                  iter, status);
     for (i = 0; i < N; i++) { /* the parent's calls are unaffected */
       ck_assert_int_eq(synchro_future_wait(f[i], 5000), 0);
       ck_assert_int_eq(synchro_future_result(f[i], &r), 0);
@@ -875,8 +871,8 @@ START_TEST(test_a14_fork_during_lazy_start) {
     pthread_join(t, NULL);
     pthread_barrier_destroy(&barrier);
     ck_assert_int_ne(status, -1);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "iteration %d: child status %#x", iter, status);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "iteration %d: child status %#x",
+                  iter, status);
     ck_assert_int_eq(r.rc, 0);
     ck_assert_int_eq(r.sum, 2);
     ck_assert_int_eq(synchro_close(s, 0), 0);

@@ -35,9 +35,8 @@ static double seconds_since(uint64_t start_ns) { return (double)(uv_hrtime() - s
 
 /* Prints a failed call's error and frees it. */
 static void report(const char *what, int rc, synchro_error_t *err) {
-  printf("  %s failed: %s (%s)\n", what, err != NULL ? synchro_error_message(err)
-                                                    : hello_strerror(rc),
-         synchro_err_name(rc));
+  printf("  %s failed: %s (%s)\n", what,
+         err != NULL ? synchro_error_message(err) : hello_strerror(rc), synchro_err_name(rc));
   synchro_error_free(err);
   failures++;
 }

@@ -17,7 +17,9 @@
 
 /* ---- the implementation: runs on the synchronizer's loop thread ------------------- */
 
-typedef struct { int64_t x; } double_args_t;
+typedef struct {
+  int64_t x;
+} double_args_t;
 
 typedef struct {
   uv_timer_t timer;
@@ -55,9 +57,10 @@ static void double_impl(synchro_call_t *call) {
   synchro_call_on_cancel(call, double_cancel, st);
 }
 
-static const synchro_op_t slow_double_op = {
-    .name = "slow_double", .impl = double_impl, .args_size = sizeof(double_args_t),
-    .result_size = sizeof(int64_t)};
+static const synchro_op_t slow_double_op = {.name = "slow_double",
+                                            .impl = double_impl,
+                                            .args_size = sizeof(double_args_t),
+                                            .result_size = sizeof(int64_t)};
 
 /* ---- the program: everything below runs on the main thread ------------------------- */
 
@@ -120,8 +123,8 @@ static void start_wave(app_t *app) {
   for (i = 0; i < WAVE; i++) {
     double_args_t args = {10 * app->waves_started + i};
     synchro_future_t *f;
-    if ((rc = synchro_submit(app->sync, &slow_double_op, &args, SYNCHRO_TIMEOUT_DEFAULT,
-                             &f)) != 0) {
+    if ((rc = synchro_submit(app->sync, &slow_double_op, &args, SYNCHRO_TIMEOUT_DEFAULT, &f)) !=
+        0) {
       fprintf(stderr, "submit: %s\n", synchro_strerror(rc));
       app->errors++;
       continue;

@@ -15,7 +15,10 @@
 
 /* ---- the implementation side: runs on the loop thread -------------------------- */
 
-typedef struct { int64_t x; int64_t delay_ms; } square_args_t;
+typedef struct {
+  int64_t x;
+  int64_t delay_ms;
+} square_args_t;
 
 typedef struct {
   uv_timer_t timer;
@@ -54,12 +57,15 @@ static void square_impl(synchro_call_t *call) {
   synchro_call_on_cancel(call, square_cancel, st);
 }
 
-static const synchro_op_t square_op = {
-    .name = "square", .impl = square_impl,
-    .args_size = sizeof(square_args_t), .result_size = sizeof(int64_t)};
+static const synchro_op_t square_op = {.name = "square",
+                                       .impl = square_impl,
+                                       .args_size = sizeof(square_args_t),
+                                       .result_size = sizeof(int64_t)};
 
 /* file_size: uv_fs_stat on the loop; fails with libuv's code and JSON details. */
-typedef struct { char path[128]; } path_args_t;
+typedef struct {
+  char path[128];
+} path_args_t;
 
 static void stat_done(uv_fs_t *req) {
   synchro_call_t *call = req->data;
@@ -86,9 +92,10 @@ static void file_size_impl(synchro_call_t *call) {
   req->data = call;
 }
 
-static const synchro_op_t file_size_op = {
-    .name = "file_size", .impl = file_size_impl,
-    .args_size = sizeof(path_args_t), .result_size = sizeof(int64_t)};
+static const synchro_op_t file_size_op = {.name = "file_size",
+                                          .impl = file_size_impl,
+                                          .args_size = sizeof(path_args_t),
+                                          .result_size = sizeof(int64_t)};
 
 /* ---- the caller side: any thread but the loop's ---------------------------------- */
 
@@ -161,8 +168,8 @@ int main(void) {
   square_args_t a7 = {7, 300};
   t0 = now_s();
   rc = synchro_call(s, &square_op, &a7, 100 /* ms */, &result, &err);
-  printf("   square(7) with a 100 ms deadline: %s, \"%s\" after %.2f s\n",
-         synchro_err_name(rc), synchro_strerror(rc), now_s() - t0);
+  printf("   square(7) with a 100 ms deadline: %s, \"%s\" after %.2f s\n", synchro_err_name(rc),
+         synchro_strerror(rc), now_s() - t0);
   synchro_error_free(err); /* a static error here: freeing it is harmless */
 
   square_args_t a9 = {9, 300};

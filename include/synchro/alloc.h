@@ -22,8 +22,7 @@ typedef void (*synchro_free_fn)(void *ptr);
  * thread-safe. */
 SYNCHRO_EXTERN int synchro_replace_allocator(synchro_malloc_fn malloc_fn,
                                              synchro_realloc_fn realloc_fn,
-                                             synchro_calloc_fn calloc_fn,
-                                             synchro_free_fn free_fn);
+                                             synchro_calloc_fn calloc_fn, synchro_free_fn free_fn);
 
 /* Allocates through the library's allocator: for implementations that hand memory to
  * the runtime to free (results, args), so both sides agree on the allocator.

@@ -42,14 +42,14 @@ typedef void (*synchro_release_fn)(void *value);
  * which function implements it. Meant to be a static const object (the generator
  * emits one per operation); it must outlive every call made with it. */
 typedef struct synchro_op_s {
-  const char *name;              /* recorded as the origin of the call's errors */
-  synchro_impl_fn impl;          /* runs on the loop thread */
-  size_t args_size;              /* bytes of the argument block, <= SYNCHRO_ARGS_MAX */
-  synchro_copy_fn args_copy;     /* NULL: the block is copied with memcpy */
-  synchro_release_fn args_free;  /* NULL: the block owns nothing */
-  size_t result_size;            /* bytes of the result, <= SYNCHRO_RESULT_MAX */
-  synchro_release_fn result_free;/* NULL: the result owns nothing */
-  int64_t timeout_ms;            /* 0: synchronizer default; SYNCHRO_TIMEOUT_INFINITE: none */
+  const char *name;               /* recorded as the origin of the call's errors */
+  synchro_impl_fn impl;           /* runs on the loop thread */
+  size_t args_size;               /* bytes of the argument block, <= SYNCHRO_ARGS_MAX */
+  synchro_copy_fn args_copy;      /* NULL: the block is copied with memcpy */
+  synchro_release_fn args_free;   /* NULL: the block owns nothing */
+  size_t result_size;             /* bytes of the result, <= SYNCHRO_RESULT_MAX */
+  synchro_release_fn result_free; /* NULL: the result owns nothing */
+  int64_t timeout_ms;             /* 0: synchronizer default; SYNCHRO_TIMEOUT_INFINITE: none */
   /* Streams only (see stream.h): bytes per item (> 0 makes this a stream op), how to
    * release an item the consumer never took, and the buffer capacity in items
    * (0: SYNCHRO_STREAM_CAPACITY_DEFAULT). */
@@ -80,8 +80,7 @@ SYNCHRO_EXTERN void *synchro_call_data(const synchro_call_t *call);
  * finished or its cancellation was already handled: stop the work and finish the call.
  * Without a hook, a cancelled call is resolved at once and the implementation's later
  * completion is discarded (its result released). Loop thread only. */
-SYNCHRO_EXTERN int synchro_call_on_cancel(synchro_call_t *call, synchro_cancel_fn fn,
-                                          void *data);
+SYNCHRO_EXTERN int synchro_call_on_cancel(synchro_call_t *call, synchro_cancel_fn fn, void *data);
 
 /* 0 while the call is not cancelled; else SYNCHRO_ECANCELED, SYNCHRO_ETIMEDOUT or
  * SYNCHRO_ESHUTDOWN. Loop thread only (SYNCHRO_EPERM elsewhere). */
@@ -100,12 +99,10 @@ SYNCHRO_EXTERN int synchro_call_return(synchro_call_t *call, const void *result)
  * optional JSON details, stolen. The operation's name becomes the error's origin.
  * If the error cannot be allocated the caller still gets `code`.
  * Returns as synchro_call_return(). Loop thread only. */
-SYNCHRO_EXTERN int synchro_call_fail(synchro_call_t *call, int code,
-                                     struct json_t *details, const char *fmt, ...)
-    SYNCHRO_PRINTF(4, 5);
-SYNCHRO_EXTERN int synchro_call_vfail(synchro_call_t *call, int code,
-                                      struct json_t *details, const char *fmt,
-                                      va_list ap);
+SYNCHRO_EXTERN int synchro_call_fail(synchro_call_t *call, int code, struct json_t *details,
+                                     const char *fmt, ...) SYNCHRO_PRINTF(4, 5);
+SYNCHRO_EXTERN int synchro_call_vfail(synchro_call_t *call, int code, struct json_t *details,
+                                      const char *fmt, va_list ap);
 
 /* Finishes the call with a prepared error (stolen), e.g. one with a cause chain.
  * Returns as synchro_call_return(). Loop thread only. */

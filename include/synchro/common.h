@@ -23,12 +23,12 @@ extern "C" {
 struct json_t;
 
 /* Opaque handles; their layouts live in lib/ and may change between releases. */
-typedef struct synchro_s synchro_t;               /* a synchronizer: one loop, one thread */
-typedef struct synchro_call_s synchro_call_t;     /* one invocation, seen by the implementation */
-typedef struct synchro_call_s synchro_future_t;   /* the caller's handle on the same invocation */
-typedef struct synchro_error_s synchro_error_t;   /* code, message, origin, details, cause */
-typedef struct synchro_cq_s synchro_cq_t;         /* completion queue for batches of futures */
-typedef struct synchro_host_s synchro_host_t;     /* where _aio completions are delivered */
+typedef struct synchro_s synchro_t;             /* a synchronizer: one loop, one thread */
+typedef struct synchro_call_s synchro_call_t;   /* one invocation, seen by the implementation */
+typedef struct synchro_call_s synchro_future_t; /* the caller's handle on the same invocation */
+typedef struct synchro_error_s synchro_error_t; /* code, message, origin, details, cause */
+typedef struct synchro_cq_s synchro_cq_t;       /* completion queue for batches of futures */
+typedef struct synchro_host_s synchro_host_t;   /* where _aio completions are delivered */
 
 /* Timeouts, in milliseconds, for submissions and waits. */
 #define SYNCHRO_TIMEOUT_DEFAULT (-1)  /* submission: the op's timeout, else the synchronizer's */

@@ -29,8 +29,7 @@ SYNCHRO_EXTERN int synchro_cq_add(synchro_cq_t *cq, synchro_future_t *f);
  * them while its thread waits here (poll with 0, or watch the fd from the loop).
  * Returns 0, SYNCHRO_EPENDING (timed out), SYNCHRO_EEMPTY (no future left in the
  * queue), SYNCHRO_EINVAL. Thread-safe: one consumer at a time. */
-SYNCHRO_EXTERN int synchro_cq_next(synchro_cq_t *cq, int64_t timeout_ms,
-                                   synchro_future_t **out);
+SYNCHRO_EXTERN int synchro_cq_next(synchro_cq_t *cq, int64_t timeout_ms, synchro_future_t **out);
 
 /* The queue's file descriptor: readable while a resolved future waits. Owned by the
  * queue; do not close or read it. Thread-safe: yes. */

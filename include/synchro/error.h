@@ -15,29 +15,29 @@ extern "C" {
 
 /* XX(NAME, value, message): the one table that drives the enum, synchro_strerror()
  * and synchro_err_name(). */
-#define SYNCHRO_ERRNO_MAP(XX)                                                       \
-  XX(EINVAL, -30001, "invalid argument")                                            \
-  XX(ENOMEM, -30002, "out of memory")                                               \
-  XX(ECANCELED, -30003, "call cancelled")                                           \
-  XX(ETIMEDOUT, -30004, "call deadline expired")                                    \
-  XX(EPENDING, -30005, "call still pending (the wait timed out)")                   \
-  XX(ESHUTDOWN, -30006, "synchronizer is shut down")                                \
-  XX(EDEADLK, -30007, "blocking call on the synchronizer's own loop thread")        \
-  XX(EBUSY, -30008, "too many calls in flight")                                     \
-  XX(EFORKED, -30009, "handle inherited across fork()")                             \
-  XX(EALREADY, -30010, "already done")                                              \
-  XX(ECLOSED, -30011, "handle is closed")                                           \
-  XX(ESTART, -30012, "could not start the loop thread")                             \
-  XX(EPERM, -30013, "not allowed from this thread")                                 \
-  XX(EFREED, -30014, "handle was already freed")                                    \
-  XX(EEMPTY, -30016, "nothing to wait for")                                         \
+#define SYNCHRO_ERRNO_MAP(XX)                                                                      \
+  XX(EINVAL, -30001, "invalid argument")                                                           \
+  XX(ENOMEM, -30002, "out of memory")                                                              \
+  XX(ECANCELED, -30003, "call cancelled")                                                          \
+  XX(ETIMEDOUT, -30004, "call deadline expired")                                                   \
+  XX(EPENDING, -30005, "call still pending (the wait timed out)")                                  \
+  XX(ESHUTDOWN, -30006, "synchronizer is shut down")                                               \
+  XX(EDEADLK, -30007, "blocking call on the synchronizer's own loop thread")                       \
+  XX(EBUSY, -30008, "too many calls in flight")                                                    \
+  XX(EFORKED, -30009, "handle inherited across fork()")                                            \
+  XX(EALREADY, -30010, "already done")                                                             \
+  XX(ECLOSED, -30011, "handle is closed")                                                          \
+  XX(ESTART, -30012, "could not start the loop thread")                                            \
+  XX(EPERM, -30013, "not allowed from this thread")                                                \
+  XX(EFREED, -30014, "handle was already freed")                                                   \
+  XX(EEMPTY, -30016, "nothing to wait for")                                                        \
   XX(EEND, -30017, "end of stream")
 
 typedef enum synchro_errno_e {
 #define SYNCHRO__ERRNO_ENUM(name, value, msg) SYNCHRO_##name = (value),
   SYNCHRO_ERRNO_MAP(SYNCHRO__ERRNO_ENUM)
 #undef SYNCHRO__ERRNO_ENUM
-  SYNCHRO_ERRNO_MIN_ = -30099 /* synchro's own codes lie in [-30099, -30001] */
+      SYNCHRO_ERRNO_MIN_ = -30099 /* synchro's own codes lie in [-30099, -30001] */
 } synchro_errno_t;
 
 /* A human-readable message for any code: synchro's, libuv's or a system errno

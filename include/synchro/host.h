@@ -57,8 +57,8 @@ SYNCHRO_EXTERN int synchro_host_dispatch(synchro_host_t *h, size_t max);
  * callbacks, or concurrently by its thread). Calling it after synchro_host_free()
  * returned is a use after free: threads that attach must be done before the host's
  * thread frees it. Thread-safe: yes. */
-SYNCHRO_EXTERN int synchro_future_then(synchro_future_t *f, synchro_host_t *h,
-                                       synchro_host_cb cb, void *data);
+SYNCHRO_EXTERN int synchro_future_then(synchro_future_t *f, synchro_host_t *h, synchro_host_cb cb,
+                                       void *data);
 
 /* A function pointer of any type, stored and returned untouched (cast it back). */
 typedef void (*synchro_fn)(void);

@@ -50,9 +50,8 @@ typedef struct synchro_class_s {
  * and returns a handle with one reference. On failure *err (if not NULL) receives an
  * error the caller frees. Returns 0, SYNCHRO_EINVAL, SYNCHRO_ENOMEM, the constructor's
  * code, or a submission error as synchro_submit(). Thread-safe: yes. */
-SYNCHRO_EXTERN int synchro_object_new(synchro_t *s, const synchro_class_t *cls,
-                                      const void *args, synchro_object_t **out,
-                                      synchro_error_t **err);
+SYNCHRO_EXTERN int synchro_object_new(synchro_t *s, const synchro_class_t *cls, const void *args,
+                                      synchro_object_t **out, synchro_error_t **err);
 
 /* Adds a reference (for another owner, e.g. an argument block). Returns `obj`.
  * Thread-safe: yes. */
@@ -75,8 +74,8 @@ SYNCHRO_EXTERN int synchro_object_close_future(synchro_object_t *obj, int64_t ti
 /* Blocking forms of the two above: submit and wait, as synchro_call(); on failure *err
  * (if not NULL) receives the error. Thread-safe: yes, except on the loop thread
  * (SYNCHRO_EDEADLK). */
-SYNCHRO_EXTERN int synchro_object_open(synchro_object_t *obj, const void *args,
-                                       int64_t timeout_ms, synchro_error_t **err);
+SYNCHRO_EXTERN int synchro_object_open(synchro_object_t *obj, const void *args, int64_t timeout_ms,
+                                       synchro_error_t **err);
 SYNCHRO_EXTERN int synchro_object_close(synchro_object_t *obj, int64_t timeout_ms,
                                         synchro_error_t **err);
 

@@ -92,8 +92,7 @@ SYNCHRO_EXTERN int synchro_call_room(const synchro_call_t *call);
 
 /* Registers the demand hook (replacing an earlier one). Returns 0, SYNCHRO_EINVAL,
  * SYNCHRO_EPERM. Loop thread only. */
-SYNCHRO_EXTERN int synchro_call_on_demand(synchro_call_t *call, synchro_demand_fn fn,
-                                          void *data);
+SYNCHRO_EXTERN int synchro_call_on_demand(synchro_call_t *call, synchro_demand_fn fn, void *data);
 
 #ifdef __cplusplus
 }

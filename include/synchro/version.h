@@ -14,9 +14,8 @@
 #define SYNCHRO_VERSION_SUFFIX "dev"
 
 /* 0xMMmmpp: one byte each, so versions compare as integers. */
-#define SYNCHRO_VERSION_HEX                                                   \
-  ((SYNCHRO_VERSION_MAJOR << 16) | (SYNCHRO_VERSION_MINOR << 8) |              \
-   (SYNCHRO_VERSION_PATCH))
+#define SYNCHRO_VERSION_HEX                                                                        \
+  ((SYNCHRO_VERSION_MAJOR << 16) | (SYNCHRO_VERSION_MINOR << 8) | (SYNCHRO_VERSION_PATCH))
 
 #ifdef __cplusplus
 extern "C" {

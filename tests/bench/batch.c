@@ -36,12 +36,12 @@ static int64_t collect(synchro_future_t *f) {
 }
 
 void run_batch_futures(void) {
-  figure_t *f = fig_new("batch_futures", "batch of 1000 futures, wait_all", "calls/s",
-                        "floor_batch");
+  figure_t *f =
+      fig_new("batch_futures", "batch of 1000 futures, wait_all", "calls/s", "floor_batch");
   long batches = pick(300, 60), b;
   static synchro_future_t *fs[BATCH];
-  figure_t *fw = fig_new("batch_futures_wakeups", "  loop wakeups per batch of 1000",
-                         "wakeups", NULL);
+  figure_t *fw =
+      fig_new("batch_futures_wakeups", "  loop wakeups per batch of 1000", "wakeups", NULL);
   synchro_t *s = start_sync();
   synchro_stats_t st0, st1;
   int r, i;
@@ -70,8 +70,8 @@ void run_batch_futures(void) {
 }
 
 void run_batch_cq(void) {
-  figure_t *f = fig_new("batch_cq", "batch of 1000 futures, completion queue", "calls/s",
-                        "floor_batch");
+  figure_t *f =
+      fig_new("batch_cq", "batch of 1000 futures, completion queue", "calls/s", "floor_batch");
   long batches = pick(300, 60), b;
   static synchro_future_t *fs[BATCH];
   synchro_t *s = start_sync();

@@ -41,10 +41,10 @@ typedef struct {
 /* Run configuration, from the command line. */
 typedef struct {
   bool quick;
-  int rounds;          /* rounds per figure */
-  long calls;          /* calls per round for latency figures (0: default) */
-  const char *json;    /* output path */
-  const char *only;    /* comma-separated runner names, or NULL for all */
+  int rounds;       /* rounds per figure */
+  long calls;       /* calls per round for latency figures (0: default) */
+  const char *json; /* output path */
+  const char *only; /* comma-separated runner names, or NULL for all */
   int ncpu;
 } bench_config_t;
 
@@ -74,19 +74,25 @@ long ctx_switches(void);
 /* CPU time (user + system) of the whole process so far, in ns. */
 uint64_t cpu_time_ns(void);
 void die(const char *what, int rc);
-#define CHECK(expr)                  \
-  do {                               \
-    int check_rc_ = (expr);          \
-    if (check_rc_ != 0)              \
-      die(#expr, check_rc_);         \
+#define CHECK(expr)                                                                                \
+  do {                                                                                             \
+    int check_rc_ = (expr);                                                                        \
+    if (check_rc_ != 0)                                                                            \
+      die(#expr, check_rc_);                                                                       \
   } while (0)
 /* Rounds/sizes: the default value or the quick one. */
 long pick(long normal, long quick);
 
 /* ---- ops.c: implementations run on the loop ------------------------------------- */
-typedef struct { int64_t a, b; } bench_add_args_t;
-typedef struct { int cpu; } bench_pin_args_t;
-typedef struct { int64_t n; } bench_count_args_t;
+typedef struct {
+  int64_t a, b;
+} bench_add_args_t;
+typedef struct {
+  int cpu;
+} bench_pin_args_t;
+typedef struct {
+  int64_t n;
+} bench_count_args_t;
 extern const synchro_op_t bench_op_add;   /* a + b, at once */
 extern const synchro_op_t bench_op_pin;   /* pins the loop thread; returns 0 or errno */
 extern const synchro_op_t bench_op_never; /* finishes only when cancelled */
@@ -95,9 +101,9 @@ extern const synchro_op_t bench_op_count; /* stream of n int64 items 0..n-1 */
 /* ---- memory.c: the counting allocator ---------------------------------------------- */
 int counting_allocator_install(void);
 typedef struct {
-  int64_t live_bytes;   /* requested bytes currently allocated */
-  int64_t live_usable;  /* malloc_usable_size + header of what is allocated */
-  int64_t allocations;  /* malloc + calloc + realloc calls that allocated */
+  int64_t live_bytes;  /* requested bytes currently allocated */
+  int64_t live_usable; /* malloc_usable_size + header of what is allocated */
+  int64_t allocations; /* malloc + calloc + realloc calls that allocated */
   int64_t frees;
 } alloc_counts_t;
 void counting_allocator_read(alloc_counts_t *out);

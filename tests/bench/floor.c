@@ -31,11 +31,11 @@ typedef struct node_s {
 
 typedef struct {
   int efd, ep;
-  int cpu; /* the loop thread's CPU, -1 for any */
+  int cpu;                 /* the loop thread's CPU, -1 for any */
   _Atomic uint32_t answer; /* futex word: 0 while the caller waits */
   _Atomic int stop;
-  int64_t a, b, result;    /* the single call */
-  _Atomic uintptr_t head;  /* the batch stack */
+  int64_t a, b, result;   /* the single call */
+  _Atomic uintptr_t head; /* the batch stack */
   pthread_t thread;
 } floor_t;
 

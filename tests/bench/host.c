@@ -22,8 +22,7 @@ static void on_done(synchro_future_t *f, int status, void *data) {
 }
 
 void run_host_aio(void) {
-  figure_t *f = fig_new("host_aio", "1000 _aio calls on a host uv loop", "calls/s",
-                        "floor_batch");
+  figure_t *f = fig_new("host_aio", "1000 _aio calls on a host uv loop", "calls/s", "floor_batch");
   long batches = pick(300, 60), b;
   uv_loop_t loop;
   synchro_host_t *h;

@@ -13,8 +13,7 @@ static void sleep_ms(long ms) {
 
 void run_idle(void) {
   figure_t *fc = fig_new("idle_cpu", "idle synchronizer CPU (2 s)", "% of a core", NULL);
-  figure_t *fw = fig_new("idle_wakeups", "idle synchronizer loop wakeups (2 s)", "wakeups",
-                         NULL);
+  figure_t *fw = fig_new("idle_wakeups", "idle synchronizer loop wakeups (2 s)", "wakeups", NULL);
   const long window_ms = 2000;
   bench_add_args_t args = {1, 2};
   synchro_stats_t st0, st1;

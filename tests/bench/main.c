@@ -76,7 +76,8 @@ static const runner_t runners[] = {
     {"allocs_per_call", run_allocs_per_call, "allocator calls per blocking call, steady state"},
     {"blocking_same", run_blocking_same, "synchro_call, caller and loop on CPU 0, default options"},
     {"blocking_same_nospin", run_blocking_same_nospin, "the same with both spins off"},
-    {"blocking_cross", run_blocking_cross, "synchro_call, caller CPU 0, loop CPU 1, default options"},
+    {"blocking_cross", run_blocking_cross,
+     "synchro_call, caller CPU 0, loop CPU 1, default options"},
     {"blocking_cross_nospin", run_blocking_cross_nospin, "the same with both spins off"},
     {"callers_2", run_callers_2, "2 threads making blocking calls, aggregate"},
     {"callers_4", run_callers_4, "4 threads making blocking calls, aggregate"},
@@ -106,24 +107,23 @@ static bool selected(const char *name) {
 
 static void usage(FILE *out) {
   size_t i;
-  fprintf(out,
-          "usage: bench [--quick] [--rounds N] [--calls N] [--json FILE] [--only NAME,...]\n"
-          "  --quick      fewer and smaller rounds (under 20 s)\n"
-          "  --rounds N   rounds per figure (default 5, quick 3)\n"
-          "  --calls N    calls per round of the latency and caller figures\n"
-          "  --json FILE  where to write every round (default build/bench.json)\n"
-          "  --only LIST  run only these (comma-separated); ratios need their floor too\n"
-          "  --list       list the names\nnames:\n");
+  fprintf(out, "usage: bench [--quick] [--rounds N] [--calls N] [--json FILE] [--only NAME,...]\n"
+               "  --quick      fewer and smaller rounds (under 20 s)\n"
+               "  --rounds N   rounds per figure (default 5, quick 3)\n"
+               "  --calls N    calls per round of the latency and caller figures\n"
+               "  --json FILE  where to write every round (default build/bench.json)\n"
+               "  --only LIST  run only these (comma-separated); ratios need their floor too\n"
+               "  --list       list the names\nnames:\n");
   for (i = 0; i < NRUNNERS; i++)
     fprintf(out, "  %-22s %s\n", runners[i].name, runners[i].what);
 }
 
 int main(int argc, char **argv) {
   static const struct option longopts[] = {
-      {"quick", no_argument, NULL, 'q'},      {"json", required_argument, NULL, 'j'},
+      {"quick", no_argument, NULL, 'q'},        {"json", required_argument, NULL, 'j'},
       {"rounds", required_argument, NULL, 'r'}, {"only", required_argument, NULL, 'o'},
-      {"calls", required_argument, NULL, 'c'}, {"list", no_argument, NULL, 'l'},
-      {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0}};
+      {"calls", required_argument, NULL, 'c'},  {"list", no_argument, NULL, 'l'},
+      {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
   uint64_t t0;
   size_t i;
   int c;

@@ -91,12 +91,11 @@ static void call_add(synchro_t *s, int64_t a) {
  * pending future is a fresh allocation. */
 void run_bytes_per_future(void) {
   figure_t *f = fig_new("bytes_per_future", "library bytes per pending future", "B", NULL);
-  figure_t *fc = fig_new("bytes_per_future_malloc",
-                         "  the same incl. malloc chunk overhead", "B", NULL);
-  figure_t *fa = fig_new("allocs_per_future", "  allocations per pending future", "allocs",
-                         NULL);
-  figure_t *fr = fig_new("retained_after_burst", "  bytes kept per future after the burst",
-                         "B", NULL);
+  figure_t *fc =
+      fig_new("bytes_per_future_malloc", "  the same incl. malloc chunk overhead", "B", NULL);
+  figure_t *fa = fig_new("allocs_per_future", "  allocations per pending future", "allocs", NULL);
+  figure_t *fr =
+      fig_new("retained_after_burst", "  bytes kept per future after the burst", "B", NULL);
   const long n = 100000;
   synchro_future_t **fs = malloc((size_t)n * sizeof(*fs));
   alloc_counts_t c0, c1, c2;
@@ -130,8 +129,8 @@ void run_bytes_per_future(void) {
 }
 
 void run_allocs_per_call(void) {
-  figure_t *f = fig_new("allocs_per_call", "allocations per blocking call (steady)",
-                        "allocs/call", NULL);
+  figure_t *f =
+      fig_new("allocs_per_call", "allocations per blocking call (steady)", "allocs/call", NULL);
   const long n = 100000;
   alloc_counts_t c0, c1;
   synchro_t *s;

@@ -12,7 +12,8 @@ static void add_impl(synchro_call_t *call) {
   int64_t sum = a->a + a->b;
   synchro_call_return(call, &sum);
 }
-const synchro_op_t bench_op_add = {.name = "add", .impl = add_impl,
+const synchro_op_t bench_op_add = {.name = "add",
+                                   .impl = add_impl,
                                    .args_size = sizeof(bench_add_args_t),
                                    .result_size = sizeof(int64_t)};
 
@@ -31,7 +32,8 @@ static void pin_impl(synchro_call_t *call) {
   rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
   synchro_call_return(call, &rc);
 }
-const synchro_op_t bench_op_pin = {.name = "pin", .impl = pin_impl,
+const synchro_op_t bench_op_pin = {.name = "pin",
+                                   .impl = pin_impl,
                                    .args_size = sizeof(bench_pin_args_t),
                                    .result_size = sizeof(int64_t)};
 
@@ -40,7 +42,9 @@ static void never_cancelled(synchro_call_t *call, int reason, void *data) {
   (void)data;
   synchro_call_fail(call, reason, NULL, NULL);
 }
-static void never_impl(synchro_call_t *call) { synchro_call_on_cancel(call, never_cancelled, NULL); }
+static void never_impl(synchro_call_t *call) {
+  synchro_call_on_cancel(call, never_cancelled, NULL);
+}
 const synchro_op_t bench_op_never = {.name = "never", .impl = never_impl};
 
 /* ---- count: yields 0..n-1, pausing on a full buffer until the demand hook ---- */
@@ -88,6 +92,7 @@ static void count_impl(synchro_call_t *call) {
   synchro_call_on_demand(call, count_produce, c);
   count_produce(call, c);
 }
-const synchro_op_t bench_op_count = {.name = "count", .impl = count_impl,
+const synchro_op_t bench_op_count = {.name = "count",
+                                     .impl = count_impl,
                                      .args_size = sizeof(bench_count_args_t),
                                      .item_size = sizeof(int64_t)};

@@ -99,18 +99,12 @@ static int fig_met(const figure_t *f) {
   if (f->nrounds == 0)
     return -1;
   switch (f->target_kind) {
-  case TARGET_RATIO_LE:
-    return isnan(r) ? -1 : r <= f->target_value;
-  case TARGET_RATIO_GE:
-    return isnan(r) ? -1 : r >= f->target_value;
-  case TARGET_ABS_LE:
-    return m <= f->target_value;
-  case TARGET_ABS_GE:
-    return m >= f->target_value;
-  case TARGET_ABS_LT:
-    return m < f->target_value;
-  case TARGET_NONE:
-    break;
+  case TARGET_RATIO_LE: return isnan(r) ? -1 : r <= f->target_value;
+  case TARGET_RATIO_GE: return isnan(r) ? -1 : r >= f->target_value;
+  case TARGET_ABS_LE: return m <= f->target_value;
+  case TARGET_ABS_GE: return m >= f->target_value;
+  case TARGET_ABS_LT: return m < f->target_value;
+  case TARGET_NONE: break;
   }
   return -1;
 }
@@ -159,9 +153,11 @@ void report_print(void) {
       snprintf(ratio, sizeof(ratio), "-");
     else
       snprintf(ratio, sizeof(ratio), "%.2fx", r);
-    printf("%-44s %10s %10s %10s  %-12s %8s %8s  %-26s %s\n", f->label, med, mn, mx, f->unit,
-           csw, ratio, f->target_text ? f->target_text : "-",
-           met < 0 ? "-" : met ? "yes" : "NO");
+    printf("%-44s %10s %10s %10s  %-12s %8s %8s  %-26s %s\n", f->label, med, mn, mx, f->unit, csw,
+           ratio, f->target_text ? f->target_text : "-",
+           met < 0 ? "-"
+           : met   ? "yes"
+                   : "NO");
   }
 }
 

@@ -24,11 +24,11 @@ struct pending_s {
   uv_timer_t timer;
   synchro_call_t *call;
   fire_fn fire;
-  void *self;     /* an object's state, for open/close */
-  int64_t value;  /* what to return, or the next stream item */
-  int64_t n;      /* streams: items in all */
+  void *self;    /* an object's state, for open/close */
+  int64_t value; /* what to return, or the next stream item */
+  int64_t n;     /* streams: items in all */
   int64_t fail_after;
-  int64_t base;   /* streams: the first item */
+  int64_t base; /* streams: the first item */
   int (*yield)(synchro_call_t *call, int64_t value);
   int (*end)(synchro_call_t *call);
 };
@@ -90,8 +90,7 @@ void conf_greet_impl(synchro_call_t *call, const conf_greet_args_t *args) {
 }
 
 void conf_limited_impl(synchro_call_t *call) {
-  synchro_call_fail(call, CONF_ERATE_LIMITED, json_pack("{s:i}", "retry_after", 2),
-                    "slow down");
+  synchro_call_fail(call, CONF_ERATE_LIMITED, json_pack("{s:i}", "retry_after", 2), "slow down");
 }
 
 static void fire_sleep(pending_t *p) {
@@ -121,9 +120,7 @@ void conf_sleep_bounded_impl(synchro_call_t *call, const conf_sleep_bounded_args
   start_sleep(call, args->ms, fire_sleep_bounded);
 }
 
-void conf_cancel_count_impl(synchro_call_t *call) {
-  conf_cancel_count_return(call, cancel_hooks);
-}
+void conf_cancel_count_impl(synchro_call_t *call) { conf_cancel_count_return(call, cancel_hooks); }
 
 /* ---- streams ------------------------------------------------------------------------- */
 
@@ -142,8 +139,7 @@ static void fire_tick(pending_t *p) {
   int rc;
 
   if (p->fail_after >= 0 && p->value == p->fail_after) {
-    conf_count_fail(p->call, CONF_ERATE_LIMITED, "failed after %lld items",
-                    (long long)p->value);
+    conf_count_fail(p->call, CONF_ERATE_LIMITED, "failed after %lld items", (long long)p->value);
     done(p);
     return;
   }
@@ -161,8 +157,7 @@ static void fire_tick(pending_t *p) {
 }
 
 static void start_ticks(synchro_call_t *call, int64_t base, int64_t n, int64_t fail_after,
-                        int (*yield)(synchro_call_t *, int64_t),
-                        int (*end)(synchro_call_t *)) {
+                        int (*yield)(synchro_call_t *, int64_t), int (*end)(synchro_call_t *)) {
   pending_t *p = after(call, 1, 1, fire_tick);
 
   if (p == NULL)
@@ -237,8 +232,7 @@ void conf_counter_add_impl(synchro_call_t *call, conf_counter *self,
 
 void conf_counter_ticks_impl(synchro_call_t *call, conf_counter *self,
                              const conf_counter_ticks_args_t *args) {
-  start_ticks(call, self->value, args->n, -1, conf_counter_ticks_yield,
-              conf_counter_ticks_end);
+  start_ticks(call, self->value, args->n, -1, conf_counter_ticks_yield, conf_counter_ticks_end);
 }
 
 void conf_counter_same_impl(synchro_call_t *call, conf_counter *self) {

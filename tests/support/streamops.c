@@ -10,18 +10,18 @@
 
 #include "testops.h"
 
-atomic_long test_stream_started, test_stream_yielded, test_stream_busy,
-    test_stream_closed_seen, test_stream_demands, test_stream_spurious, test_stream_busy_room,
-    test_stream_max_room, test_stream_ended, test_stream_hooks, test_stream_hooks_off_loop,
-    test_stream_items_made, test_stream_items_freed;
+atomic_long test_stream_started, test_stream_yielded, test_stream_busy, test_stream_closed_seen,
+    test_stream_demands, test_stream_spurious, test_stream_busy_room, test_stream_max_room,
+    test_stream_ended, test_stream_hooks, test_stream_hooks_off_loop, test_stream_items_made,
+    test_stream_items_freed;
 atomic_int test_stream_hook_reason;
 _Atomic(synchro_call_t *) test_stream_last_call;
 
 atomic_long test_obj_constructs, test_obj_construct_off_loop;
 atomic_long test_obj_opens_started, test_obj_opens_done, test_obj_open_hooks;
 atomic_long test_obj_closes_started, test_obj_closes_done, test_obj_close_hooks;
-atomic_long test_obj_close_off_loop, test_obj_close_before_open_done,
-    test_obj_close_with_methods, test_obj_close_twice, test_obj_resources;
+atomic_long test_obj_close_off_loop, test_obj_close_before_open_done, test_obj_close_with_methods,
+    test_obj_close_twice, test_obj_resources;
 atomic_long test_obj_destroys, test_obj_destroy_off_loop, test_obj_destroy_unclosed,
     test_obj_destroy_busy;
 atomic_long test_obj_methods_started, test_obj_methods_active, test_obj_method_hooks;
@@ -192,23 +192,33 @@ static void string_item_free(void *item) {
   test_stream_items_freed++;
 }
 
-const synchro_op_t test_sop_count = {
-    .name = "count", .impl = count_impl, .args_size = sizeof(test_count_args_t),
-    .item_size = sizeof(int64_t)};
-const synchro_op_t test_sop_count64 = {
-    .name = "count64", .impl = count_impl, .args_size = sizeof(test_count_args_t),
-    .item_size = sizeof(int64_t), .capacity = 64};
-const synchro_op_t test_sop_count100 = {
-    .name = "count100", .impl = count_impl, .args_size = sizeof(test_count_args_t),
-    .item_size = sizeof(int64_t), .capacity = 100};
+const synchro_op_t test_sop_count = {.name = "count",
+                                     .impl = count_impl,
+                                     .args_size = sizeof(test_count_args_t),
+                                     .item_size = sizeof(int64_t)};
+const synchro_op_t test_sop_count64 = {.name = "count64",
+                                       .impl = count_impl,
+                                       .args_size = sizeof(test_count_args_t),
+                                       .item_size = sizeof(int64_t),
+                                       .capacity = 64};
+const synchro_op_t test_sop_count100 = {.name = "count100",
+                                        .impl = count_impl,
+                                        .args_size = sizeof(test_count_args_t),
+                                        .item_size = sizeof(int64_t),
+                                        .capacity = 100};
 const synchro_op_t test_sop_infinite = {
     .name = "infinite", .impl = infinite_impl, .item_size = sizeof(int64_t), .capacity = 64};
-const synchro_op_t test_sop_fail = {
-    .name = "fail_after", .impl = count_impl, .args_size = sizeof(test_count_args_t),
-    .item_size = sizeof(int64_t), .capacity = 64};
-const synchro_op_t test_sop_strings = {
-    .name = "strings", .impl = strings_impl, .args_size = sizeof(test_count_args_t),
-    .item_size = sizeof(char *), .item_free = string_item_free, .capacity = 16};
+const synchro_op_t test_sop_fail = {.name = "fail_after",
+                                    .impl = count_impl,
+                                    .args_size = sizeof(test_count_args_t),
+                                    .item_size = sizeof(int64_t),
+                                    .capacity = 64};
+const synchro_op_t test_sop_strings = {.name = "strings",
+                                       .impl = strings_impl,
+                                       .args_size = sizeof(test_count_args_t),
+                                       .item_size = sizeof(char *),
+                                       .item_free = string_item_free,
+                                       .capacity = 16};
 
 /* ---- the object test class --------------------------------------------------------------- */
 
@@ -220,7 +230,7 @@ typedef struct test_obj_s {
   bool open_done; /* open finished (either way) */
   int closes;     /* close started */
   bool close_done;
-  bool resource;  /* acquired by open, released by close */
+  bool resource; /* acquired by open, released by close */
   long methods_active;
   struct test_obj_s *peer;  /* what `peer` wraps */
   struct test_obj_s *owner; /* the state whose peer this is */
@@ -382,9 +392,11 @@ static void close_impl(synchro_call_t *call) {
 }
 static const synchro_op_t test_obj_close_op = {.name = "test_close", .impl = close_impl};
 
-const synchro_class_t test_class = {
-    .name = "test_object", .construct = obj_construct, .destroy = obj_destroy,
-    .open = &test_obj_open_op, .close = &test_obj_close_op};
+const synchro_class_t test_class = {.name = "test_object",
+                                    .construct = obj_construct,
+                                    .destroy = obj_destroy,
+                                    .open = &test_obj_open_op,
+                                    .close = &test_obj_close_op};
 
 /* ---- methods ---- */
 
@@ -398,9 +410,10 @@ static void sleep_impl(synchro_call_t *call) {
   st->methods_active++;
   job_start(call, st, JOB_SLEEP, a->ms, 0);
 }
-const synchro_op_t test_oop_sleep = {
-    .name = "obj_sleep", .impl = sleep_impl, .args_size = sizeof(test_obj_sleep_args_t),
-    .result_size = sizeof(int64_t)};
+const synchro_op_t test_oop_sleep = {.name = "obj_sleep",
+                                     .impl = sleep_impl,
+                                     .args_size = sizeof(test_obj_sleep_args_t),
+                                     .result_size = sizeof(int64_t)};
 
 static void value_impl(synchro_call_t *call) {
   const test_obj_value_args_t *a = synchro_call_args(call);
@@ -411,9 +424,10 @@ static void value_impl(synchro_call_t *call) {
   v = st->value + a->add;
   synchro_call_return(call, &v);
 }
-const synchro_op_t test_oop_value = {
-    .name = "obj_value", .impl = value_impl, .args_size = sizeof(test_obj_value_args_t),
-    .result_size = sizeof(int64_t)};
+const synchro_op_t test_oop_value = {.name = "obj_value",
+                                     .impl = value_impl,
+                                     .args_size = sizeof(test_obj_value_args_t),
+                                     .result_size = sizeof(int64_t)};
 
 static void handle_result_free(void *result) { synchro_object_free(*(synchro_object_t **)result); }
 
@@ -445,9 +459,10 @@ static void peer_impl(synchro_call_t *call) {
   }
   synchro_call_return(call, &h);
 }
-const synchro_op_t test_oop_peer = {
-    .name = "obj_peer", .impl = peer_impl, .result_size = sizeof(synchro_object_t *),
-    .result_free = handle_result_free};
+const synchro_op_t test_oop_peer = {.name = "obj_peer",
+                                    .impl = peer_impl,
+                                    .result_size = sizeof(synchro_object_t *),
+                                    .result_free = handle_result_free};
 
 static int handle_args_copy(void *dst, const void *src) {
   const test_obj_handle_args_t *s = src;
@@ -475,10 +490,12 @@ static void state_of_impl(synchro_call_t *call) {
   ptr = (int64_t)(intptr_t)other;
   synchro_call_return(call, &ptr);
 }
-const synchro_op_t test_oop_state_of = {
-    .name = "obj_state_of", .impl = state_of_impl, .args_size = sizeof(test_obj_handle_args_t),
-    .args_copy = handle_args_copy, .args_free = handle_args_free,
-    .result_size = sizeof(int64_t)};
+const synchro_op_t test_oop_state_of = {.name = "obj_state_of",
+                                        .impl = state_of_impl,
+                                        .args_size = sizeof(test_obj_handle_args_t),
+                                        .args_copy = handle_args_copy,
+                                        .args_free = handle_args_free,
+                                        .result_size = sizeof(int64_t)};
 
 static int64_t now_ns(void) {
   struct timespec ts;
@@ -493,9 +510,10 @@ static void drop_impl(synchro_call_t *call) {
   dt = now_ns() - t0;
   synchro_call_return(call, &dt);
 }
-const synchro_op_t test_oop_drop = {
-    .name = "obj_drop", .impl = drop_impl, .args_size = sizeof(synchro_object_t *),
-    .result_size = sizeof(int64_t)};
+const synchro_op_t test_oop_drop = {.name = "obj_drop",
+                                    .impl = drop_impl,
+                                    .args_size = sizeof(synchro_object_t *),
+                                    .result_size = sizeof(int64_t)};
 
 static void lifecycle_on_loop_impl(synchro_call_t *call) {
   synchro_object_t *const *obj = synchro_call_args(call);
@@ -505,6 +523,7 @@ static void lifecycle_on_loop_impl(synchro_call_t *call) {
   out.close_rc = synchro_object_close(*obj, SYNCHRO_TIMEOUT_INFINITE, NULL);
   synchro_call_return(call, &out);
 }
-const synchro_op_t test_oop_lifecycle_on_loop = {
-    .name = "obj_lifecycle_on_loop", .impl = lifecycle_on_loop_impl,
-    .args_size = sizeof(synchro_object_t *), .result_size = sizeof(test_obj_pair_t)};
+const synchro_op_t test_oop_lifecycle_on_loop = {.name = "obj_lifecycle_on_loop",
+                                                 .impl = lifecycle_on_loop_impl,
+                                                 .args_size = sizeof(synchro_object_t *),
+                                                 .result_size = sizeof(test_obj_pair_t)};

@@ -52,8 +52,8 @@ extern atomic_long test_stream_ended;       /* producers that ended or failed by
 extern atomic_long test_stream_hooks;       /* cancel hooks run */
 extern atomic_long test_stream_hooks_off_loop;
 extern atomic_int test_stream_hook_reason;
-extern atomic_long test_stream_items_made;  /* heap items accepted */
-extern atomic_long test_stream_items_freed; /* heap items released by item_free */
+extern atomic_long test_stream_items_made;              /* heap items accepted */
+extern atomic_long test_stream_items_freed;             /* heap items released by item_free */
 extern _Atomic(synchro_call_t *) test_stream_last_call; /* latest producer (live while
                                                            its stream is not done) */
 
@@ -70,13 +70,19 @@ typedef struct {
   int fail_code; /* != 0: open acquires its resource, then fails half-way with it */
 } test_obj_open_args_t;
 
-typedef struct { int64_t ms; } test_obj_sleep_args_t;
-typedef struct { int64_t add; } test_obj_value_args_t;
+typedef struct {
+  int64_t ms;
+} test_obj_sleep_args_t;
+typedef struct {
+  int64_t add;
+} test_obj_value_args_t;
 typedef struct {
   synchro_object_t *other; /* a handle: the argument block holds a reference */
   int link;                /* != 0: remember other's state as this object's peer */
 } test_obj_handle_args_t;
-typedef struct { int64_t open_rc, close_rc; } test_obj_pair_t;
+typedef struct {
+  int64_t open_rc, close_rc;
+} test_obj_pair_t;
 
 /* The class: construct (no I/O), open and close on uv timers, destroy. */
 extern const synchro_class_t test_class;
@@ -110,11 +116,11 @@ extern atomic_long test_obj_close_with_methods;     /* close started with method
 extern atomic_long test_obj_close_twice;            /* one state closed more than once */
 extern atomic_long test_obj_resources;              /* acquired by open, not yet released */
 extern atomic_long test_obj_destroys, test_obj_destroy_off_loop;
-extern atomic_long test_obj_destroy_unclosed;       /* opened, destroyed before close ended */
-extern atomic_long test_obj_destroy_busy;           /* destroyed with methods active */
+extern atomic_long test_obj_destroy_unclosed; /* opened, destroyed before close ended */
+extern atomic_long test_obj_destroy_busy;     /* destroyed with methods active */
 extern atomic_long test_obj_methods_started, test_obj_methods_active, test_obj_method_hooks;
-extern atomic_long test_obj_no_state;               /* a call saw synchro_call_object NULL */
-extern _Atomic(void *) test_obj_last_state;         /* the latest constructed state */
+extern atomic_long test_obj_no_state;       /* a call saw synchro_call_object NULL */
+extern _Atomic(void *) test_obj_last_state; /* the latest constructed state */
 
 void streamops_reset(void);
 

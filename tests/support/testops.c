@@ -56,9 +56,10 @@ static void add_impl(synchro_call_t *call) {
   int64_t sum = a->a + a->b;
   synchro_call_return(call, &sum);
 }
-const synchro_op_t test_op_add = {
-    .name = "add", .impl = add_impl, .args_size = sizeof(test_add_args_t),
-    .result_size = sizeof(int64_t)};
+const synchro_op_t test_op_add = {.name = "add",
+                                  .impl = add_impl,
+                                  .args_size = sizeof(test_add_args_t),
+                                  .result_size = sizeof(int64_t)};
 
 /* ---- sleep ---- */
 typedef struct {
@@ -107,9 +108,10 @@ static void sleep_impl(synchro_call_t *call) {
   uv_timer_start(&sl->timer, sleeper_fired, (uint64_t)a->ms, 0);
   synchro_call_on_cancel(call, sleeper_cancel, sl);
 }
-const synchro_op_t test_op_sleep = {
-    .name = "sleep", .impl = sleep_impl, .args_size = sizeof(test_sleep_args_t),
-    .result_size = sizeof(int64_t)};
+const synchro_op_t test_op_sleep = {.name = "sleep",
+                                    .impl = sleep_impl,
+                                    .args_size = sizeof(test_sleep_args_t),
+                                    .result_size = sizeof(int64_t)};
 
 /* ---- never / stubborn ---- */
 static void never_impl(synchro_call_t *call) { (void)call; }
@@ -129,12 +131,12 @@ const synchro_op_t test_op_stubborn = {.name = "stubborn", .impl = stubborn_impl
 /* ---- fail ---- */
 static void fail_impl(synchro_call_t *call) {
   const test_fail_args_t *a = synchro_call_args(call);
-  synchro_call_fail(call, a->code, json_pack("{s:i}", "retry_after", 2), "failed on %s",
-                    "purpose");
+  synchro_call_fail(call, a->code, json_pack("{s:i}", "retry_after", 2), "failed on %s", "purpose");
 }
-const synchro_op_t test_op_fail = {
-    .name = "fail", .impl = fail_impl, .args_size = sizeof(test_fail_args_t),
-    .result_size = sizeof(int64_t)};
+const synchro_op_t test_op_fail = {.name = "fail",
+                                   .impl = fail_impl,
+                                   .args_size = sizeof(test_fail_args_t),
+                                   .result_size = sizeof(int64_t)};
 
 /* ---- upper ---- */
 static int upper_copy(void *dst, const void *src) {
@@ -160,10 +162,13 @@ static void upper_impl(synchro_call_t *call) {
   test_results_made++;
   synchro_call_return(call, &out);
 }
-const synchro_op_t test_op_upper = {
-    .name = "upper", .impl = upper_impl, .args_size = sizeof(test_string_args_t),
-    .args_copy = upper_copy, .args_free = upper_args_free, .result_size = sizeof(char *),
-    .result_free = upper_result_free};
+const synchro_op_t test_op_upper = {.name = "upper",
+                                    .impl = upper_impl,
+                                    .args_size = sizeof(test_string_args_t),
+                                    .args_copy = upper_copy,
+                                    .args_free = upper_args_free,
+                                    .result_size = sizeof(char *),
+                                    .result_free = upper_result_free};
 
 /* ---- reenter ---- */
 static void reenter_impl(synchro_call_t *call) {
@@ -213,10 +218,13 @@ static void upper_mem_impl(synchro_call_t *call) {
   test_results_made++;
   synchro_call_return(call, &out);
 }
-const synchro_op_t test_op_upper_mem = {
-    .name = "upper_mem", .impl = upper_mem_impl, .args_size = sizeof(test_string_args_t),
-    .args_copy = upper_mem_copy, .args_free = upper_mem_args_free,
-    .result_size = sizeof(char *), .result_free = upper_mem_result_free};
+const synchro_op_t test_op_upper_mem = {.name = "upper_mem",
+                                        .impl = upper_mem_impl,
+                                        .args_size = sizeof(test_string_args_t),
+                                        .args_copy = upper_mem_copy,
+                                        .args_free = upper_mem_args_free,
+                                        .result_size = sizeof(char *),
+                                        .result_free = upper_mem_result_free};
 
 /* ---- gate ---- */
 static void gate_impl(synchro_call_t *call) {

@@ -8,10 +8,19 @@
 
 #include "synchro.h"
 
-typedef struct { int64_t a, b; } test_add_args_t;
-typedef struct { int64_t ms; int64_t cleanup_ms; } test_sleep_args_t;
-typedef struct { int code; } test_fail_args_t;
-typedef struct { char *text; } test_string_args_t;
+typedef struct {
+  int64_t a, b;
+} test_add_args_t;
+typedef struct {
+  int64_t ms;
+  int64_t cleanup_ms;
+} test_sleep_args_t;
+typedef struct {
+  int code;
+} test_fail_args_t;
+typedef struct {
+  char *text;
+} test_string_args_t;
 
 /* add: returns a + b at once. */
 extern const synchro_op_t test_op_add;
@@ -39,13 +48,13 @@ extern const synchro_op_t test_op_gate;
 extern atomic_int test_gate_open;
 
 /* Counters the ops update (reset with testops_reset()). */
-extern atomic_long test_hooks_run;        /* cancel hooks run */
-extern atomic_long test_hooks_off_loop;   /* hooks that ran off the loop thread */
-extern atomic_long test_cleanups_done;    /* sleep cleanups finished */
-extern atomic_long test_results_freed;    /* upper results released */
-extern atomic_long test_args_freed;       /* upper args released */
-extern atomic_long test_results_made;     /* upper results produced by the impl */
-extern atomic_long test_sleeps_started;   /* sleep impls started */
+extern atomic_long test_hooks_run;      /* cancel hooks run */
+extern atomic_long test_hooks_off_loop; /* hooks that ran off the loop thread */
+extern atomic_long test_cleanups_done;  /* sleep cleanups finished */
+extern atomic_long test_results_freed;  /* upper results released */
+extern atomic_long test_args_freed;     /* upper args released */
+extern atomic_long test_results_made;   /* upper results produced by the impl */
+extern atomic_long test_sleeps_started; /* sleep impls started */
 extern atomic_int test_second_rc;
 extern atomic_int test_last_cancel_reason;
 void testops_reset(void);
