@@ -383,3 +383,19 @@ bench-kv: $(B)/bench/kv_bench
 	$(B)/bench/kv_bench $(if $(filter-out 0,$(QUICK)),--quick)
 bench: bench-kv
 # ---- end of examples/kv -----------------------------------------------------------------
+
+# ---- model checking (tests/model/README.md) -----------------------------------------
+# Spin models of one call record's state machine (tests/model/call.pml) and of the
+# batch-wait group (tests/model/batch.pml): exhaustive searches of their assertions,
+# end states and LTL properties. `make model` fails on any error and prints the states
+# explored (about 30 s); `make model-mutants` plants known bugs in copies of the models
+# and fails unless every one is caught (about 10 s). Work files: $(B)/model.
+.PHONY: model model-mutants model-deps
+model-deps:
+	@command -v spin >/dev/null || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq spin; }
+model: model-deps
+	@bash tests/model/verify.sh $(B)/model
+model-mutants: model-deps
+	@bash tests/model/verify.sh --mutants $(B)/model
+# ---- end of model checking ------------------------------------------------------------

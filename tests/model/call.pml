@@ -254,7 +254,8 @@ inline cancel_call(reason) {
 }
 
 /* start_call, then synchro__loop_run_impl: the implementation finishes the call at
- * once, or later from a callback, with or without a cancel hook. */
+ * once, or later from a callback, with or without a cancel hook. With a deadline, the
+ * second and third branches overlap on purpose: the deadline may or may not be past. */
 inline start_call() {
   atomic { assert(!freed); st = state }
   if

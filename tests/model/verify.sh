@@ -90,7 +90,7 @@ verify() {
   done
   if [ "$failed" -ne 0 ]; then
     echo "model check FAILED. Replay the last failing search of a model:"
-    echo "  cd $out/MODEL && spin -t -p [-N ltl-name] MODEL.pml"
+    echo "  cd $out/MODEL && spin -t -p MODEL.pml"
     return 1
   fi
   echo "model check passed: no errors"
