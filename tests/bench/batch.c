@@ -69,6 +69,41 @@ void run_batch_futures(void) {
   stop_sync(s);
 }
 
+/* The same batch through synchro_submit_many: one queue operation, one wakeup. */
+void run_batch_many(void) {
+  figure_t *f = fig_new("batch_many", "batch of 1000 futures, submit_many + wait_all", "calls/s",
+                        "floor_batch");
+  long batches = pick(300, 60), b;
+  static synchro_future_t *fs[BATCH];
+  static bench_add_args_t args[BATCH];
+  synchro_t *s = start_sync();
+  int r, i;
+  for (i = 0; i < BATCH; i++) {
+    args[i].a = i;
+    args[i].b = 1;
+  }
+  fig_target(f, TARGET_RATIO_GE, 0.9, ">= 0.9x floor batch");
+  for (r = -1; r < bench_cfg.rounds; r++) {
+    long csw0 = ctx_switches();
+    uint64_t t0 = now_ns();
+    for (b = 0; b < batches; b++) {
+      int64_t sum = 0;
+      CHECK(synchro_submit_many(s, &bench_op_add, args, sizeof(args[0]), BATCH,
+                                SYNCHRO_TIMEOUT_INFINITE, fs));
+      CHECK(synchro_future_wait_all(fs, BATCH, SYNCHRO_TIMEOUT_INFINITE));
+      for (i = 0; i < BATCH; i++)
+        sum += collect(fs[i]);
+      if (sum != (int64_t)BATCH * (BATCH - 1) / 2 + BATCH)
+        die("batch: wrong sum", -1);
+    }
+    if (r >= 0) {
+      fig_add(f, (double)batches * BATCH * 1e9 / (double)(now_ns() - t0));
+      fig_add_csw(f, (double)(ctx_switches() - csw0) / (double)(batches * BATCH));
+    }
+  }
+  stop_sync(s);
+}
+
 void run_batch_cq(void) {
   figure_t *f =
       fig_new("batch_cq", "batch of 1000 futures, completion queue", "calls/s", "floor_batch");

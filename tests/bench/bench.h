@@ -120,6 +120,7 @@ void run_callers_2(void);
 void run_callers_4(void);
 void run_batch_futures(void);
 void run_batch_cq(void);
+void run_batch_many(void);
 void run_host_aio(void);
 void run_stream_items(void);
 void run_bytes_per_future(void);

@@ -83,6 +83,7 @@ static const runner_t runners[] = {
     {"callers_4", run_callers_4, "4 threads making blocking calls, aggregate"},
     {"batch_futures", run_batch_futures, "1000 synchro_submit, then synchro_future_wait_all"},
     {"batch_cq", run_batch_cq, "1000 synchro_submit through a synchro_cq_t"},
+    {"batch_many", run_batch_many, "1000 calls in one synchro_submit_many, then wait_all"},
     {"host_aio", run_host_aio, "1000 futures delivered on a host libuv loop"},
     {"stream_items", run_stream_items, "items/s of a counting stream via synchro_stream_next"},
     {"idle", run_idle, "CPU and loop wakeups of an idle synchronizer over 2 s"},
