@@ -28,13 +28,9 @@ static void cq_unref(synchro_cq_t *cq) {
 
 /* Pushes a resolved record; returns false if the queue was freed meanwhile. */
 static bool push_done(synchro_cq_t *cq, synchro_call_t *rec) {
-  uintptr_t h = atomic_load_explicit(&cq->done_head, memory_order_relaxed);
-  do {
-    if (h & SYNCHRO__STACK_CLOSED)
-      return false;
-    rec->next = (synchro_call_t *)h;
-  } while (!atomic_compare_exchange_weak_explicit(&cq->done_head, &h, (uintptr_t)rec,
-                                                  memory_order_release, memory_order_relaxed));
+  uintptr_t h;
+  if (!synchro__stack_push(&cq->done_head, rec, &rec->next, &h))
+    return false;
   if (h == 0)
     synchro__eventfd_signal(cq->fd);
   return true;

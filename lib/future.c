@@ -75,13 +75,9 @@ void synchro__init_record(synchro_call_t *rec, synchro_t *s, const synchro_op_t 
  * loop announces sleep, then re-checks; seq_cst on both sides makes one of them win). */
 static bool push_and_wake(synchro_t *s, _Atomic uintptr_t *head, synchro_call_t *rec,
                           synchro_call_t **link) { /* rec may top a chain ending at link */
-  uintptr_t h = atomic_load_explicit(head, memory_order_relaxed);
-  do {
-    if (h & SYNCHRO__STACK_CLOSED)
-      return false;
-    *link = (synchro_call_t *)h;
-  } while (!atomic_compare_exchange_weak_explicit(head, &h, (uintptr_t)rec, memory_order_seq_cst,
-                                                  memory_order_relaxed));
+  uintptr_t h;
+  if (!synchro__stack_push(head, rec, link, &h))
+    return false;
   if (h == 0 && !atomic_load_explicit(&s->awake, memory_order_seq_cst))
     synchro__wake_loop(s);
   return true;

@@ -79,19 +79,6 @@ static void absorb_inbox(synchro_host_t *h, uintptr_t keep_bits) {
 
 /* ---- stacks ------------------------------------------------------------------------ */
 
-static bool push(_Atomic uintptr_t *head, synchro_call_t *rec, synchro_call_t **link,
-                 uintptr_t *was) {
-  uintptr_t top = atomic_load_explicit(head, memory_order_relaxed);
-  do {
-    if (top & SYNCHRO__STACK_CLOSED)
-      return false;
-    *link = (synchro_call_t *)top;
-  } while (!atomic_compare_exchange_weak_explicit(head, &top, (uintptr_t)rec, memory_order_release,
-                                                  memory_order_relaxed));
-  *was = top;
-  return true;
-}
-
 /* The host was freed: nobody will run this callback; release the call. */
 static void release_detached(synchro_host_t *h, synchro_call_t *rec) {
   /* cflags untouched: on the loop thread the host thread may be writing them. */
@@ -105,7 +92,7 @@ static void push_done(synchro_host_t *h, synchro_call_t *rec) {
   /* Once pushed, the host thread may dispatch the call and drop the reference that
    * kept the host (and its fd) alive: hold our own until the signal is written. */
   atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
-  if (!push(&h->done_head, rec, &rec->next, &was))
+  if (!synchro__stack_push(&h->done_head, rec, &rec->next, &was))
     release_detached(h, rec);
   else if (was == 0)
     synchro__eventfd_signal(h->fd);
@@ -215,7 +202,7 @@ int synchro__host_attach(synchro_host_t *h, synchro_call_t *rec, synchro_host_cb
   if (on_host_thread(h)) {
     list_insert(h, rec);
     update_loop_ref(h);
-  } else if (!push(&h->inbox, rec, &rec->host_next, &was)) {
+  } else if (!synchro__stack_push(&h->inbox, rec, &rec->host_next, &was)) {
     atomic_fetch_sub_explicit(&h->attached, 1, memory_order_relaxed);
     host_unref(h);
     return SYNCHRO_ECLOSED;

@@ -192,6 +192,24 @@ int synchro__future_check(const synchro_call_t *rec);
  * no ABA. Bit 0 of the head marks the stack closed: pushes then fail. */
 #define SYNCHRO__STACK_CLOSED ((uintptr_t)1)
 
+/* Pushes the chain that `top` heads and whose last `next`-style link is *bottom_link
+ * (a single record: its own link). Returns false, pushing nothing, if the stack is
+ * closed; else sets *was to the previous head (0: the stack was empty, so whoever
+ * consumes it may need waking). seq_cst: some callers pair the push with a Dekker-style
+ * check of a consumer's "asleep" flag. */
+static inline bool synchro__stack_push(_Atomic uintptr_t *head, synchro_call_t *top,
+                                       synchro_call_t **bottom_link, uintptr_t *was) {
+  uintptr_t h = atomic_load_explicit(head, memory_order_relaxed);
+  do {
+    if (h & SYNCHRO__STACK_CLOSED)
+      return false;
+    *bottom_link = (synchro_call_t *)h;
+  } while (!atomic_compare_exchange_weak_explicit(head, &h, (uintptr_t)top, memory_order_seq_cst,
+                                                  memory_order_relaxed));
+  *was = h;
+  return true;
+}
+
 /* ---- the synchronizer ------------------------------------------------------------ */
 typedef struct synchro__heap_s {
   synchro_call_t **items;
