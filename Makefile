@@ -39,6 +39,9 @@ DEMO_SRCS := $(sort $(wildcard examples/runtime/*.c))
 DEMO_BINS := $(B)/examples/hello $(DEMO_SRCS:examples/runtime/%.c=$(B)/examples/%) $(B)/examples/host_loop
 
 STATIC_LIB := $(B)/libsynchro.a
+# The test build of the library: the same sources with the test seams of lib/testing.h.
+TEST_LIB := $(B)/libsynchro-test.a
+TEST_LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj-test/%.o)
 SHARED_LIB := $(B)/libsynchro.so.$(VERSION)
 SONAME := libsynchro.so.$(MAJOR)
 
@@ -82,6 +85,14 @@ $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
+$(B)/obj-test/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -DSYNCHRO_TEST_SEAMS -MMD -MP -c $< -o $@
+
+$(TEST_LIB): $(TEST_LIB_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
 $(STATIC_LIB): $(LIB_OBJS)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
@@ -95,9 +106,9 @@ $(SHARED_LIB): $(LIB_OBJS)
 $(B)/bridge: $(BRIDGE_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-$(B)/tests/%: tests/%.c $(TEST_SUPPORT_OBJS) $(STATIC_LIB)
+$(B)/tests/%: tests/%.c $(TEST_SUPPORT_OBJS) $(TEST_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests -MMD -MP $< $(EXTRA_TEST_SRCS) $(TEST_SUPPORT_OBJS) $(STATIC_LIB) -o $@ \
+	$(CC) $(ALL_CFLAGS) -Itests -Ilib -MMD -MP $< $(EXTRA_TEST_SRCS) $(TEST_SUPPORT_OBJS) $(TEST_LIB) -o $@ \
 	  $(ALL_LDFLAGS) $(CHECK_LIBS) $(LIBS) -lm $(EXTRA_TEST_FLAGS)
 
 # check_conformance links the generated conformance module and its implementation.
@@ -200,7 +211,7 @@ demo: deps
 clean:
 	rm -rf build
 
--include $(LIB_OBJS:.o=.d) $(BRIDGE_OBJS:.o=.d) $(TEST_BINS:=.d) $(TEST_SUPPORT_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(TEST_LIB_OBJS:.o=.d) $(BRIDGE_OBJS:.o=.d) $(TEST_BINS:=.d) $(TEST_SUPPORT_OBJS:.o=.d)
 # Objects that only feed test programs are not intermediates: keep them.
 .SECONDARY: $(TEST_SUPPORT_OBJS)
 

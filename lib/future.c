@@ -163,6 +163,7 @@ static void unprepare(synchro_t *s, synchro_call_t *rec) {
 static int push_chain(synchro_t *s, synchro_call_t *top, synchro_call_t **bottom_link, size_t n) {
   if (s->spin_loop) /* lets the loop skip its spin when we share its CPU */
     atomic_store_explicit(&s->submit_cpu, synchro__recent_cpu(), memory_order_relaxed);
+  SYNCHRO__SEAM(SUBMIT, top);
   atomic_fetch_add_explicit(&s->n_submitted, n, memory_order_relaxed);
   if (push_and_wake(s, &s->submit_head, top, bottom_link))
     return 0;

@@ -10,11 +10,20 @@
 #include <uv.h>
 
 #include "synchro.h"
+#include "testing.h"
 
 #define SYNCHRO__CACHE_LINE 64
 #define SYNCHRO__ARGS_INLINE 32
 #define SYNCHRO__LIKELY(x) __builtin_expect(!!(x), 1)
 #define SYNCHRO__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- test seams (lib/seam.c; lib/testing.h): nothing at all in production builds --- */
+#ifdef SYNCHRO_TEST_SEAMS
+void synchro__seam(synchro_seam_t seam, const synchro_call_t *call);
+#define SYNCHRO__SEAM(name, call) synchro__seam(SYNCHRO_SEAM_##name, (call))
+#else
+#define SYNCHRO__SEAM(name, call) ((void)0)
+#endif
 
 /* ---- allocation (lib/alloc.c) ----------------------------------------------- */
 void *synchro__malloc(size_t size);

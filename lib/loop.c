@@ -184,6 +184,7 @@ void synchro__loop_park(synchro_t *s, synchro_call_t *rec) {
 void synchro__loop_run_impl(synchro_t *s, synchro_call_t *rec) {
   rec->lflags |= SYNCHRO__L_STARTED;
   active_insert(s, rec);
+  SYNCHRO__SEAM(START, rec);
   rec->op->impl(rec); /* may finish (and release) rec before returning */
 }
 
@@ -200,14 +201,17 @@ static bool drain_once(synchro_t *s) {
   now = calls != NULL ? synchro__now_ns() : 0;
   while (calls != NULL) {
     synchro_call_t *next = calls->next;
+    SYNCHRO__SEAM(DEQUEUE, calls);
     timed |= calls->deadline_ns != 0;
     start_call(s, calls, now);
     calls = next;
   }
   while (cancels != NULL) {
     synchro_call_t *next = cancels->cancel_next;
-    uint32_t st = atomic_fetch_and_explicit(
-        &cancels->state, ~(SYNCHRO__CTL_QUEUED | SYNCHRO__DEMAND), memory_order_acq_rel);
+    uint32_t st;
+    SYNCHRO__SEAM(CANCEL_OBSERVE, cancels);
+    st = atomic_fetch_and_explicit(&cancels->state, ~(SYNCHRO__CTL_QUEUED | SYNCHRO__DEMAND),
+                                   memory_order_acq_rel);
     /* Not started yet: the submission pass will see the cancel flag when it gets there. */
     if (st & SYNCHRO__CANCEL)
       cancel_call(s, cancels, SYNCHRO_ECANCELED);
@@ -252,6 +256,7 @@ static void drain(synchro_t *s) {
     /* Announce sleep, then re-check: a caller that pushed before seeing awake == 0
      * is picked up here; one that pushed after will write the eventfd. */
     atomic_store(&s->awake, 0);
+    SYNCHRO__SEAM(SLEEP, NULL);
     if (queues_empty(s))
       break;
     atomic_store_explicit(&s->awake, 1, memory_order_relaxed);

@@ -101,6 +101,7 @@ int synchro__resolve(synchro_call_t *rec, int outcome, const void *result, synch
     discard(rec, outcome == 0 ? result : NULL, err);
     return SYNCHRO_EALREADY;
   }
+  SYNCHRO__SEAM(COMPLETE, rec);
   if (seen & SYNCHRO__CANCEL) {
     /* The cancellation came first: it decides, whatever the implementation said. */
     discard(rec, outcome == 0 ? result : NULL, err);
@@ -125,7 +126,9 @@ int synchro__resolve(synchro_call_t *rec, int outcome, const void *result, synch
   old = atomic_fetch_add_explicit(&rec->state, 1, memory_order_acq_rel);
   if (old & SYNCHRO__WAITING)
     synchro__futex_wake(&rec->state, INT32_MAX);
-  if (sink > SYNCHRO__SINK_DONE)
+  if (sink > SYNCHRO__SINK_DONE) {
+    SYNCHRO__SEAM(DELIVER, rec);
     ((synchro__sink_t *)sink)->notify((synchro__sink_t *)sink, rec);
+  }
   return 0;
 }

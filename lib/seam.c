@@ -1,0 +1,39 @@
+/* lib/seam.c - the test seams of lib/testing.h (test builds only). */
+#include "internal.h"
+
+#ifdef SYNCHRO_TEST_SEAMS
+
+typedef struct {
+  _Atomic(synchro_seam_fn) fn;
+  _Atomic(void *) data;
+} seam_slot_t;
+
+static seam_slot_t slots[SYNCHRO_SEAM_COUNT];
+
+void synchro_test_seam_set(synchro_seam_t seam, synchro_seam_fn fn, void *data) {
+  if ((unsigned)seam >= SYNCHRO_SEAM_COUNT)
+    return;
+  atomic_store_explicit(&slots[seam].data, data, memory_order_relaxed);
+  atomic_store_explicit(&slots[seam].fn, fn, memory_order_release);
+}
+
+const char *synchro_test_seam_name(synchro_seam_t seam) {
+  static const char *const names[SYNCHRO_SEAM_COUNT] = {
+      "submit", "dequeue", "start", "complete", "cancel-observe", "deliver", "sleep"};
+  return (unsigned)seam < SYNCHRO_SEAM_COUNT ? names[seam] : "?";
+}
+
+const synchro_op_t *synchro_test_call_op(const synchro_call_t *call) {
+  return call != NULL ? call->op : NULL;
+}
+
+void synchro__seam(synchro_seam_t seam, const synchro_call_t *call) {
+  synchro_seam_fn fn = atomic_load_explicit(&slots[seam].fn, memory_order_acquire);
+  if (fn != NULL)
+    fn(seam, call, atomic_load_explicit(&slots[seam].data, memory_order_relaxed));
+}
+
+#else
+/* ISO C wants a translation unit to declare something. */
+typedef int synchro__no_seams_t;
+#endif

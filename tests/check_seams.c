@@ -1,0 +1,384 @@
+/* tests/check_seams.c - races forced through the test seams (lib/testing.h): instead of
+ * hoping that random jitter hits an interleaving, a hook stops one thread exactly at a
+ * handoff point while the test acts from another, then lets it go on. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "support/testops.h"
+#include "synchro.h"
+#include "testing.h"
+
+/* ---- a gate: the hooked thread stops at the seam until the test opens it ---------- */
+
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  const synchro_op_t *op; /* only calls of this op stop (NULL: any, e.g. at SLEEP) */
+  int armed;              /* stop the next thread that reaches the seam */
+  int arrived;            /* a thread is waiting at the seam */
+  int open;               /* let it go on */
+  atomic_int hits;        /* times the seam was reached by a matching call */
+} gate_t;
+
+static gate_t gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0, 0};
+
+static void gate_arm(const synchro_op_t *op) {
+  pthread_mutex_lock(&gate.mu);
+  gate.op = op;
+  gate.armed = 1;
+  gate.arrived = 0;
+  gate.open = 0;
+  gate.hits = 0;
+  pthread_mutex_unlock(&gate.mu);
+}
+
+static void gate_hook(synchro_seam_t seam, const synchro_call_t *call, void *data) {
+  (void)seam;
+  (void)data;
+  if (gate.op != NULL && synchro_test_call_op(call) != gate.op)
+    return;
+  gate.hits++;
+  pthread_mutex_lock(&gate.mu);
+  if (gate.armed) {
+    gate.armed = 0;
+    gate.arrived = 1;
+    pthread_cond_broadcast(&gate.cv);
+    while (!gate.open)
+      pthread_cond_wait(&gate.cv, &gate.mu);
+  }
+  pthread_mutex_unlock(&gate.mu);
+}
+
+/* Waits (at most 5 s) until a thread stopped at the seam. */
+static int gate_wait_arrival(void) {
+  struct timespec until;
+  int rc = 0;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 5;
+  pthread_mutex_lock(&gate.mu);
+  while (!gate.arrived && rc == 0)
+    rc = pthread_cond_timedwait(&gate.cv, &gate.mu, &until);
+  pthread_mutex_unlock(&gate.mu);
+  return gate.arrived;
+}
+
+static void gate_open(void) {
+  pthread_mutex_lock(&gate.mu);
+  gate.open = 1;
+  pthread_cond_broadcast(&gate.cv);
+  pthread_mutex_unlock(&gate.mu);
+}
+
+static void setup(void) {
+  testops_reset();
+  gate_arm(NULL);
+  gate.armed = 0;
+}
+
+static void teardown(void) {
+  int i;
+  for (i = 0; i < SYNCHRO_SEAM_COUNT; i++)
+    synchro_test_seam_set((synchro_seam_t)i, NULL, NULL);
+  gate_open();
+}
+
+static synchro_t *new_sync(void) {
+  synchro_t *s = NULL;
+  ck_assert_int_eq(synchro_new(&s, NULL), 0);
+  return s;
+}
+
+static void close_free(synchro_t *s) {
+  ck_assert_int_eq(synchro_close(s, 1000), 0);
+  synchro_free(s);
+}
+
+/* ---- cancel vs submit / start / complete ---------------------------------------------- */
+
+/* A6: the cancel arrives while the loop holds the call between the queue and its start:
+ * the call never starts and ends cancelled. */
+START_TEST(test_cancel_between_dequeue_and_start) {
+  synchro_t *s = new_sync();
+  synchro_future_t *f = NULL;
+  test_sleep_args_t args = {1000, 0};
+  gate_arm(&test_op_sleep);
+  synchro_test_seam_set(SYNCHRO_SEAM_DEQUEUE, gate_hook, NULL);
+  ck_assert_int_eq(synchro_submit(s, &test_op_sleep, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
+  ck_assert(gate_wait_arrival());
+  ck_assert_int_eq(synchro_future_cancel(f), 0); /* accepted: the outcome is not decided */
+  gate_open();
+  ck_assert_int_eq(synchro_future_wait(f, 5000), SYNCHRO_ECANCELED);
+  ck_assert_int_eq(test_hooks_run, 0); /* never started, so no hook */
+  synchro_future_free(f);
+  close_free(s);
+}
+END_TEST
+
+/* The cancel arrives after the call started, before its implementation registered its
+ * hook: the request waits in the control queue and the hook runs once, later. */
+START_TEST(test_cancel_at_start) {
+  synchro_t *s = new_sync();
+  synchro_future_t *f = NULL;
+  test_sleep_args_t args = {5000, 0};
+  gate_arm(&test_op_sleep);
+  synchro_test_seam_set(SYNCHRO_SEAM_START, gate_hook, NULL);
+  ck_assert_int_eq(synchro_submit(s, &test_op_sleep, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
+  ck_assert(gate_wait_arrival());
+  ck_assert_int_eq(synchro_future_cancel(f), 0);
+  gate_open();
+  ck_assert_int_eq(synchro_future_wait(f, 5000), SYNCHRO_ECANCELED);
+  ck_assert_int_eq(test_hooks_run, 1);
+  ck_assert_int_eq(test_hooks_off_loop, 0);
+  synchro_future_free(f);
+  close_free(s);
+}
+END_TEST
+
+/* A7: the cancel arrives after the loop claimed the outcome, before it is published:
+ * the cancel is refused (SYNCHRO_EALREADY) and the result is delivered, once. */
+START_TEST(test_cancel_after_claim_before_publish) {
+  synchro_t *s = new_sync();
+  synchro_future_t *f = NULL;
+  test_string_args_t args = {(char *)"abc"};
+  char *out = NULL;
+  gate_arm(&test_op_upper);
+  synchro_test_seam_set(SYNCHRO_SEAM_COMPLETE, gate_hook, NULL);
+  ck_assert_int_eq(synchro_submit(s, &test_op_upper, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
+  ck_assert(gate_wait_arrival());
+  ck_assert_int_eq(synchro_future_status(f), SYNCHRO_EPENDING); /* not published yet */
+  ck_assert_int_eq(synchro_future_cancel(f), SYNCHRO_EALREADY);
+  gate_open();
+  ck_assert_int_eq(synchro_future_wait(f, 5000), 0);
+  ck_assert_int_eq(synchro_future_result(f, &out), 0);
+  ck_assert_str_eq(out, "ABC");
+  free(out);
+  synchro_future_free(f);
+  close_free(s);
+  ck_assert_int_eq(test_results_freed, 0); /* moved out, never released twice */
+}
+END_TEST
+
+/* The loop is stopped just as it takes an accepted cancel request off the control
+ * queue (the call is running, its hook registered): once let go it runs the hook, once,
+ * and the outcome is the cancellation. */
+START_TEST(test_cancel_observed_late) {
+  synchro_t *s = new_sync();
+  synchro_future_t *f = NULL;
+  test_sleep_args_t args = {20, 0};
+  gate_arm(&test_op_sleep);
+  synchro_test_seam_set(SYNCHRO_SEAM_CANCEL_OBSERVE, gate_hook, NULL);
+  ck_assert_int_eq(synchro_submit(s, &test_op_sleep, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
+  ck_assert_int_eq(synchro_future_cancel(f), 0);
+  ck_assert(gate_wait_arrival()); /* the loop holds the request, the timer still runs */
+  gate_open();
+  ck_assert_int_eq(synchro_future_wait(f, 5000), SYNCHRO_ECANCELED);
+  synchro_future_free(f);
+  close_free(s);
+}
+END_TEST
+
+/* ---- submit vs close ------------------------------------------------------------------ */
+
+typedef struct {
+  synchro_t *s;
+  int rc;
+  synchro_future_t *f;
+} submitter_t;
+
+static void *submit_one(void *p) {
+  submitter_t *sub = p;
+  test_add_args_t args = {1, 2};
+  sub->rc = synchro_submit(sub->s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sub->f);
+  return NULL;
+}
+
+/* A11: a submitter stopped just before its push while another thread closes the
+ * synchronizer: the push is refused, the submitter gets SYNCHRO_ESHUTDOWN, nothing leaks
+ * (ASan) and close does not wait for it. */
+START_TEST(test_submit_racing_close) {
+  synchro_t *s = new_sync();
+  submitter_t sub = {s, 1, NULL};
+  pthread_t t;
+  test_add_args_t warm = {0, 0};
+  int64_t sum;
+  ck_assert_int_eq(synchro_call(s, &test_op_add, &warm, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL), 0);
+  gate_arm(&test_op_add);
+  synchro_test_seam_set(SYNCHRO_SEAM_SUBMIT, gate_hook, NULL);
+  ck_assert_int_eq(pthread_create(&t, NULL, submit_one, &sub), 0);
+  ck_assert(gate_wait_arrival());
+  ck_assert_int_eq(synchro_close(s, 0), 0);
+  gate_open();
+  pthread_join(t, NULL);
+  ck_assert_int_eq(sub.rc, SYNCHRO_ESHUTDOWN);
+  ck_assert_ptr_null(sub.f);
+  synchro_free(s);
+}
+END_TEST
+
+/* ---- delivery vs free --------------------------------------------------------------- */
+
+/* A completion queue freed while the loop is about to hand it a resolved future: the
+ * late delivery releases the future instead (no use after free, no leak under ASan). */
+START_TEST(test_cq_freed_while_delivering) {
+  synchro_t *s = new_sync();
+  synchro_cq_t *cq = NULL;
+  synchro_future_t *f = NULL;
+  test_string_args_t args = {(char *)"late"};
+  ck_assert_int_eq(synchro_cq_new(&cq), 0);
+  gate_arm(&test_op_upper);
+  synchro_test_seam_set(SYNCHRO_SEAM_DELIVER, gate_hook, NULL);
+  ck_assert_int_eq(synchro_submit(s, &test_op_upper, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
+  ck_assert_int_eq(synchro_cq_add(cq, f), 0);
+  ck_assert(gate_wait_arrival());
+  synchro_cq_free(cq);
+  gate_open();
+  close_free(s);
+  ck_assert_int_eq(test_results_freed, 1); /* the result nobody took was released */
+}
+END_TEST
+
+static int aio_callbacks;
+static void on_aio(synchro_future_t *f, int status, void *data) {
+  (void)f;
+  (void)status;
+  (void)data;
+  aio_callbacks++;
+}
+
+/* A19: a host freed while the loop is about to deliver to it: no callback runs, the call
+ * is released by the late delivery. */
+START_TEST(test_host_freed_while_delivering) {
+  synchro_t *s = new_sync();
+  synchro_host_t *h = NULL;
+  synchro_future_t *f = NULL;
+  test_string_args_t args = {(char *)"late"};
+  ck_assert_int_eq(synchro_host_new_fd(&h), 0);
+  gate_arm(&test_op_upper);
+  synchro_test_seam_set(SYNCHRO_SEAM_DELIVER, gate_hook, NULL);
+  ck_assert_int_eq(synchro_submit(s, &test_op_upper, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
+  ck_assert_int_eq(synchro_future_then(f, h, on_aio, NULL), 0);
+  ck_assert(gate_wait_arrival());
+  synchro_host_free(h);
+  gate_open();
+  close_free(s);
+  ck_assert_int_eq(aio_callbacks, 0);
+  ck_assert_int_eq(test_results_freed, 1);
+}
+END_TEST
+
+/* ---- the lost-wakeup probe --------------------------------------------------------- */
+
+/* A16: the loop stopped after announcing it may sleep and before its re-check; a call is
+ * submitted exactly there. Whichever side wins, the call is taken and answered. */
+START_TEST(test_submit_between_announce_and_recheck) {
+  synchro_t *s = new_sync();
+  synchro_future_t *f = NULL;
+  test_add_args_t args = {20, 22};
+  int64_t sum = 0;
+  ck_assert_int_eq(synchro_call(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL), 0);
+  gate_arm(NULL);
+  synchro_test_seam_set(SYNCHRO_SEAM_SLEEP, gate_hook, NULL);
+  /* the loop goes idle after this call and stops at the seam */
+  ck_assert_int_eq(synchro_submit(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
+  ck_assert(gate_wait_arrival());
+  synchro_future_free(f);
+  f = NULL;
+  synchro_test_seam_set(SYNCHRO_SEAM_SLEEP, NULL, NULL);
+  ck_assert_int_eq(synchro_submit(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
+  gate_open();
+  ck_assert_int_eq(synchro_future_wait(f, 5000), 0); /* not lost */
+  ck_assert_int_eq(synchro_future_result(f, &sum), 0);
+  ck_assert_int_eq(sum, 42);
+  synchro_future_free(f);
+  close_free(s);
+}
+END_TEST
+
+/* Every seam is reached in an ordinary call's life (none is dead code). */
+static atomic_int reached[SYNCHRO_SEAM_COUNT];
+
+static void count_hook(synchro_seam_t seam, const synchro_call_t *call, void *data) {
+  (void)call;
+  (void)data;
+  reached[seam]++;
+}
+
+START_TEST(test_every_seam_is_reached) {
+  synchro_t *s = new_sync();
+  synchro_host_t *h = NULL;
+  synchro_future_t *f = NULL;
+  test_sleep_args_t sleep_args = {5000, 0};
+  test_add_args_t args = {1, 1};
+  int64_t sum;
+  int i;
+  for (i = 0; i < SYNCHRO_SEAM_COUNT; i++)
+    synchro_test_seam_set((synchro_seam_t)i, count_hook, NULL);
+  ck_assert_int_eq(synchro_call(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL), 0);
+  ck_assert_int_eq(synchro_submit(s, &test_op_sleep, &sleep_args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
+  ck_assert_int_eq(synchro_future_cancel(f), 0);
+  ck_assert_int_eq(synchro_future_wait(f, 5000), SYNCHRO_ECANCELED);
+  synchro_future_free(f);
+  ck_assert_int_eq(synchro_host_new_fd(&h), 0);
+  /* slow enough that the host is attached before the call resolves */
+  sleep_args.ms = 20;
+  ck_assert_int_eq(synchro_submit(s, &test_op_sleep, &sleep_args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
+  ck_assert_int_eq(synchro_future_then(f, h, on_aio, NULL), 0);
+  for (i = 0; i < 500 && aio_callbacks == 0; i++) {
+    synchro_host_dispatch(h, 0);
+    nanosleep(&(struct timespec){0, 1000000}, NULL);
+  }
+  ck_assert_int_eq(aio_callbacks, 1);
+  synchro_host_free(h);
+  close_free(s);
+  for (i = 0; i < SYNCHRO_SEAM_COUNT; i++)
+    ck_assert_msg(reached[i] > 0, "seam %s never reached",
+                  synchro_test_seam_name((synchro_seam_t)i));
+  ck_assert_str_eq(synchro_test_seam_name(SYNCHRO_SEAM_COUNT), "?");
+}
+END_TEST
+
+static Suite *seams_suite(void) {
+  Suite *s = suite_create("seams");
+  TCase *tc = tcase_create("cancel");
+  tcase_set_timeout(tc, 20);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_cancel_between_dequeue_and_start);
+  tcase_add_test(tc, test_cancel_at_start);
+  tcase_add_test(tc, test_cancel_after_claim_before_publish);
+  tcase_add_test(tc, test_cancel_observed_late);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("close");
+  tcase_set_timeout(tc, 20);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_submit_racing_close);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("deliver");
+  tcase_set_timeout(tc, 20);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_cq_freed_while_delivering);
+  tcase_add_test(tc, test_host_freed_while_delivering);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("wakeup");
+  tcase_set_timeout(tc, 20);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_submit_between_announce_and_recheck);
+  tcase_add_test(tc, test_every_seam_is_reached);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(seams_suite());
+  int failed;
+  srunner_run_all(sr, CK_ENV);
+  failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
