@@ -21,62 +21,85 @@ typedef struct {
   int armed;              /* stop the next thread that reaches the seam */
   int arrived;            /* a thread is waiting at the seam */
   int open;               /* let it go on */
-  atomic_int hits;        /* times the seam was reached by a matching call */
 } gate_t;
 
-static gate_t gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0, 0};
+#define GATE_INIT                                                                                  \
+  { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0, 0 }
+static gate_t gate = GATE_INIT;   /* the seam under test */
+static gate_t holder = GATE_INIT; /* holds a call back while a test sets it up */
 
-static void gate_arm(const synchro_op_t *op) {
-  pthread_mutex_lock(&gate.mu);
-  gate.op = op;
-  gate.armed = 1;
-  gate.arrived = 0;
-  gate.open = 0;
-  gate.hits = 0;
-  pthread_mutex_unlock(&gate.mu);
+static void gate_arm_at(gate_t *g, const synchro_op_t *op) {
+  pthread_mutex_lock(&g->mu);
+  g->op = op;
+  g->armed = 1;
+  g->arrived = 0;
+  g->open = 0;
+  pthread_mutex_unlock(&g->mu);
 }
 
+static void gate_arm(const synchro_op_t *op) { gate_arm_at(&gate, op); }
+
+/* The hook: `data` is the gate. */
 static void gate_hook(synchro_seam_t seam, const synchro_call_t *call, void *data) {
+  gate_t *g = data != NULL ? data : &gate;
   (void)seam;
-  (void)data;
-  if (gate.op != NULL && synchro_test_call_op(call) != gate.op)
+  if (g->op != NULL && synchro_test_call_op(call) != g->op)
     return;
-  gate.hits++;
-  pthread_mutex_lock(&gate.mu);
-  if (gate.armed) {
-    gate.armed = 0;
-    gate.arrived = 1;
-    pthread_cond_broadcast(&gate.cv);
-    while (!gate.open)
-      pthread_cond_wait(&gate.cv, &gate.mu);
+  pthread_mutex_lock(&g->mu);
+  if (g->armed) {
+    g->armed = 0;
+    g->arrived = 1;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->open)
+      pthread_cond_wait(&g->cv, &g->mu);
   }
-  pthread_mutex_unlock(&gate.mu);
+  pthread_mutex_unlock(&g->mu);
 }
 
-/* Waits (at most 5 s) until a thread stopped at the seam. */
-static int gate_wait_arrival(void) {
+/* Waits (at most 10 s) until a thread stopped at the gate. */
+static int gate_wait_at(gate_t *g) {
   struct timespec until;
-  int rc = 0;
+  int rc = 0, arrived;
   clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += 5;
-  pthread_mutex_lock(&gate.mu);
-  while (!gate.arrived && rc == 0)
-    rc = pthread_cond_timedwait(&gate.cv, &gate.mu, &until);
-  pthread_mutex_unlock(&gate.mu);
-  return gate.arrived;
+  until.tv_sec += 10;
+  pthread_mutex_lock(&g->mu);
+  while (!g->arrived && rc == 0)
+    rc = pthread_cond_timedwait(&g->cv, &g->mu, &until);
+  arrived = g->arrived;
+  pthread_mutex_unlock(&g->mu);
+  return arrived;
 }
 
-static void gate_open(void) {
-  pthread_mutex_lock(&gate.mu);
-  gate.open = 1;
-  pthread_cond_broadcast(&gate.cv);
-  pthread_mutex_unlock(&gate.mu);
+static int gate_wait_arrival(void) { return gate_wait_at(&gate); }
+
+static void gate_open_at(gate_t *g) {
+  pthread_mutex_lock(&g->mu);
+  g->open = 1;
+  pthread_cond_broadcast(&g->cv);
+  pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_open(void) { gate_open_at(&gate); }
+
+/* Holds the next call of `op` at the queue (before it starts) so that a test can attach
+ * a sink to it first; release_held() lets it go on. */
+static void hold_at_dequeue(const synchro_op_t *op) {
+  gate_arm_at(&holder, op);
+  synchro_test_seam_set(SYNCHRO_SEAM_DEQUEUE, gate_hook, &holder);
+}
+
+static void release_held(void) {
+  ck_assert(gate_wait_at(&holder));
+  synchro_test_seam_set(SYNCHRO_SEAM_DEQUEUE, NULL, NULL);
+  gate_open_at(&holder);
 }
 
 static void setup(void) {
   testops_reset();
   gate_arm(NULL);
   gate.armed = 0;
+  gate_arm_at(&holder, NULL);
+  holder.armed = 0;
 }
 
 static void teardown(void) {
@@ -84,6 +107,7 @@ static void teardown(void) {
   for (i = 0; i < SYNCHRO_SEAM_COUNT; i++)
     synchro_test_seam_set((synchro_seam_t)i, NULL, NULL);
   gate_open();
+  gate_open_at(&holder);
 }
 
 static synchro_t *new_sync(void) {
@@ -168,7 +192,7 @@ END_TEST
 START_TEST(test_cancel_observed_late) {
   synchro_t *s = new_sync();
   synchro_future_t *f = NULL;
-  test_sleep_args_t args = {20, 0};
+  test_sleep_args_t args = {5000, 0}; /* still running when the cancel comes */
   gate_arm(&test_op_sleep);
   synchro_test_seam_set(SYNCHRO_SEAM_CANCEL_OBSERVE, gate_hook, NULL);
   ck_assert_int_eq(synchro_submit(s, &test_op_sleep, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
@@ -231,8 +255,10 @@ START_TEST(test_cq_freed_while_delivering) {
   ck_assert_int_eq(synchro_cq_new(&cq), 0);
   gate_arm(&test_op_upper);
   synchro_test_seam_set(SYNCHRO_SEAM_DELIVER, gate_hook, NULL);
+  hold_at_dequeue(&test_op_upper); /* attached before it can resolve */
   ck_assert_int_eq(synchro_submit(s, &test_op_upper, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
   ck_assert_int_eq(synchro_cq_add(cq, f), 0);
+  release_held();
   ck_assert(gate_wait_arrival());
   synchro_cq_free(cq);
   gate_open();
@@ -259,8 +285,10 @@ START_TEST(test_host_freed_while_delivering) {
   ck_assert_int_eq(synchro_host_new_fd(&h), 0);
   gate_arm(&test_op_upper);
   synchro_test_seam_set(SYNCHRO_SEAM_DELIVER, gate_hook, NULL);
+  hold_at_dequeue(&test_op_upper); /* attached before it can resolve */
   ck_assert_int_eq(synchro_submit(s, &test_op_upper, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
   ck_assert_int_eq(synchro_future_then(f, h, on_aio, NULL), 0);
+  release_held();
   ck_assert(gate_wait_arrival());
   synchro_host_free(h);
   gate_open();
