@@ -51,16 +51,11 @@ typedef struct bridge_emit_s {
   char upper[BRIDGE_NAME_MAX + 1]; /* "KV" */
   bool uses_json;
   bool uses_bytes_type;                  /* kv_bytes_t: a bytes result or a bytes array */
-  bool dup[BRIDGE_KIND_COUNT_];          /* scalar copies: string, bytes, json */
   bool dup_array[BRIDGE_KIND_COUNT_];    /* array copies, by element kind */
   bool result_array[BRIDGE_KIND_COUNT_]; /* kv_<kind>_array_t result types */
   bool release[BRIDGE_KIND_COUNT_];      /* result releasers of non-array results */
-  bool reject_result;                    /* a return helper can refuse its value */
-  bool plain_funcs;                      /* module functions that return (not streams) */
   bool stream_funcs;                     /* module functions that yield */
   bool stream_methods;                   /* methods that yield */
-  bool fails;                            /* some op has a MOD_op_fail() helper */
-  bool futures;                          /* some op has MOD_op_result() and MOD_op_aio() */
 } bridge_emit_t;
 
 void bridge_emit_init(bridge_emit_t *e, const bridge_spec_t *spec);

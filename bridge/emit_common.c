@@ -12,8 +12,6 @@ static bool kind_owns(bridge_kind_t k) {
 static void note_type(bridge_emit_t *e, const bridge_type_t *t, bool is_result) {
   if (t->kind == BRIDGE_JSON)
     e->uses_json = true;
-  if (kind_owns(t->kind))
-    e->dup[t->kind] = true;
   if (t->array) {
     e->dup_array[t->kind] = true;
     if (t->kind == BRIDGE_BYTES)
@@ -27,9 +25,6 @@ static void note_type(bridge_emit_t *e, const bridge_type_t *t, bool is_result) 
     e->release[t->kind] = true;
   if (t->kind == BRIDGE_BYTES)
     e->uses_bytes_type = true;
-  if (t->array || kind_owns(t->kind) || (t->kind == BRIDGE_PTR && !t->nullable) ||
-      t->kind == BRIDGE_OBJECT)
-    e->reject_result = true;
   if (t->kind == BRIDGE_OBJECT && !t->array)
     e->release[BRIDGE_OBJECT] = true;
 }
@@ -41,15 +36,10 @@ static void note_func(bridge_emit_t *e, const bridge_func_t *f) {
     note_type(e, &f->args[j].type, false);
   if (f->has_result)
     note_type(e, &f->result, true);
-  e->fails = true;
   if (f->yields && f->role == BRIDGE_ROLE_FUNCTION)
     e->stream_funcs = true;
   else if (f->yields)
     e->stream_methods = true;
-  else if (f->role == BRIDGE_ROLE_FUNCTION)
-    e->plain_funcs = e->futures = true;
-  else
-    e->futures = true;
 }
 
 void bridge_lifecycle_func(const bridge_object_t *o, bridge_role_t role, bridge_func_t *out) {
@@ -76,9 +66,6 @@ void bridge_emit_init(bridge_emit_t *e, const bridge_spec_t *spec) {
       note_type(e, &o->new_args[j].type, false);
     for (j = 0; j < o->nmethods; j++)
       note_func(e, &o->methods[j]);
-    e->futures = true; /* every object has close */
-    if (o->open || o->close)
-      e->fails = true;
   }
 }
 

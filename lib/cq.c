@@ -90,16 +90,8 @@ int synchro_cq_add(synchro_cq_t *cq, synchro_future_t *f) {
 
 static synchro_call_t *take_ready(synchro_cq_t *cq) {
   synchro_call_t *rec;
-  if (cq->ready == NULL) {
-    uintptr_t h = atomic_exchange_explicit(&cq->done_head, 0, memory_order_acquire);
-    synchro_call_t *list = (synchro_call_t *)h;
-    while (list != NULL) { /* oldest first */
-      synchro_call_t *next = list->next;
-      list->next = cq->ready;
-      cq->ready = list;
-      list = next;
-    }
-  }
+  if (cq->ready == NULL)
+    cq->ready = synchro__stack_take_fifo(&cq->done_head, false);
   rec = cq->ready;
   if (rec == NULL)
     return NULL;

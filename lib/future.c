@@ -58,7 +58,7 @@ void synchro__init_record(synchro_call_t *rec, synchro_t *s, const synchro_op_t 
   rec->cancel_fn = NULL;
   rec->cancel_data = rec->impl_data = NULL;
   rec->heap_idx = UINT32_MAX;
-  rec->lflags = SYNCHRO__L_LOOP_REF;
+  rec->lflags = 0;
   rec->cflags = 0;
   rec->then_cb = NULL;
   rec->then_data = NULL;

@@ -105,16 +105,8 @@ static void host_notify(synchro__sink_t *sink, synchro_call_t *rec) {
 
 static synchro_call_t *take_ready(synchro_host_t *h) {
   synchro_call_t *rec;
-  if (h->ready == NULL) {
-    uintptr_t top = atomic_exchange_explicit(&h->done_head, 0, memory_order_acquire);
-    synchro_call_t *list = (synchro_call_t *)top;
-    while (list != NULL) { /* oldest first */
-      synchro_call_t *next = list->next;
-      list->next = h->ready;
-      h->ready = list;
-      list = next;
-    }
-  }
+  if (h->ready == NULL)
+    h->ready = synchro__stack_take_fifo(&h->done_head, false);
   if ((rec = h->ready) != NULL)
     h->ready = rec->next;
   return rec;

@@ -104,7 +104,6 @@ int synchro__error_vnew(synchro_error_t **out, int code, const char *origin, str
 #define SYNCHRO__L_IMPL_DONE 0x02u   /* impl finished (or never started) */
 #define SYNCHRO__L_CANCEL_SEEN 0x04u /* cancellation handled on the loop */
 #define SYNCHRO__L_ACTIVE 0x08u      /* in the synchronizer's active list */
-#define SYNCHRO__L_LOOP_REF 0x10u    /* the loop still holds its reference */
 
 /* caller-only flags (read by whoever frees the record, after the refcount handoff) */
 #define SYNCHRO__C_RESULT_TAKEN 0x01u
@@ -147,8 +146,8 @@ struct synchro_call_s {
   uint32_t heap_idx;
   uint16_t lflags;
   uint8_t cflags;
-  uint8_t spare;
-  void *args; /* args_inline, or a heap block */
+  uint8_t spare; /* padding: line 1 stays one cache line */
+  void *args;    /* args_inline, or a heap block */
   /* line 2: payload */
   _Alignas(16) unsigned char result[SYNCHRO_RESULT_MAX];
   synchro_host_cb then_cb;
@@ -206,6 +205,25 @@ int synchro__future_check(const synchro_call_t *rec);
  * closed; else sets *was to the previous head (0: the stack was empty, so whoever
  * consumes it may need waking). seq_cst: some callers pair the push with a Dekker-style
  * check of a consumer's "asleep" flag. */
+/* Takes the whole stack (its closed bit stays) and returns its records oldest first,
+ * relinked through the same link (`next`, or `cancel_next` for the control queue). */
+static inline synchro_call_t *synchro__stack_take_fifo(_Atomic uintptr_t *head, bool cancel_link) {
+  uintptr_t h = atomic_load_explicit(head, memory_order_relaxed);
+  synchro_call_t *list, *fifo = NULL;
+  while (!atomic_compare_exchange_weak_explicit(head, &h, h & SYNCHRO__STACK_CLOSED,
+                                                memory_order_acquire, memory_order_relaxed))
+    ;
+  list = (synchro_call_t *)(h & ~SYNCHRO__STACK_CLOSED);
+  while (list != NULL) { /* reverse: pushes built it newest first */
+    synchro_call_t **link = cancel_link ? &list->cancel_next : &list->next;
+    synchro_call_t *next = *link;
+    *link = fifo;
+    fifo = list;
+    list = next;
+  }
+  return fifo;
+}
+
 static inline bool synchro__stack_push(_Atomic uintptr_t *head, synchro_call_t *top,
                                        synchro_call_t **bottom_link, uintptr_t *was) {
   uintptr_t h = atomic_load_explicit(head, memory_order_relaxed);

@@ -49,7 +49,6 @@ void synchro__loop_finish_call(synchro_t *s, synchro_call_t *rec) {
   /* The loop's reference, and what the call's end means for its object (close,
    * destroy), wait for the end of this loop iteration: the implementation may still be
    * using the call and its state right after finishing it. */
-  rec->lflags &= (uint16_t)~SYNCHRO__L_LOOP_REF;
   rec->act_next = s->finished;
   s->finished = rec;
   if (s->shutting_down && s->active == NULL)
@@ -121,24 +120,6 @@ static void on_deadline(uv_timer_t *timer) {
 
 /* ---- taking calls off the queues ------------------------------------------------- */
 
-/* Takes the whole stack, keeping its closed bit; returns the records oldest first. */
-static synchro_call_t *take_fifo(_Atomic uintptr_t *head, bool cancel_link) {
-  uintptr_t h = atomic_load_explicit(head, memory_order_relaxed);
-  synchro_call_t *list, *fifo = NULL;
-  while (!atomic_compare_exchange_weak_explicit(head, &h, h & SYNCHRO__STACK_CLOSED,
-                                                memory_order_acquire, memory_order_relaxed))
-    ;
-  list = (synchro_call_t *)(h & ~SYNCHRO__STACK_CLOSED);
-  while (list != NULL) { /* reverse: pushes built it newest first */
-    synchro_call_t **link = cancel_link ? &list->cancel_next : &list->next;
-    synchro_call_t *next = *link;
-    *link = fifo;
-    fifo = list;
-    list = next;
-  }
-  return fifo;
-}
-
 static void start_call(synchro_t *s, synchro_call_t *rec, uint64_t now) {
   uint32_t st = atomic_load_explicit(&rec->state, memory_order_acquire);
   int refused = 0;
@@ -195,8 +176,8 @@ static bool drain_once(synchro_t *s) {
   bool any, timed = false;
   uint64_t now;
   pthread_mutex_lock(&s->fork_lock);
-  calls = take_fifo(&s->submit_head, false);
-  cancels = take_fifo(&s->cancel_head, true);
+  calls = synchro__stack_take_fifo(&s->submit_head, false);
+  cancels = synchro__stack_take_fifo(&s->cancel_head, true);
   any = calls != NULL || cancels != NULL;
   now = calls != NULL ? synchro__now_ns() : 0;
   while (calls != NULL) {
@@ -421,7 +402,7 @@ void synchro__loop_dispose(synchro_t *s) {
  * `outcome`: after the loop stopped, or in a fork child. */
 void synchro__loop_drop_all(synchro_t *s, int outcome) {
   synchro_call_t *rec;
-  for (rec = take_fifo(&s->submit_head, false); rec != NULL;) {
+  for (rec = synchro__stack_take_fifo(&s->submit_head, false); rec != NULL;) {
     synchro_call_t *next = rec->next;
     synchro__resolve(rec, outcome, NULL, NULL);
     synchro__loop_finish_call(s, rec);
