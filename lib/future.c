@@ -53,7 +53,8 @@ void synchro__init_record(synchro_call_t *rec, synchro_t *s, const synchro_op_t 
   rec->next = rec->cancel_next = NULL;
   rec->sync = s;
   rec->op = op;
-  rec->error = NULL;
+  rec->ctx = NULL;
+  rec->error = NULL; /* the result's first bytes: NULL until an outcome */
   rec->act_prev = rec->act_next = NULL;
   rec->cancel_fn = NULL;
   rec->cancel_data = rec->impl_data = NULL;
@@ -68,6 +69,8 @@ void synchro__init_record(synchro_call_t *rec, synchro_t *s, const synchro_op_t 
   rec->object = NULL;
   rec->obj_prev = rec->obj_next = NULL;
   rec->obj_kind = SYNCHRO__OBJ_NONE;
+  rec->origin = 0;
+  rec->since_ms = 0;
 }
 
 /* Pushes onto a closable stack. Returns false if the stack is closed. Wakes the loop
@@ -278,9 +281,8 @@ static int wait_done(synchro_call_t *rec, uint64_t deadline_ns) {
 }
 
 static const synchro_error_t *error_of(const synchro_call_t *rec) {
-  if (rec->error != NULL)
-    return rec->error;
-  return synchro__static_error(rec->status);
+  const synchro_error_t *err = synchro__rec_error(rec);
+  return err != NULL ? err : synchro__static_error(rec->status);
 }
 
 static void take_error(synchro_call_t *rec, synchro_error_t **out) {

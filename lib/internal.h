@@ -86,7 +86,8 @@ int synchro__error_vnew(synchro_error_t **out, int code, const char *origin, str
 /* ---- the call record ------------------------------------------------------------
  * One record per call, four cache lines, 64-byte aligned so that records never share
  * a line. Line 0 holds what crosses threads, line 1 what only the loop touches, line 2
- * the payload, line 3 the host's bookkeeping. The caller's future is the same record. */
+ * the payload, line 3 the bindings (host, stream, object) and what diagnostics read.
+ * The caller's future is the same record. */
 
 /* state word: phase in the low 2 bits, then flags. Only the loop thread moves the
  * phase (PENDING -> COMPLETING -> DONE); callers only set CANCEL and WAITING. */
@@ -135,7 +136,7 @@ struct synchro_call_s {
   _Atomic uintptr_t sink;
   synchro_t *sync;
   const synchro_op_t *op;
-  synchro_error_t *error;
+  void *ctx; /* the caller's ambient context, or NULL */
   /* line 1: loop side */
   synchro_call_t *act_prev;
   synchro_call_t *act_next;
@@ -146,10 +147,14 @@ struct synchro_call_s {
   uint32_t heap_idx;
   uint16_t lflags;
   uint8_t cflags;
-  uint8_t spare; /* padding: line 1 stays one cache line */
-  void *args;    /* args_inline, or a heap block */
-  /* line 2: payload */
-  _Alignas(16) unsigned char result[SYNCHRO_RESULT_MAX];
+  uint8_t obj_kind; /* SYNCHRO__OBJ_* */
+  void *args;       /* args_inline, or a heap block */
+  /* line 2: payload. The outcome decides which of result and error is live: a call
+   * that failed has no result, one that succeeded has no error (NULL while pending). */
+  union {
+    _Alignas(16) unsigned char result[SYNCHRO_RESULT_MAX];
+    synchro_error_t *error;
+  };
   synchro_host_cb then_cb;
   void *then_data;
   _Alignas(8) unsigned char args_inline[SYNCHRO__ARGS_INLINE];
@@ -160,8 +165,9 @@ struct synchro_call_s {
   struct synchro_object_s *object; /* the object a method/lifecycle call runs on */
   synchro_call_t *obj_prev;        /* the object's in-flight calls (loop thread) */
   synchro_call_t *obj_next;
-  uint8_t obj_kind;   /* SYNCHRO__OBJ_* */
   synchro_fn then_fn; /* synchro_future_then_typed's function pointer */
+  uint32_t origin;    /* diagnostics: number of the submitting thread */
+  uint32_t since_ms;  /* diagnostics: loop time (ms) when the loop took the call */
 } __attribute__((aligned(SYNCHRO__CACHE_LINE)));
 
 _Static_assert(sizeof(struct synchro_call_s) == 4 * SYNCHRO__CACHE_LINE,
@@ -194,6 +200,10 @@ int synchro__rec_check(const synchro_call_t *rec);
 /* rec_check for the caller's handle: also refuses a future its caller already freed,
  * while the loop may still hold the record. */
 int synchro__future_check(const synchro_call_t *rec);
+/* The error of a resolved call that failed with one, else NULL. */
+static inline synchro_error_t *synchro__rec_error(const synchro_call_t *rec) {
+  return rec->status != 0 ? rec->error : NULL;
+}
 
 /* ---- lock-free stacks ---------------------------------------------------------
  * Producers push with CAS; the single consumer takes everything at once, so there is

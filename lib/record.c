@@ -22,7 +22,7 @@ static void release_payload(synchro_call_t *rec) {
   if (rec->status == 0 && !(rec->cflags & SYNCHRO__C_RESULT_TAKEN) && op->result_free != NULL)
     op->result_free(rec->result);
   if (!(rec->cflags & SYNCHRO__C_ERROR_TAKEN))
-    synchro_error_free(rec->error);
+    synchro_error_free(synchro__rec_error(rec));
   if (rec->stream != NULL)
     synchro__stream_destroy(rec->stream); /* releases the items nobody took */
   if (rec->object != NULL)
@@ -115,7 +115,8 @@ int synchro__resolve(synchro_call_t *rec, int outcome, const void *result, synch
     runtime_outcome = err == NULL && synchro__static_error(outcome) != NULL;
   }
   rec->status = outcome;
-  rec->error = outcome == 0 ? NULL : err;
+  if (outcome != 0)
+    rec->error = err; /* shares its bytes with the result: only on failure */
   count_outcome(rec->sync, outcome, runtime_outcome);
   synchro__release_admission(rec->sync);
   /* Take the sink before publishing: from now on an attacher sees SINK_DONE and waits

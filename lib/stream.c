@@ -272,7 +272,7 @@ const synchro_error_t *synchro_stream_error(const synchro_stream_t *st) {
   rec = st->rec;
   if (!atomic_load_explicit(&st->end_seen, memory_order_acquire) || rec->status == 0)
     return NULL; /* not reached yet: items come first */
-  return rec->error != NULL ? rec->error : synchro__static_error(rec->status);
+  return synchro__rec_error(rec) != NULL ? rec->error : synchro__static_error(rec->status);
 }
 
 void synchro_stream_free(synchro_stream_t *st) {
