@@ -77,6 +77,8 @@ static int finish(synchro_call_t *call, int outcome, const void *result, synchro
     synchro_error_free(err);
     return SYNCHRO_EALREADY;
   }
+  if (err != NULL && call->sync->error_context)
+    synchro__error_add_context(err, call);
   synchro__resolve(call, outcome, result, err); /* EALREADY: resolved by a cancel */
   synchro__loop_finish_call(call->sync, call);
   return 0;

@@ -16,8 +16,30 @@ struct synchro_cq_s {
   synchro_call_t *ready;       /* resolved records taken off the stack, oldest first */
   _Atomic size_t size;         /* futures held: pending + resolved */
   _Atomic uint32_t refs;       /* the owner's + one per pending future */
+  /* The synchronizer of every future ever added, or CQ_MIXED: a loop thread may not
+   * wait here for futures only its own loop can resolve. Only moves forward. */
+  _Atomic uintptr_t owner;
   int fd;
 };
+
+#define CQ_MIXED ((uintptr_t)1)
+
+static void note_owner(synchro_cq_t *cq, const synchro_call_t *f) {
+  uintptr_t want = (uintptr_t)f->sync, seen = 0;
+  if (atomic_compare_exchange_strong(&cq->owner, &seen, want) || seen == want)
+    return;
+  atomic_store(&cq->owner, CQ_MIXED);
+}
+
+/* A wait on the loop thread of a synchronizer whose futures may be in the queue could
+ * never end: that loop cannot run while its thread waits. */
+static bool cq_would_deadlock(const synchro_cq_t *cq, int64_t timeout_ms) {
+  uintptr_t owner;
+  if (timeout_ms == 0 || synchro__tls_loop == NULL)
+    return false;
+  owner = atomic_load(&cq->owner);
+  return owner == CQ_MIXED || owner == (uintptr_t)synchro__tls_loop;
+}
 
 static void cq_unref(synchro_cq_t *cq) {
   if (atomic_fetch_sub_explicit(&cq->refs, 1, memory_order_acq_rel) != 1)
@@ -73,6 +95,7 @@ int synchro_cq_add(synchro_cq_t *cq, synchro_future_t *f) {
   if (cq == NULL || synchro__future_check(f) != 0 || (f->cflags & SYNCHRO__C_ATTACHED) ||
       f->stream != NULL)
     return SYNCHRO_EINVAL;
+  note_owner(cq, f);
   atomic_fetch_add_explicit(&cq->refs, 1, memory_order_relaxed);
   rc = synchro__attach_sink(f, &cq->base);
   if (rc == SYNCHRO_EINVAL) {
@@ -134,6 +157,8 @@ int synchro_cq_next(synchro_cq_t *cq, int64_t timeout_ms, synchro_future_t **out
     }
     if (atomic_load_explicit(&cq->size, memory_order_relaxed) == 0)
       return SYNCHRO_EEMPTY;
+    if (cq_would_deadlock(cq, timeout_ms))
+      return SYNCHRO_EDEADLK;
     if (wait_readable(cq->fd, deadline) == SYNCHRO_EPENDING)
       return SYNCHRO_EPENDING;
   }

@@ -127,3 +127,26 @@ void synchro_error_free(synchro_error_t *err) {
     err = cause;
   }
 }
+
+static synchro_error_t *context_link(int code, json_t *details, const char *fmt, ...) {
+  synchro_error_t *link = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  synchro__error_vnew(&link, code, "synchro", details, NULL, fmt, ap);
+  va_end(ap);
+  return link;
+}
+
+void synchro__error_add_context(synchro_error_t *err, const synchro_call_t *rec) {
+  synchro_error_t *tail = err;
+  const char *op = rec->op->name != NULL ? rec->op->name : "?";
+  if (err->is_static)
+    return;
+  while (tail->cause != NULL && !tail->cause->is_static)
+    tail = tail->cause;
+  if (tail->cause != NULL)
+    return; /* a shared error ends the chain: it cannot take a link */
+  tail->cause = context_link(
+      err->code, json_pack("{s:s, s:s}", "op", op, "synchronizer", rec->sync->name),
+      "raised by %s, called through synchronizer '%s'", op, rec->sync->name);
+}

@@ -82,6 +82,10 @@ struct synchro_error_s {
 const synchro_error_t *synchro__static_error(int code);
 int synchro__error_vnew(synchro_error_t **out, int code, const char *origin, struct json_t *details,
                         synchro_error_t *cause, const char *fmt, va_list ap);
+/* Appends a link naming the op and synchronizer at the end of err's cause chain (the
+ * caller still gets the implementation's error first). Best effort: nothing is added
+ * when memory is short. Loop thread. */
+void synchro__error_add_context(synchro_error_t *err, const synchro_call_t *rec);
 
 /* ---- the call record ------------------------------------------------------------
  * One record per call, four cache lines, 64-byte aligned so that records never share
@@ -281,6 +285,7 @@ struct synchro_s {
   char *name;
   synchro_options_t opts;
   bool spin_loop;
+  bool error_context; /* SYNCHRO_ERROR_CONTEXT: failed calls get a bridge link */
   /* lifecycle */
   pthread_mutex_t close_mutex;
   bool closed;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -31,6 +32,12 @@ void synchro_options_init(synchro_options_t *opts) {
 
 static bool valid_timeout(int64_t ms) { return ms >= 0 || ms == SYNCHRO_TIMEOUT_INFINITE; }
 
+/* An environment switch: set, and neither empty nor "0". */
+static bool env_flag(const char *name) {
+  const char *v = getenv(name);
+  return v != NULL && v[0] != '\0' && strcmp(v, "0") != 0;
+}
+
 int synchro_new(synchro_t **out, const synchro_options_t *opts) {
   synchro_options_t defaults;
   synchro_t *s;
@@ -57,6 +64,7 @@ int synchro_new(synchro_t **out, const synchro_options_t *opts) {
   if (s->opts.default_timeout_ms == 0)
     s->opts.default_timeout_ms = SYNCHRO_TIMEOUT_INFINITE;
   s->spin_loop = opts->loop_spin_ns > 0 && synchro__ncpu() > 1;
+  s->error_context = env_flag("SYNCHRO_ERROR_CONTEXT");
   s->wake_fd = -1;
   s->loop_cpu = -1;
   pthread_mutex_init(&s->close_mutex, NULL);

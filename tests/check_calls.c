@@ -63,6 +63,56 @@ static void wait_on_loop_impl(synchro_call_t *call) {
 static const synchro_op_t op_wait_on_loop = {
     .name = "wait_on_loop", .impl = wait_on_loop_impl, .result_size = sizeof(int64_t)};
 
+/* waits_on_loop: from the loop thread, tries every other way of waiting for that
+ * loop's futures, and one wait that is allowed (a completion queue that only holds a
+ * future of another synchronizer, passed in `args`). */
+typedef struct { /* codes fit 16 bits; the result must fit SYNCHRO_RESULT_MAX */
+  int16_t all, any, cq, cq_poll, cq_mixed, cq_foreign;
+} waits_codes_t;
+static void waits_on_loop_impl(synchro_call_t *call) {
+  synchro_t *s = synchro_call_synchronizer(call);
+  synchro_t *other = *(synchro_t *const *)synchro_call_args(call);
+  test_sleep_args_t args = {10000, 0};
+  test_add_args_t add = {20, 22};
+  synchro_future_t *mine = NULL, *theirs = NULL, *got = NULL;
+  synchro_cq_t *cq = NULL, *foreign = NULL;
+  waits_codes_t c = {1, 1, 1, 1, 1, 1};
+  size_t index = 0;
+  if (synchro_submit(s, &test_op_sleep, &args, SYNCHRO_TIMEOUT_DEFAULT, &mine) == 0) {
+    c.all = (int16_t)synchro_future_wait_all(&mine, 1, SYNCHRO_TIMEOUT_INFINITE);
+    c.any = (int16_t)synchro_future_wait_any(&mine, 1, 10, &index);
+    synchro_future_cancel(mine);
+  }
+  if (synchro_cq_new(&cq) == 0 && synchro_cq_add(cq, mine) == 0) {
+    c.cq = (int16_t)synchro_cq_next(cq, SYNCHRO_TIMEOUT_INFINITE, &got);
+    c.cq_poll = (int16_t)synchro_cq_next(cq, 0, &got); /* polling stays allowed */
+    /* a sleep, so that nothing in the queue is ready when it waits */
+    if (synchro_submit(other, &test_op_sleep, &args, SYNCHRO_TIMEOUT_DEFAULT, &theirs) == 0 &&
+        synchro_cq_add(cq, theirs) == 0)
+      c.cq_mixed = (int16_t)synchro_cq_next(cq, 10, &got);
+  } else {
+    synchro_future_free(mine);
+  }
+  synchro_cq_free(cq);
+  theirs = NULL;
+  if (synchro_cq_new(&foreign) == 0 &&
+      synchro_submit(other, &test_op_add, &add, SYNCHRO_TIMEOUT_DEFAULT, &theirs) == 0 &&
+      synchro_cq_add(foreign, theirs) == 0) {
+    int64_t sum = 0;
+    c.cq_foreign = (int16_t)synchro_cq_next(foreign, 5000, &got);
+    if (c.cq_foreign == 0 && (synchro_future_result(got, &sum) != 0 || sum != 42))
+      c.cq_foreign = -1;
+    if (c.cq_foreign == 0)
+      synchro_future_free(got);
+  }
+  synchro_cq_free(foreign);
+  synchro_call_return(call, &c);
+}
+static const synchro_op_t op_waits_on_loop = {.name = "waits_on_loop",
+                                              .impl = waits_on_loop_impl,
+                                              .args_size = sizeof(synchro_t *),
+                                              .result_size = sizeof(waits_codes_t)};
+
 /* chain: fails with a prepared error whose cause is another error. */
 static void chain_impl(synchro_call_t *call) {
   synchro_error_t *cause = NULL, *err = NULL;
@@ -148,6 +198,27 @@ START_TEST(test_a1_future_wait_on_loop_thread_deadlk) {
   ck_assert_int_eq(r, SYNCHRO_EDEADLK);
   ck_assert_int_eq(synchro_call(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL), 0);
   ck_assert_int_eq(sum, 2);
+  close_free(s);
+}
+END_TEST
+
+START_TEST(test_a1_wait_all_any_and_cq_on_loop_thread_deadlk) {
+  synchro_t *s = new_sync(), *other = new_sync();
+  waits_codes_t c;
+  test_add_args_t args = {1, 1};
+  int64_t sum = 0;
+  memset(&c, 0, sizeof(c));
+  ck_assert_int_eq(
+      synchro_call(s, &op_waits_on_loop, &other, SYNCHRO_TIMEOUT_DEFAULT, &c, NULL), 0);
+  ck_assert_int_eq(c.all, SYNCHRO_EDEADLK);
+  ck_assert_int_eq(c.any, SYNCHRO_EDEADLK);
+  ck_assert_int_eq(c.cq, SYNCHRO_EDEADLK);
+  ck_assert_int_eq(c.cq_poll, SYNCHRO_EPENDING);
+  ck_assert_int_eq(c.cq_mixed, SYNCHRO_EDEADLK);
+  ck_assert_int_eq(c.cq_foreign, 0); /* another synchronizer's future: waiting is fine */
+  ck_assert_int_eq(synchro_call(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL), 0);
+  ck_assert_int_eq(sum, 2);
+  close_free(other);
   close_free(s);
 }
 END_TEST
@@ -658,17 +729,38 @@ START_TEST(test_a25_errors_keep_code_message_origin_details) {
 }
 END_TEST
 
-START_TEST(test_a25_cause_chain_through_blocking_and_future) {
+/* The aio flavor: the host callback takes the error (the future is freed after it). */
+static void take_error_cb(synchro_future_t *f, int status, void *data) {
+  synchro_error_t **out = data;
+  if (status == UV_EIO)
+    synchro_future_take_error(f, out);
+}
+
+START_TEST(test_a25_cause_chain_through_all_three_flavors) {
   synchro_t *s = new_sync();
-  synchro_error_t *err = NULL;
+  synchro_error_t *err = NULL, *aio_err = NULL;
   synchro_future_t *f = NULL;
   const synchro_error_t *e, *c;
   int pass;
-  for (pass = 0; pass < 2; pass++) {
+  for (pass = 0; pass < 3; pass++) {
     if (pass == 0) {
       ck_assert_int_eq(synchro_call(s, &op_chain, NULL, SYNCHRO_TIMEOUT_DEFAULT, NULL, &err),
                        UV_EIO);
       e = err;
+    } else if (pass == 2) {
+      uv_loop_t loop;
+      synchro_host_t *h = NULL;
+      synchro_future_t *g = NULL;
+      ck_assert_int_eq(uv_loop_init(&loop), 0);
+      ck_assert_int_eq(synchro_host_new_uv(&h, &loop), 0);
+      ck_assert_int_eq(synchro_submit(s, &op_chain, NULL, SYNCHRO_TIMEOUT_DEFAULT, &g), 0);
+      ck_assert_int_eq(synchro_future_then(g, h, take_error_cb, &aio_err), 0);
+      ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+      synchro_host_free(h);
+      ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+      ck_assert_int_eq(uv_loop_close(&loop), 0);
+      ck_assert_ptr_nonnull(aio_err);
+      e = aio_err;
     } else {
       ck_assert_int_eq(synchro_submit(s, &op_chain, NULL, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
       ck_assert_int_eq(synchro_future_wait(f, SYNCHRO_TIMEOUT_INFINITE), UV_EIO);
@@ -686,7 +778,58 @@ START_TEST(test_a25_cause_chain_through_blocking_and_future) {
     ck_assert_ptr_null(synchro_error_cause(c));
   }
   synchro_error_free(err);
+  synchro_error_free(aio_err);
   synchro_future_free(f);
+  close_free(s);
+}
+END_TEST
+
+/* SYNCHRO_ERROR_CONTEXT=1 adds one link naming the op and synchronizer at the end of
+ * the chain: the implementation's error and its cause still come first, unchanged. */
+START_TEST(test_a25_error_context_knob_appends_a_link) {
+  synchro_options_t opts;
+  synchro_t *s = NULL;
+  synchro_error_t *err = NULL;
+  synchro_future_t *f = NULL;
+  const synchro_error_t *e, *c, *link;
+  int pass;
+  synchro_options_init(&opts);
+  opts.name = "ctxsync";
+  ck_assert_int_eq(setenv("SYNCHRO_ERROR_CONTEXT", "1", 1), 0);
+  ck_assert_int_eq(synchro_new(&s, &opts), 0);
+  unsetenv("SYNCHRO_ERROR_CONTEXT"); /* read once, at creation */
+  for (pass = 0; pass < 2; pass++) {
+    if (pass == 0) {
+      ck_assert_int_eq(synchro_call(s, &op_chain, NULL, SYNCHRO_TIMEOUT_DEFAULT, NULL, &err),
+                       UV_EIO);
+      e = err;
+    } else {
+      ck_assert_int_eq(synchro_submit(s, &op_chain, NULL, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
+      ck_assert_int_eq(synchro_future_wait(f, SYNCHRO_TIMEOUT_INFINITE), UV_EIO);
+      e = synchro_future_error(f);
+    }
+    ck_assert_str_eq(synchro_error_message(e), "disk full");
+    ck_assert_str_eq(synchro_error_origin(e), "write_block");
+    c = synchro_error_cause(e);
+    ck_assert_str_eq(synchro_error_message(c), "peer reset");
+    link = synchro_error_cause(c);
+    ck_assert_ptr_nonnull(link);
+    ck_assert_int_eq(synchro_error_code(link), UV_EIO);
+    ck_assert_str_eq(synchro_error_origin(link), "synchro");
+    ck_assert_str_eq(json_string_value(json_object_get(synchro_error_details(link), "op")), "chain");
+    ck_assert_str_eq(
+        json_string_value(json_object_get(synchro_error_details(link), "synchronizer")), "ctxsync");
+    ck_assert_ptr_nonnull(strstr(synchro_error_message(link), "chain"));
+    ck_assert_ptr_null(synchro_error_cause(link));
+  }
+  synchro_error_free(err);
+  synchro_future_free(f);
+  close_free(s);
+  /* without the knob: no link */
+  s = new_sync();
+  ck_assert_int_eq(synchro_call(s, &op_chain, NULL, SYNCHRO_TIMEOUT_DEFAULT, NULL, &err), UV_EIO);
+  ck_assert_ptr_null(synchro_error_cause(synchro_error_cause(err)));
+  synchro_error_free(err);
   close_free(s);
 }
 END_TEST
@@ -1254,6 +1397,7 @@ static Suite *calls_suite(void) {
   tcase_set_timeout(tc, 10);
   tcase_add_test(tc, test_a1_blocking_call_on_loop_thread_deadlk);
   tcase_add_test(tc, test_a1_future_wait_on_loop_thread_deadlk);
+  tcase_add_test(tc, test_a1_wait_all_any_and_cq_on_loop_thread_deadlk);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("cancel");
@@ -1280,7 +1424,8 @@ static Suite *calls_suite(void) {
   tc = tcase_create("errors");
   tcase_set_timeout(tc, 10);
   tcase_add_test(tc, test_a25_errors_keep_code_message_origin_details);
-  tcase_add_test(tc, test_a25_cause_chain_through_blocking_and_future);
+  tcase_add_test(tc, test_a25_cause_chain_through_all_three_flavors);
+  tcase_add_test(tc, test_a25_error_context_knob_appends_a_link);
   tcase_add_test(tc, test_runtime_errors_are_static_and_free_is_harmless);
   suite_add_tcase(s, tc);
 

@@ -752,6 +752,60 @@ START_TEST(test_a19_free_with_pending_cancels) {
 }
 END_TEST
 
+/* A10 with host delivery: the synchronizer closes while 1,000 aio calls wait on a
+ * host loop that is not running. Each callback still comes, once, on the host
+ * thread, with SYNCHRO_ESHUTDOWN; the host loop then ends on its own. */
+static long g_shutdown_seen, g_other_status;
+static void shutdown_cb(synchro_future_t *f, int status, void *data) {
+  (void)f;
+  (void)data;
+  if (!pthread_equal(pthread_self(), g_t.thread))
+    g_t.wrong_thread++;
+  if (status == SYNCHRO_ESHUTDOWN)
+    g_shutdown_seen++;
+  else
+    g_other_status++;
+  g_calls++;
+}
+
+START_TEST(test_a10_close_with_aio_calls_pending) {
+  const long n = 1000;
+  synchro_t *s = sync_new();
+  synchro_host_t *h = NULL;
+  synchro_stats_t st;
+  uv_loop_t loop;
+  test_sleep_args_t sa = {60000, 0};
+  double t0;
+  long i;
+  tally_init(1);
+  g_shutdown_seen = g_other_status = 0;
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  ck_assert_int_eq(synchro_host_new_uv(&h, &loop), 0);
+  for (i = 0; i < n; i++) {
+    synchro_future_t *f;
+    ck_assert_int_eq(synchro_submit(s, &test_op_sleep, &sa, SYNCHRO_TIMEOUT_INFINITE, &f), 0);
+    ck_assert_int_eq(synchro_future_then(f, h, shutdown_cb, NULL), 0);
+  }
+  ck_assert(wait_for(&test_sleeps_started, n, 20000));
+  t0 = test_now_ms();
+  ck_assert_int_eq(synchro_close(s, 50), 0);
+  ck_assert_double_ge(test_now_ms() - t0, 49);
+  ck_assert_int_eq(g_calls, 0); /* nothing runs before the host loop does */
+  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0); /* ends: no call is left pending */
+  ck_assert_int_eq(g_calls, n);
+  ck_assert_int_eq(g_shutdown_seen, n);
+  ck_assert_int_eq(g_other_status, 0);
+  ck_assert_int_eq(g_t.wrong_thread, 0);
+  ck_assert_int_eq(test_hooks_run, n);
+  ck_assert_int_eq(synchro_stats(s, &st), 0);
+  ck_assert_int_eq(st.in_flight, 0);
+  synchro_host_free(h);
+  ck_assert_int_eq(loop_finish(&loop), 0);
+  synchro_free(s);
+  free(g_t.seen);
+}
+END_TEST
+
 /* A callback frees its host: the rest of that batch never runs. */
 static synchro_host_t *g_free_me;
 static void free_host_cb(synchro_future_t *f, int status, void *data) {
@@ -1193,6 +1247,7 @@ static Suite *host_suite(void) {
   tc = tcase_create("free_detach");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_a19_free_with_pending_cancels);
+  tcase_add_test(tc, test_a10_close_with_aio_calls_pending);
   tcase_add_loop_test(tc, test_a19_free_inside_callback, 0, 2);
   tcase_add_test(tc, test_a19_then_after_free_inside_callback_eclosed);
   tcase_add_test(tc, test_a19_free_right_after_delivery);

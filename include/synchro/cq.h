@@ -24,11 +24,13 @@ SYNCHRO_EXTERN int synchro_cq_new(synchro_cq_t **out);
 SYNCHRO_EXTERN int synchro_cq_add(synchro_cq_t *cq, synchro_future_t *f);
 
 /* Takes the next resolved future, waiting up to `timeout_ms` (0 polls,
- * SYNCHRO_TIMEOUT_INFINITE). On 0, *out is owned by the caller again. Do not wait on a
- * synchronizer's loop thread for futures of that synchronizer: the loop cannot resolve
- * them while its thread waits here (poll with 0, or watch the fd from the loop).
+ * SYNCHRO_TIMEOUT_INFINITE). On 0, *out is owned by the caller again.
+ * A synchronizer's loop thread cannot wait for that synchronizer's futures (its loop
+ * cannot run meanwhile): when nothing is ready, a wait there with a timeout other than
+ * 0 returns SYNCHRO_EDEADLK if the queue was ever given a future of that synchronizer,
+ * or futures of more than one synchronizer. Poll with 0, or watch the fd from the loop.
  * Returns 0, SYNCHRO_EPENDING (timed out), SYNCHRO_EEMPTY (no future left in the
- * queue), SYNCHRO_EINVAL. Thread-safe: one consumer at a time. */
+ * queue), SYNCHRO_EDEADLK, SYNCHRO_EINVAL. Thread-safe: one consumer at a time. */
 SYNCHRO_EXTERN int synchro_cq_next(synchro_cq_t *cq, int64_t timeout_ms, synchro_future_t **out);
 
 /* The queue's file descriptor: readable while a resolved future waits. Owned by the
