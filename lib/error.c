@@ -146,7 +146,7 @@ void synchro__error_add_context(synchro_error_t *err, const synchro_call_t *rec)
     tail = tail->cause;
   if (tail->cause != NULL)
     return; /* a shared error ends the chain: it cannot take a link */
-  tail->cause = context_link(
-      err->code, json_pack("{s:s, s:s}", "op", op, "synchronizer", rec->sync->name),
-      "raised by %s, called through synchronizer '%s'", op, rec->sync->name);
+  tail->cause =
+      context_link(err->code, json_pack("{s:s, s:s}", "op", op, "synchronizer", rec->sync->name),
+                   "raised by %s, called through synchronizer '%s'", op, rec->sync->name);
 }

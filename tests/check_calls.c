@@ -208,8 +208,8 @@ START_TEST(test_a1_wait_all_any_and_cq_on_loop_thread_deadlk) {
   test_add_args_t args = {1, 1};
   int64_t sum = 0;
   memset(&c, 0, sizeof(c));
-  ck_assert_int_eq(
-      synchro_call(s, &op_waits_on_loop, &other, SYNCHRO_TIMEOUT_DEFAULT, &c, NULL), 0);
+  ck_assert_int_eq(synchro_call(s, &op_waits_on_loop, &other, SYNCHRO_TIMEOUT_DEFAULT, &c, NULL),
+                   0);
   ck_assert_int_eq(c.all, SYNCHRO_EDEADLK);
   ck_assert_int_eq(c.any, SYNCHRO_EDEADLK);
   ck_assert_int_eq(c.cq, SYNCHRO_EDEADLK);
@@ -816,7 +816,8 @@ START_TEST(test_a25_error_context_knob_appends_a_link) {
     ck_assert_ptr_nonnull(link);
     ck_assert_int_eq(synchro_error_code(link), UV_EIO);
     ck_assert_str_eq(synchro_error_origin(link), "synchro");
-    ck_assert_str_eq(json_string_value(json_object_get(synchro_error_details(link), "op")), "chain");
+    ck_assert_str_eq(json_string_value(json_object_get(synchro_error_details(link), "op")),
+                     "chain");
     ck_assert_str_eq(
         json_string_value(json_object_get(synchro_error_details(link), "synchronizer")), "ctxsync");
     ck_assert_ptr_nonnull(strstr(synchro_error_message(link), "chain"));

@@ -790,7 +790,7 @@ START_TEST(test_a10_close_with_aio_calls_pending) {
   t0 = test_now_ms();
   ck_assert_int_eq(synchro_close(s, 50), 0);
   ck_assert_double_ge(test_now_ms() - t0, 49);
-  ck_assert_int_eq(g_calls, 0); /* nothing runs before the host loop does */
+  ck_assert_int_eq(g_calls, 0);                       /* nothing runs before the host loop does */
   ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0); /* ends: no call is left pending */
   ck_assert_int_eq(g_calls, n);
   ck_assert_int_eq(g_shutdown_seen, n);
