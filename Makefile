@@ -123,6 +123,22 @@ $(B)/tests/check_fuzz_replay: EXTRA_TEST_SRCS := tests/fuzz/fuzz_spec.c $(BRIDGE
 $(B)/tests/check_fuzz_replay: EXTRA_TEST_FLAGS := -iquote bridge
 $(B)/tests/check_fuzz_replay: tests/fuzz/fuzz_spec.c $(BRIDGE_CORE_OBJS)
 
+# check_embed (A35) loads four builds of tests/embed/embed.c: two that each embed a
+# hidden copy of the static library, and two that share libsynchro.so.
+EMBED_DIR := $(B)/tests/embed
+EMBED_LIBS := $(EMBED_DIR)/libembed_a.so $(EMBED_DIR)/libembed_b.so \
+              $(EMBED_DIR)/libshared_a.so $(EMBED_DIR)/libshared_b.so
+$(EMBED_DIR)/libembed_%.so: tests/embed/embed.c $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -shared -DEMBED_PREFIX=embed_$* $< $(STATIC_LIB) -o $@ \
+	  -Wl,--exclude-libs,ALL $(ALL_LDFLAGS) $(LIBS)
+$(EMBED_DIR)/libshared_%.so: tests/embed/embed.c $(SHARED_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -shared -DEMBED_PREFIX=shared_$* $< -L$(B) -lsynchro \
+	  -Wl,-rpath,$(abspath $(B)) -o $@ $(ALL_LDFLAGS) $(LIBS)
+$(B)/tests/check_embed: EXTRA_TEST_FLAGS := -DEMBED_DIR='"$(abspath $(EMBED_DIR))"' -ldl
+$(B)/tests/check_embed: $(EMBED_LIBS)
+
 # check_host also drives a GLib main loop and a libevent base.
 $(B)/tests/check_host: EXTRA_TEST_FLAGS := $$(pkg-config --cflags --libs glib-2.0 libevent)
 
