@@ -320,6 +320,9 @@ extern _Atomic uint64_t synchro__fork_gen;
 
 static inline bool synchro__on_loop(const synchro_t *s) { return synchro__tls_loop == s; }
 
+/* exit.c: drops `s` from the synchronizers closed at exit (synchro_free). */
+void synchro__exit_forget(synchro_t *s);
+
 /* fork.c */
 extern pthread_mutex_t synchro__start_mutex;
 void synchro__fork_register(synchro_t *s);

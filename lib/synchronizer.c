@@ -203,6 +203,7 @@ out:
 void synchro_free(synchro_t *s) {
   if (s == NULL || synchro__on_loop(s))
     return;
+  synchro__exit_forget(s);
   synchro_close(s, 0);
   if (s->wake_fd >= 0)
     close(s->wake_fd);

@@ -684,6 +684,95 @@ START_TEST(test_a13_exit_with_live_synchronizer) {
 }
 END_TEST
 
+/* A13 with the exit hook. The child's own atexit handler is registered first, so it
+ * runs after the library's (handlers run in reverse order) and reports what the
+ * library's did: how many cancel hooks and cleanups ran, and close's codes. */
+static int exit_report_fd = -1;
+static int exit_close_codes[2] = {1, 1};
+static void report_at_exit(void) {
+  long v[4] = {test_hooks_run, test_cleanups_done, exit_close_codes[0], exit_close_codes[1]};
+  if (write(exit_report_fd, v, sizeof(v)) != (ssize_t)sizeof(v))
+    _exit(30);
+}
+static void close_in_user_handler(void) {
+  exit_close_codes[0] = synchro_close(child_sync, 100);
+  exit_close_codes[1] = synchro_close(child_sync, 100);
+}
+
+/* mode 0: detached (default); 1: synchro_close_at_exit; 2: the program's own atexit
+ * handler closes, twice. Returns the child's report and its wait status. */
+static int exit_child(int mode, long report[4]) {
+  int fds[2], status;
+  double t0;
+  pid_t pid;
+  ck_assert_int_eq(pipe(fds), 0);
+  fflush(NULL);
+  t0 = test_now_ms();
+  pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    test_sleep_args_t args = {10000, 20}; /* a 20 ms cleanup once cancelled */
+    close(fds[0]);
+    exit_report_fd = fds[1];
+    testops_reset();
+    if (atexit(report_at_exit) != 0 || synchro_new(&child_sync, NULL) != 0)
+      _exit(10);
+    if (mode == 1 && synchro_close_at_exit(child_sync, 0) != 0)
+      _exit(11);
+    if (mode == 2 && atexit(close_in_user_handler) != 0)
+      _exit(12);
+    if (synchro_submit(child_sync, &test_op_sleep, &args, SYNCHRO_TIMEOUT_DEFAULT, &child_fut) != 0)
+      _exit(13);
+    while (test_sleeps_started < 1)
+      usleep(1000);
+    exit(0); /* what returning from main does */
+  }
+  close(fds[1]);
+  status = wait_child(pid, 5000);
+  ck_assert_int_ne(status, -1); /* did not hang */
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: status %#x", status);
+  ck_assert_double_lt(test_now_ms() - t0, 2000);
+  ck_assert_int_eq(read(fds[0], report, 4 * sizeof(long)), (ssize_t)(4 * sizeof(long)));
+  close(fds[0]);
+  return status;
+}
+
+START_TEST(test_a13_exit_hook_cancels_and_joins) {
+  long r[4];
+  exit_child(1, r);
+  ck_assert_int_eq(r[0], 1); /* the in-flight call's cancel hook ran */
+  ck_assert_int_eq(r[1], 1); /* and its cleanup finished before the process ended */
+}
+END_TEST
+
+START_TEST(test_a13_without_hook_detaches) {
+  long r[4];
+  exit_child(0, r);
+  ck_assert_int_eq(r[0], 0); /* documented default: nothing runs, nothing hangs */
+  ck_assert_int_eq(r[1], 0);
+}
+END_TEST
+
+START_TEST(test_a13_close_from_an_atexit_handler) {
+  long r[4];
+  exit_child(2, r);
+  ck_assert_int_eq(r[2], 0);
+  ck_assert_int_eq(r[3], SYNCHRO_EALREADY);
+  ck_assert_int_eq(r[0], 1);
+  ck_assert_int_eq(r[1], 1);
+}
+END_TEST
+
+START_TEST(test_close_at_exit_bad_input) {
+  synchro_t *s = new_sync();
+  ck_assert_int_eq(synchro_close_at_exit(NULL, 0), SYNCHRO_EINVAL);
+  ck_assert_int_eq(synchro_close_at_exit(s, -5), SYNCHRO_EINVAL);
+  ck_assert_int_eq(synchro_close_at_exit(s, 0), 0);
+  ck_assert_int_eq(synchro_close_at_exit(s, 10), 0); /* updates */
+  synchro_free(s); /* forgets it: the handler at this process's exit has nothing to do */
+}
+END_TEST
+
 /* In the child: the parent's in-flight calls end as EFORKED, a new call works. Returns an
  * exit code, 0 when every check passed. */
 static int forked_child_checks(synchro_t *s, synchro_future_t **inherited, int n) {
@@ -928,6 +1017,7 @@ static Suite *synchronizer_suite(void) {
   tcase_add_test(tc, test_a10_calls_after_close_fail_at_once);
   tcase_add_test(tc, test_calls_after_close_of_never_started);
   tcase_add_test(tc, test_close_twice_and_null);
+  tcase_add_test(tc, test_close_at_exit_bad_input);
   tcase_add_test(tc, test_concurrent_close);
   tcase_add_test(tc, test_close_from_loop_thread_deadlk);
   tcase_add_test(tc, test_stats_counters);
@@ -944,6 +1034,9 @@ static Suite *synchronizer_suite(void) {
   tcase_set_tags(tc, "fork");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_a13_exit_with_live_synchronizer);
+  tcase_add_test(tc, test_a13_exit_hook_cancels_and_joins);
+  tcase_add_test(tc, test_a13_without_hook_detaches);
+  tcase_add_test(tc, test_a13_close_from_an_atexit_handler);
 #if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
   /* These fork while the parent's loop thread is busy and start threads in the child.
    * TSan does not support that ("dup thread with used id"), and GCC 12's ASan allocator

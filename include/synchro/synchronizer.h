@@ -78,6 +78,18 @@ SYNCHRO_EXTERN int synchro_close(synchro_t *s, int64_t grace_ms);
  * Thread-safe: no other call on `s` may run concurrently or follow. */
 SYNCHRO_EXTERN void synchro_free(synchro_t *s);
 
+/* Asks for `s` to be closed with synchro_close(s, grace_ms) when the process exits
+ * (exit(), or returning from main), from an atexit handler the library installs on
+ * first use. Without it a synchronizer still open at exit is detached: its loop thread
+ * ends with the process and the cleanup of calls in flight never runs. The handler runs
+ * in reverse order of atexit registration, like every atexit handler: state that
+ * cancel hooks use must not have been torn down by handlers registered later.
+ * Calling it again updates the grace; synchro_free() cancels the request.
+ * Returns 0, SYNCHRO_EINVAL (NULL, bad grace), SYNCHRO_ENOMEM, or SYNCHRO_EDEADLK (called
+ * on a loop thread, which the handler may be joining). Thread-safe: yes, except on a
+ * loop thread. */
+SYNCHRO_EXTERN int synchro_close_at_exit(synchro_t *s, int64_t grace_ms);
+
 /* 1 if the calling thread is `s`'s loop thread, else 0 (also for NULL).
  * Thread-safe: yes. */
 SYNCHRO_EXTERN int synchro_is_loop_thread(const synchro_t *s);
