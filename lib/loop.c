@@ -74,6 +74,8 @@ static void cancel_started(synchro_t *s, synchro_call_t *rec, int reason) {
     synchro_cancel_fn fn = rec->cancel_fn;
     rec->cancel_fn = NULL;
     fn(rec, rec->status != 0 ? rec->status : SYNCHRO_ECANCELED, rec->cancel_data);
+    if (rec->op->flags & SYNCHRO_OP_DETACH_CLEANUP) /* the caller need not wait for it */
+      synchro__resolve(rec, SYNCHRO_ECANCELED, NULL, NULL);
   } else {
     /* Nothing can stop the work: resolve now, discard its late completion. */
     synchro__resolve(rec, SYNCHRO_ECANCELED, NULL, NULL);

@@ -2,6 +2,7 @@
  * ownership, bad input, admission and load. */
 #define _GNU_SOURCE
 #include <check.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <sched.h>
@@ -565,6 +566,83 @@ START_TEST(test_a26_deadline_cancels_work_and_bounds_cleanup) {
     ck_assert_int_eq(test_cleanups_done, 1);
   }
   close_free(s);
+}
+END_TEST
+
+/* "Don't wait for cleanup": the same call with SYNCHRO_OP_DETACH_CLEANUP returns at
+ * its deadline; the 300 ms cleanup goes on on the loop, and close waits for it. */
+START_TEST(test_a26_detached_cleanup_returns_at_deadline) {
+  synchro_t *s = new_sync();
+  synchro_op_t op = test_op_sleep;
+  test_sleep_args_t args = {10000, 300};
+  int64_t r = 0;
+  double t0, took;
+  op.name = "sleep_detached";
+  op.flags = SYNCHRO_OP_DETACH_CLEANUP;
+  testops_reset();
+  t0 = test_now_ms();
+  ck_assert_int_eq(synchro_call(s, &op, &args, 50, &r, NULL), SYNCHRO_ETIMEDOUT);
+  took = test_now_ms() - t0;
+  ck_assert_double_ge(took, 49.0);
+  ck_assert_double_lt(took, 300.0); /* did not wait for the cleanup */
+  ck_assert_int_eq(test_hooks_run, 1);
+  ck_assert_int_eq(test_last_cancel_reason, SYNCHRO_ETIMEDOUT);
+  ck_assert_int_eq(test_cleanups_done, 0); /* still running on the loop */
+  close_free(s);                           /* waits for it, within the close bound */
+  ck_assert_int_eq(test_cleanups_done, 1);
+}
+END_TEST
+
+static int count_dir(const char *path) {
+  DIR *d = opendir(path);
+  int n = 0;
+  ck_assert_ptr_nonnull(d);
+  while (readdir(d) != NULL)
+    n++;
+  closedir(d);
+  return n;
+}
+
+/* 10,000 calls time out (futures, 5 ms deadlines on 10 s sleeps): each ends
+ * ETIMEDOUT, after its hook and cleanup ran if it had started, and after close the thread and fd counts
+ * are back where they started (memory: ASan and valgrind runs). */
+START_TEST(test_a26_ten_thousand_timeouts_back_to_baseline) {
+  const long n = test_scaled(10000);
+  synchro_future_t **fs = calloc((size_t)n, sizeof(*fs));
+  test_sleep_args_t args = {1, 1};
+  synchro_stats_t st;
+  int64_t r = 0;
+  int fds0, threads0;
+  synchro_t *s = new_sync();
+  long i;
+  ck_assert_ptr_nonnull(fs);
+  /* warm-up: libuv opens a process-wide pipe at its first loop, kept until exit */
+  ck_assert_int_eq(synchro_call(s, &test_op_sleep, &args, SYNCHRO_TIMEOUT_DEFAULT, &r, NULL), 0);
+  close_free(s);
+  fds0 = count_dir("/proc/self/fd");
+  threads0 = count_dir("/proc/self/task");
+  s = new_sync();
+  testops_reset();
+  args.ms = 10000;
+  for (i = 0; i < n; i++)
+    ck_assert_int_eq(synchro_submit(s, &test_op_sleep, &args, 5, &fs[i]), 0);
+  ck_assert_int_eq(synchro_future_wait_all(fs, (size_t)n, 60000), 0);
+  for (i = 0; i < n; i++) {
+    ck_assert_int_eq(synchro_future_status(fs[i]), SYNCHRO_ETIMEDOUT);
+    synchro_future_free(fs[i]);
+  }
+  /* a call whose deadline passed while it was queued never starts; every one that
+   * started saw the cancellation and finished its cleanup */
+  ck_assert_int_gt(test_sleeps_started, 0);
+  ck_assert_int_eq(test_hooks_run, test_sleeps_started);
+  ck_assert_int_eq(test_cleanups_done, test_sleeps_started);
+  ck_assert_int_eq(synchro_stats(s, &st), 0);
+  ck_assert_uint_eq(st.cancelled, (uint64_t)n);
+  ck_assert_uint_eq(st.in_flight, 0);
+  close_free(s);
+  free(fs);
+  ck_assert_int_eq(count_dir("/proc/self/fd"), fds0);
+  ck_assert_int_eq(count_dir("/proc/self/task"), threads0);
 }
 END_TEST
 
@@ -1417,6 +1495,8 @@ static Suite *calls_suite(void) {
   tcase_set_timeout(tc, 10);
   tcase_add_test(tc, test_a26_deadline_cancels_work_and_bounds_cleanup);
   tcase_add_test(tc, test_a26_future_deadline);
+  tcase_add_test(tc, test_a26_detached_cleanup_returns_at_deadline);
+  tcase_add_test(tc, test_a26_ten_thousand_timeouts_back_to_baseline);
   tcase_add_test(tc, test_a26_default_deadlines);
   tcase_add_test(tc, test_a27_wait_timeout_is_not_call_timeout);
   tcase_add_test(tc, test_a27_impl_timeout_is_delivered_as_impl_code);

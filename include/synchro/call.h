@@ -56,7 +56,18 @@ typedef struct synchro_op_s {
   size_t item_size;
   synchro_release_fn item_free;
   uint32_t capacity;
+  /* SYNCHRO_OP_* flags; 0 for the defaults. */
+  uint32_t flags;
 } synchro_op_t;
+
+/* Don't wait for cleanup: a call cancelled after it started (cancel, deadline,
+ * shutdown) resolves as soon as its cancel hook returns, instead of when the
+ * implementation finishes. The implementation's cleanup still runs on the loop, its
+ * late completion is discarded, and synchro_close() still waits for it (within the
+ * close bound). For calls whose caller must not wait on a slow cleanup (a socket close
+ * handshake); the default waits, so that when a cancelled call returns, its cleanup
+ * is done. */
+#define SYNCHRO_OP_DETACH_CLEANUP 0x1u
 
 /* The call's copied argument block (borrowed; valid until the call is finished and the
  * caller released it; do not keep it past completion). Loop thread only. */
