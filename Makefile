@@ -116,6 +116,10 @@ CONF_SRCS := tests/conformance/gen/conf.c tests/conformance/conf_impl.c
 $(B)/tests/check_conformance: EXTRA_TEST_SRCS := $(CONF_SRCS)
 $(B)/tests/check_conformance: EXTRA_TEST_FLAGS := -Itests/conformance/gen
 $(B)/tests/check_conformance: $(CONF_SRCS) $(wildcard tests/conformance/gen/*.h)
+# check_alloc_modules sweeps the generated wrappers of the same module.
+$(B)/tests/check_alloc_modules: EXTRA_TEST_SRCS := $(CONF_SRCS)
+$(B)/tests/check_alloc_modules: EXTRA_TEST_FLAGS := -Itests/conformance/gen
+$(B)/tests/check_alloc_modules: $(CONF_SRCS) $(wildcard tests/conformance/gen/*.h)
 
 # check_fuzz_replay runs the fuzz harness (tests/fuzz/fuzz_spec.c) over known inputs.
 BRIDGE_CORE_OBJS := $(filter-out $(B)/obj/bridge/main.o $(B)/obj/bridge/check.o,$(BRIDGE_OBJS))
