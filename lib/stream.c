@@ -214,6 +214,11 @@ int synchro_stream_next(synchro_stream_t *st, void *item, int64_t timeout_ms) {
         continue;
       return end_status(st);
     }
+    /* In a fork child the producer's loop is gone: settle the inheritance, so the
+     * stream ends with SYNCHRO_EFORKED instead of waiting for it (as futures do). */
+    synchro__check_fork(st->rec->sync);
+    if (synchro__is_done(st->rec))
+      continue;
     if (timeout_ms == 0) {
       check_demand(st, true);
       return SYNCHRO_EPENDING;
