@@ -109,6 +109,7 @@ void synchro__error_add_context(synchro_error_t *err, const synchro_call_t *rec)
 #define SYNCHRO__L_IMPL_DONE 0x02u   /* impl finished (or never started) */
 #define SYNCHRO__L_CANCEL_SEEN 0x04u /* cancellation handled on the loop */
 #define SYNCHRO__L_ACTIVE 0x08u      /* in the synchronizer's active list */
+#define SYNCHRO__L_PARKED 0x10u      /* a serial object's method waiting for its turn */
 
 /* caller-only flags (read by whoever frees the record, after the refcount handoff) */
 #define SYNCHRO__C_RESULT_TAKEN 0x01u

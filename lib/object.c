@@ -25,8 +25,10 @@ struct synchro_object_s {
   int lstate;
   bool tearing_down;
   bool destroyed;
-  synchro_call_t *calls;        /* in-flight calls bound to this object */
-  synchro_call_t *parked_close; /* a close that waits for open to finish */
+  synchro_call_t *calls; /* in-flight calls bound to this object, oldest first */
+  synchro_call_t *calls_tail;
+  synchro_call_t *parked_close;   /* a close that waits for open to finish */
+  synchro_call_t *serial_running; /* SYNCHRO_CLASS_SERIAL: the method running now */
   synchro_object_t *bucket_next;
   synchro_object_t *recycle_next;
 };
@@ -144,12 +146,16 @@ static void registry_remove(synchro_t *s, synchro_object_t *obj) {
 
 /* ---- loop side: lifecycle ------------------------------------------------------------ */
 
+/* Appends: the list stays in the order the loop took the calls, which is the order a
+ * serial object runs its methods in. */
 static void calls_insert(synchro_object_t *obj, synchro_call_t *rec) {
-  rec->obj_prev = NULL;
-  rec->obj_next = obj->calls;
-  if (obj->calls != NULL)
-    obj->calls->obj_prev = rec;
-  obj->calls = rec;
+  rec->obj_next = NULL;
+  rec->obj_prev = obj->calls_tail;
+  if (obj->calls_tail != NULL)
+    obj->calls_tail->obj_next = rec;
+  else
+    obj->calls = rec;
+  obj->calls_tail = rec;
 }
 
 static void calls_remove(synchro_object_t *obj, synchro_call_t *rec) {
@@ -161,7 +167,45 @@ static void calls_remove(synchro_object_t *obj, synchro_call_t *rec) {
     return; /* not in the list */
   if (rec->obj_next != NULL)
     rec->obj_next->obj_prev = rec->obj_prev;
+  else
+    obj->calls_tail = rec->obj_prev;
   rec->obj_prev = rec->obj_next = NULL;
+}
+
+/* ---- serial objects: one method at a time ------------------------------------------ */
+
+static bool is_serial(const synchro_object_t *obj) {
+  return (obj->cls->flags & SYNCHRO_CLASS_SERIAL) != 0;
+}
+
+/* A method of a serial object while another runs: it waits in the object's list,
+ * counted as started so that cancellation, deadlines and shutdown still reach it. */
+static bool park_method(synchro_t *s, synchro_object_t *obj, synchro_call_t *rec) {
+  calls_insert(obj, rec);
+  rec->lflags |= SYNCHRO__L_PARKED;
+  synchro__loop_park(s, rec);
+  return false;
+}
+
+/* Starts the oldest parked method. One that was cancelled (or timed out) while it
+ * waited never runs: it ends here and the next is tried. */
+static void run_next_method(synchro_t *s, synchro_object_t *obj) {
+  synchro_call_t *rec;
+  for (rec = obj->calls; rec != NULL && obj->serial_running == NULL;) {
+    synchro_call_t *next = rec->obj_next;
+    if (rec->lflags & SYNCHRO__L_PARKED) {
+      rec->lflags &= (uint16_t)~SYNCHRO__L_PARKED;
+      if (synchro__phase(atomic_load_explicit(&rec->state, memory_order_acquire)) !=
+          SYNCHRO__PENDING) {
+        synchro__loop_finish_call(s, rec); /* resolved while parked: its impl never runs */
+      } else {
+        obj->serial_running = rec;
+        SYNCHRO__SEAM(START, rec);
+        rec->op->impl(rec); /* may finish rec before returning */
+      }
+    }
+    rec = next;
+  }
 }
 
 static void destroy_state(synchro_t *s, synchro_object_t *obj) {
@@ -259,6 +303,10 @@ bool synchro__object_admit(synchro_t *s, synchro_call_t *rec) {
     if (obj->lstate != OBJ_NEW)
       return refuse(s, rec, SYNCHRO_EALREADY);
     obj->lstate = OBJ_OPENING;
+  } else if (rec->obj_kind == SYNCHRO__OBJ_METHOD && is_serial(obj)) {
+    if (obj->serial_running != NULL)
+      return park_method(s, obj, rec);
+    obj->serial_running = rec;
   }
   calls_insert(obj, rec);
   return true;
@@ -287,8 +335,12 @@ void synchro__object_call_done(synchro_t *s, synchro_call_t *rec, bool live) {
     obj->parked_close = NULL;
     return;
   }
+  if (obj->serial_running == rec)
+    obj->serial_running = NULL;
   if (!live)
     return; /* the loop is gone: orphaning destroys what is left */
+  if (rec->obj_kind == SYNCHRO__OBJ_METHOD && obj->serial_running == NULL)
+    run_next_method(s, obj);
   if (rec->obj_kind == SYNCHRO__OBJ_OPEN)
     open_finished(s, obj, rec->status == 0);
   else if (rec->obj_kind == SYNCHRO__OBJ_CLOSE)

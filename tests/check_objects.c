@@ -693,6 +693,229 @@ START_TEST(test_a39_eight_threads_share_an_object) {
 }
 END_TEST
 
+/* A39 with SYNCHRO_CLASS_SERIAL. The "counter" class has one method, `bump`: it
+ * waits `ms` on a uv timer (0 ms still yields to the loop), then returns the count of
+ * bumps finished before it. The loop-side state records how many bumps ran at once. */
+typedef struct {
+  int running, max_running;
+  int64_t finished;
+  long started;
+} counter_t;
+typedef struct {
+  int64_t ms;
+} bump_args_t;
+typedef struct {
+  uv_timer_t timer;
+  synchro_call_t *call;
+} bump_t;
+
+static int counter_construct(synchro_t *s, const void *args, void **state) {
+  (void)s;
+  (void)args;
+  *state = calloc(1, sizeof(counter_t));
+  return *state != NULL ? 0 : SYNCHRO_ENOMEM;
+}
+static void counter_destroy(void *state) { free(state); }
+
+static void bump_closed(uv_handle_t *h) { free(h->data); }
+static void bump_fired(uv_timer_t *t) {
+  bump_t *b = t->data;
+  counter_t *c = synchro_call_object(b->call);
+  int64_t before = c->finished++;
+  c->running--;
+  synchro_call_return(b->call, &before);
+  t->data = b;
+  uv_close((uv_handle_t *)t, bump_closed);
+}
+static void bump_impl(synchro_call_t *call) {
+  counter_t *c = synchro_call_object(call);
+  const bump_args_t *a = synchro_call_args(call);
+  bump_t *b = malloc(sizeof(*b));
+  c->started++;
+  if (++c->running > c->max_running)
+    c->max_running = c->running;
+  b->call = call;
+  uv_timer_init(synchro_call_loop(call), &b->timer);
+  b->timer.data = b;
+  uv_timer_start(&b->timer, bump_fired, (uint64_t)a->ms, 0);
+}
+static const synchro_op_t op_bump = {.name = "bump",
+                                     .impl = bump_impl,
+                                     .args_size = sizeof(bump_args_t),
+                                     .result_size = sizeof(int64_t)};
+/* reads the loop-side counters (a method too: it takes its turn on a serial object) */
+static void stats_impl(synchro_call_t *call) {
+  counter_t c = *(counter_t *)synchro_call_object(call);
+  int64_t packed = (int64_t)c.max_running * 1000000000 + c.started;
+  synchro_call_return(call, &packed);
+}
+static const synchro_op_t op_counter_stats = {
+    .name = "counter_stats", .impl = stats_impl, .result_size = sizeof(int64_t)};
+
+static const synchro_class_t counter_class = {
+    .name = "counter", .construct = counter_construct, .destroy = counter_destroy};
+static const synchro_class_t serial_counter_class = {.name = "serial_counter",
+                                                     .construct = counter_construct,
+                                                     .destroy = counter_destroy,
+                                                     .flags = SYNCHRO_CLASS_SERIAL};
+
+static synchro_object_t *new_counter(synchro_t *s, const synchro_class_t *cls) {
+  synchro_object_t *obj = NULL;
+  ck_assert_int_eq(synchro_object_new(s, cls, NULL, &obj, NULL), 0);
+  return obj;
+}
+
+static void counter_stats(synchro_object_t *obj, int *max_running, long *started) {
+  int64_t packed = 0;
+  ck_assert_int_eq(
+      synchro_object_call(obj, &op_counter_stats, NULL, SYNCHRO_TIMEOUT_DEFAULT, &packed, NULL), 0);
+  *max_running = (int)(packed / 1000000000);
+  *started = (long)(packed % 1000000000);
+}
+
+/* A 100 ms bump, then a 1 ms one submitted while the first runs: without the flag the
+ * second overlaps the first and finishes first; with it, it waits its turn. */
+START_TEST(test_a39_serial_flag_decides_overlap) {
+  synchro_t *s = new_sync();
+  int pass;
+  for (pass = 0; pass < 2; pass++) {
+    synchro_object_t *obj = new_counter(s, pass == 0 ? &counter_class : &serial_counter_class);
+    bump_args_t slow = {100}, quick = {1};
+    synchro_future_t *a = NULL, *b = NULL;
+    int64_t ra = -1, rb = -1;
+    int max_running;
+    long started = 0;
+    ck_assert_int_eq(synchro_object_submit(obj, &op_bump, &slow, SYNCHRO_TIMEOUT_DEFAULT, &a), 0);
+    ck_assert_int_eq(synchro_object_submit(obj, &op_bump, &quick, SYNCHRO_TIMEOUT_DEFAULT, &b), 0);
+    ck_assert_int_eq(synchro_future_wait(b, 5000), 0);
+    ck_assert_int_eq(synchro_future_wait(a, 5000), 0);
+    ck_assert_int_eq(synchro_future_result(a, &ra), 0);
+    ck_assert_int_eq(synchro_future_result(b, &rb), 0);
+    counter_stats(obj, &max_running, &started);
+    if (pass == 0) { /* overlapping: the quick one finished first */
+      ck_assert_int_eq(rb, 0);
+      ck_assert_int_eq(ra, 1);
+      ck_assert_int_eq(max_running, 2);
+    } else { /* serial: in order, one at a time */
+      ck_assert_int_eq(ra, 0);
+      ck_assert_int_eq(rb, 1);
+      ck_assert_int_eq(max_running, 1);
+    }
+    synchro_future_free(a);
+    synchro_future_free(b);
+    synchro_object_free(obj);
+  }
+  close_sync(s);
+}
+END_TEST
+
+typedef struct {
+  synchro_object_t *obj;
+  long n, errors, out_of_range;
+} bump_worker_t;
+
+static void *bump_worker(void *arg) {
+  bump_worker_t *w = arg;
+  long i;
+  for (i = 0; i < w->n; i++) {
+    bump_args_t a = {i % 50 == 0 ? 1 : 0};
+    int64_t before = -1;
+    if (synchro_object_call(w->obj, &op_bump, &a, SYNCHRO_TIMEOUT_DEFAULT, &before, NULL) != 0)
+      w->errors++;
+    else if (before < 0 || before >= 8 * w->n)
+      w->out_of_range++;
+  }
+  return NULL;
+}
+
+/* 8 threads x 10,000 bumps (scaled) on one object, serial or not: every call
+ * resolves; with the flag no two bumps ever overlap. */
+START_TEST(test_a39_eight_threads_serial_and_not) {
+  enum { T = 8 };
+  long n = test_scaled(10000) / 4 + 1, i;
+  synchro_t *s = new_sync();
+  int pass;
+  for (pass = 0; pass < 2; pass++) {
+    synchro_object_t *obj = new_counter(s, pass == 0 ? &counter_class : &serial_counter_class);
+    bump_worker_t w[T];
+    pthread_t t[T];
+    int max_running;
+    long started;
+    for (i = 0; i < T; i++) {
+      w[i] = (bump_worker_t){obj, n, 0, 0};
+      ck_assert_int_eq(pthread_create(&t[i], NULL, bump_worker, &w[i]), 0);
+    }
+    for (i = 0; i < T; i++)
+      ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+    for (i = 0; i < T; i++) {
+      ck_assert_int_eq(w[i].errors, 0);
+      ck_assert_int_eq(w[i].out_of_range, 0);
+    }
+    counter_stats(obj, &max_running, &started);
+    ck_assert_int_eq(started, T * n);
+    if (pass == 1)
+      ck_assert_int_eq(max_running, 1);
+    else
+      ck_assert_int_ge(max_running, 1);
+    synchro_object_free(obj);
+  }
+  close_sync(s);
+}
+END_TEST
+
+/* Waiting methods of a serial object can be cancelled and time out; they never start.
+ * Freeing the object with one running and many waiting ends them all. */
+START_TEST(test_a39_serial_waiting_methods_cancel_and_expire) {
+  enum { WAITING = 100 };
+  synchro_t *s = new_sync();
+  synchro_object_t *obj = new_counter(s, &serial_counter_class);
+  bump_args_t slow = {300}, quick = {0};
+  synchro_future_t *running = NULL, *cancelled = NULL, *expired = NULL, *last = NULL;
+  synchro_future_t *waiting[WAITING];
+  int64_t r = -1;
+  int max_running, i;
+  long started;
+  double t0;
+  ck_assert_int_eq(synchro_object_submit(obj, &op_bump, &slow, SYNCHRO_TIMEOUT_DEFAULT, &running),
+                   0);
+  ck_assert_int_eq(
+      synchro_object_submit(obj, &op_bump, &quick, SYNCHRO_TIMEOUT_DEFAULT, &cancelled), 0);
+  ck_assert_int_eq(synchro_object_submit(obj, &op_bump, &quick, 30, &expired), 0);
+  ck_assert_int_eq(synchro_object_submit(obj, &op_bump, &quick, SYNCHRO_TIMEOUT_DEFAULT, &last), 0);
+  t0 = test_now_ms();
+  ck_assert_int_eq(synchro_future_cancel(cancelled), 0);
+  ck_assert_int_eq(synchro_future_wait(cancelled, 5000), SYNCHRO_ECANCELED);
+  ck_assert_int_eq(synchro_future_wait(expired, 5000), SYNCHRO_ETIMEDOUT);
+  ck_assert_double_lt(test_now_ms() - t0, 250); /* before the running one ends */
+  ck_assert_int_eq(synchro_future_wait(running, 5000), 0);
+  ck_assert_int_eq(synchro_future_wait(last, 5000), 0);
+  ck_assert_int_eq(synchro_future_result(last, &r), 0);
+  ck_assert_int_eq(r, 1); /* the two that ended early never ran */
+  counter_stats(obj, &max_running, &started);
+  ck_assert_int_eq(started, 2);
+  ck_assert_int_eq(max_running, 1);
+  synchro_future_free(running);
+  synchro_future_free(cancelled);
+  synchro_future_free(expired);
+  synchro_future_free(last);
+  /* free with one running and WAITING waiting */
+  ck_assert_int_eq(synchro_object_submit(obj, &op_bump, &slow, SYNCHRO_TIMEOUT_DEFAULT, &running),
+                   0);
+  for (i = 0; i < WAITING; i++)
+    ck_assert_int_eq(
+        synchro_object_submit(obj, &op_bump, &quick, SYNCHRO_TIMEOUT_DEFAULT, &waiting[i]), 0);
+  synchro_object_free(obj);
+  for (i = 0; i < WAITING; i++) {
+    ck_assert_int_eq(synchro_future_wait(waiting[i], 5000), SYNCHRO_ECANCELED);
+    synchro_future_free(waiting[i]);
+  }
+  /* the running bump has no cancel hook: it resolves as cancelled at once */
+  ck_assert_int_eq(synchro_future_wait(running, 5000), SYNCHRO_ECANCELED);
+  synchro_future_free(running);
+  close_sync(s);
+}
+END_TEST
+
 /* ---- shutdown and fork ------------------------------------------------------------------------ */
 
 START_TEST(test_object_open_at_synchronizer_close) {
@@ -937,6 +1160,9 @@ static Suite *objects_suite(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, test_a39_eight_threads_share_an_object);
+  tcase_add_test(tc, test_a39_serial_flag_decides_overlap);
+  tcase_add_test(tc, test_a39_eight_threads_serial_and_not);
+  tcase_add_test(tc, test_a39_serial_waiting_methods_cancel_and_expire);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("process");

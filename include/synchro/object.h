@@ -44,7 +44,18 @@ typedef struct synchro_class_s {
    * get the state through synchro_call_object(). */
   const synchro_op_t *open;
   const synchro_op_t *close;
+  /* SYNCHRO_CLASS_* flags; 0 for the defaults. */
+  uint32_t flags;
 } synchro_class_t;
+
+/* Serial objects: method calls on one object (stream methods included) run one at a
+ * time, in the order the loop takes them; the next starts when the previous one's
+ * implementation has finished its call. For implementations that assume one caller at
+ * a time. A method waiting for its turn is cancellable and its deadline runs; once
+ * cancelled it never starts. A stream method holds the object until its producer ends.
+ * Open and close are not serialized with methods (close still waits for open). Without
+ * the flag, methods of one object may overlap whenever an implementation waits. */
+#define SYNCHRO_CLASS_SERIAL 0x1u
 
 /* Creates an object: runs cls->construct on the loop thread (inline when called there)
  * and returns a handle with one reference. On failure *err (if not NULL) receives an
