@@ -197,6 +197,7 @@ static void close_internally(synchro_t *s, synchro_object_t *obj) {
   rec->deadline_ns = 0;
   rec->object = obj;
   rec->obj_kind = SYNCHRO__OBJ_CLOSE;
+  rec->since_ms = (uint32_t)uv_now(&s->loop);
   object_hold(obj);
   atomic_fetch_add_explicit(&s->n_submitted, 1, memory_order_relaxed);
   synchro__force_admission(s); /* its outcome gives the slot back like any call's */
@@ -270,6 +271,7 @@ static void open_finished(synchro_t *s, synchro_object_t *obj, bool ok) {
   if (parked != NULL) { /* the user's close waited for open: run it now */
     obj->parked_close = NULL;
     obj->lstate = OBJ_CLOSING;
+    parked->lflags &= (uint16_t)~SYNCHRO__L_PARKED;
     parked->op->impl(parked); /* even if cancelled meanwhile: close runs once */
   } else if (!ok) {
     close_internally(s, obj); /* release what the failed open set up */
