@@ -117,16 +117,18 @@ static void stall_impl(synchro_call_t *call) {
 }
 static const synchro_op_t stall_op = {.name = "stall", .impl = stall_impl};
 
-/* dumper: on the loop thread, waits until `dumper_go`, then dumps its own synchronizer
- * (whatever was submitted meanwhile is still queued) into `dumper_text`. */
+/* dumper: on the loop thread, waits until `dumper_go`, finishes itself, then dumps its
+ * own synchronizer into `dumper_text`: whatever was submitted meanwhile is still
+ * queued, and its own call is delivering (finished in this loop iteration). */
 static atomic_int dumper_go, dumper_entered, dumper_rc;
 static char *dumper_text;
 static void dumper_impl(synchro_call_t *call) {
+  synchro_t *s = synchro_call_synchronizer(call);
   dumper_entered = 1;
   while (!dumper_go)
     usleep(1000);
-  dumper_rc = synchro_dump(synchro_call_synchronizer(call), 0, &dumper_text);
   synchro_call_return(call, NULL);
+  dumper_rc = synchro_dump(s, 0, &dumper_text);
 }
 static const synchro_op_t dumper_op = {.name = "dumper", .impl = dumper_impl};
 
@@ -156,7 +158,7 @@ static void ignore_cb(synchro_future_t *f, int status, void *data) {
 START_TEST(test_a40_dump_lists_every_pending_call) {
   synchro_t *s = new_sync();
   uint32_t me = synchro_test_thread_number();
-  synchro_future_t *fut, *stub, *aio, *inq, *meth, *open, *close, *f;
+  synchro_future_t *fut, *stub, *gone, *aio, *inq, *meth, *open, *close, *f;
   synchro_host_t *host;
   synchro_cq_t *cq;
   synchro_stream_t *st;
@@ -184,10 +186,15 @@ START_TEST(test_a40_dump_lists_every_pending_call) {
   ck_assert_int_eq(
       synchro_object_submit(obj, &test_oop_sleep, &sleep_args, SYNCHRO_TIMEOUT_DEFAULT, &meth), 0);
   ck_assert_int_eq(synchro_object_close_future(obj, SYNCHRO_TIMEOUT_DEFAULT, &close), 0);
+  /* never has no cancel hook: a cancel resolves it at once, but its implementation
+   * has not finished, so the loop still holds it ("completing"). */
+  ck_assert_int_eq(synchro_submit(s, &test_op_never, NULL, SYNCHRO_TIMEOUT_DEFAULT, &gone), 0);
   ck_assert_int_eq(synchro_future_cancel(stub), 0);
   while (!b.submitted)
     usleep(1000);
-  wait_pending(s, 9);
+  wait_pending(s, 10);
+  ck_assert_int_eq(synchro_future_cancel(gone), 0);
+  ck_assert_int_eq(synchro_future_wait(gone, 5000), SYNCHRO_ECANCELED);
   usleep(30000); /* ages grow */
 
   root = dump_json(s, 2000);
@@ -198,9 +205,10 @@ START_TEST(test_a40_dump_lists_every_pending_call) {
   ck_assert(!bool_of(root, "caller_on_loop_thread"));
   ck_assert_int_eq(int_of(root, "caller_thread"), me);
   ck_assert_int_eq(int_of(json_object_get(root, "stats"), "in_flight"), 9);
-  ck_assert_int_eq(json_array_size(json_object_get(root, "pending")), 9);
+  ck_assert_int_eq(json_array_size(json_object_get(root, "pending")), 10);
   check_entry(root, fut, "future", "never", "started", me);
   check_entry(root, stub, "future", "stubborn", "cancelling", me);
+  check_entry(root, gone, "future", "never", "completing", me);
   check_entry(root, aio, "aio-host", "never", "started", me);
   check_entry(root, inq, "cq", "never", "started", me);
   check_entry(root, open, "object-lifecycle", "test_open", "started", me);
@@ -235,6 +243,7 @@ START_TEST(test_a40_dump_lists_every_pending_call) {
   ck_assert_int_eq(int_of(loop, "started"), 7);
   ck_assert_int_eq(int_of(loop, "parked"), 1);
   ck_assert_int_eq(int_of(loop, "cancelling"), 1);
+  ck_assert_int_eq(int_of(loop, "completing"), 1);
   ck_assert_int_eq(int_of(loop, "objects"), 1);
   json_decref(root);
 
@@ -250,6 +259,7 @@ START_TEST(test_a40_dump_lists_every_pending_call) {
   json_decref(root);
   synchro_future_free(fut);
   synchro_future_free(stub);
+  synchro_future_free(gone);
   synchro_future_free(open);
   synchro_future_free(close);
   synchro_future_free(meth);
@@ -332,7 +342,7 @@ START_TEST(test_a40_dump_on_the_loop_thread_sees_queued_calls) {
   ck_assert(bool_of(root, "caller_on_loop_thread"));
   ck_assert(bool_of(root, "loop_answered"));
   ck_assert_str_eq(str_of(json_object_get(root, "loop_busy"), "function"), "dumper");
-  check_entry(root, d, "future", "dumper", "started", me);
+  check_entry(root, d, "future", "dumper", "delivering", me);
   check_entry(root, q, "future", "add", "queued", me);
   e = entry_for(root, q);
   ck_assert(json_is_null(json_object_get(e, "age_ms"))); /* not taken by the loop yet */
