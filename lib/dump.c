@@ -303,6 +303,7 @@ static json_t *build_json(synchro_t *s, const snapshot_t *snap, answer_t answer,
   json_t *root = json_object(), *pending, *loop;
   const synchro_op_t *busy = atomic_load_explicit(&s->busy_op, memory_order_relaxed);
   int cpu = atomic_load_explicit(&s->loop_cpu, memory_order_relaxed);
+  int tid = atomic_load_explicit(&s->loop_tid, memory_order_relaxed);
   size_t i;
   if (root == NULL)
     return NULL;
@@ -311,6 +312,8 @@ static json_t *build_json(synchro_t *s, const snapshot_t *snap, answer_t answer,
   set(root, "accepting", json_boolean(!(atomic_load(&s->submit_head) & SYNCHRO__STACK_CLOSED)));
   set(root, "caller_on_loop_thread", json_boolean(synchro__on_loop(s)));
   set(root, "caller_thread", json_integer(synchro__thread_no()));
+  /* For gdb or /proc/<pid>/task/<tid>/: the kernel thread id, and its name there. */
+  set(root, "loop_tid", tid > 0 ? json_integer(tid) : json_null());
   set(root, "loop_cpu", cpu >= 0 ? json_integer(cpu) : json_null());
   set(root, "loop_answered", json_boolean(answer == ANSWER_LOOP || answer == ANSWER_ON_LOOP));
   if (answer == ANSWER_TIMEOUT)

@@ -146,6 +146,7 @@ void synchro__error_add_context(synchro_error_t *err, const synchro_call_t *rec)
 #define SYNCHRO__SINK_ANY ((uintptr_t)0)  /* a stream's or a wait group's sink */
 #define SYNCHRO__SINK_HOST ((uintptr_t)2) /* a host: the call is an _aio / then call */
 #define SYNCHRO__SINK_CQ ((uintptr_t)4)   /* a completion queue */
+_Static_assert(_Alignof(void (*)(void)) >= 8, "sink addresses leave bits 0-2 for tags");
 static inline struct synchro__sink_s *synchro__sink_ptr(uintptr_t word) {
   return (struct synchro__sink_s *)(word & ~(uintptr_t)7);
 }
@@ -350,6 +351,7 @@ struct synchro_s {
    * loop does not answer. Written by the loop only. */
   _Atomic(const synchro_op_t *) busy_op;
   _Atomic uint32_t busy_since_ms;
+  _Atomic int loop_tid; /* the loop thread's kernel id while it runs, else 0 */
 };
 
 /* The synchronizer whose loop runs on this thread, or NULL. */

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -459,6 +460,7 @@ void synchro__loop_drop_all(synchro_t *s, int outcome) {
 void *synchro__loop_main(void *arg) {
   synchro_t *s = arg;
   SYNCHRO__LIVE(THREADS, 1);
+  atomic_store_explicit(&s->loop_tid, (int)syscall(SYS_gettid), memory_order_relaxed);
   synchro__tls_loop = s;
   uv_run(&s->loop, UV_RUN_DEFAULT);
   synchro__loop_drop_all(s, SYNCHRO_ESHUTDOWN);
@@ -467,6 +469,7 @@ void *synchro__loop_main(void *arg) {
   /* wake_fd stays open until synchro_free(): a caller that pushed its call just
    * before the close may still be about to signal it. */
   synchro__tls_loop = NULL;
+  atomic_store_explicit(&s->loop_tid, 0, memory_order_relaxed);
   SYNCHRO__LIVE(THREADS, -1);
   return NULL;
 }

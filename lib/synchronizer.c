@@ -93,7 +93,8 @@ static bool inherited(synchro_t *s) {
 static void recover_after_fork(synchro_t *s) {
   synchro_t *saved = synchro__tls_loop;
   SYNCHRO__LIVE(THREADS, -1); /* the parent's loop thread does not exist here */
-  synchro__tls_loop = s;      /* completions from close callbacks are legitimate here */
+  atomic_store(&s->loop_tid, 0);
+  synchro__tls_loop = s; /* completions from close callbacks are legitimate here */
   s->shutting_down = false;
   synchro__loop_settle_forked(s);
   synchro__loop_resolve_active(s, SYNCHRO_EFORKED);

@@ -204,6 +204,11 @@ START_TEST(test_a40_dump_lists_every_pending_call) {
   ck_assert(bool_of(root, "loop_answered"));
   ck_assert(!bool_of(root, "caller_on_loop_thread"));
   ck_assert_int_eq(int_of(root, "caller_thread"), me);
+  {
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/task/%d", (int)int_of(root, "loop_tid"));
+    ck_assert_msg(access(path, F_OK) == 0, "%s: no such thread", path);
+  }
   ck_assert_int_eq(int_of(json_object_get(root, "stats"), "in_flight"), 9);
   ck_assert_int_eq(json_array_size(json_object_get(root, "pending")), 10);
   check_entry(root, fut, "future", "never", "started", me);
@@ -254,6 +259,7 @@ START_TEST(test_a40_dump_lists_every_pending_call) {
   root = dump_json(s, 1000);
   ck_assert(!bool_of(root, "running"));
   ck_assert(!bool_of(root, "accepting"));
+  ck_assert(json_is_null(json_object_get(root, "loop_tid")));
   ck_assert_int_eq(json_array_size(json_object_get(root, "pending")), 0);
   ck_assert_int_eq(int_of(json_object_get(root, "stats"), "in_flight"), 0);
   json_decref(root);
