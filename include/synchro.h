@@ -9,6 +9,7 @@
 #include "synchro/error.h"
 #include "synchro/alloc.h"
 #include "synchro/synchronizer.h"
+#include "synchro/dump.h"
 #include "synchro/call.h"
 #include "synchro/future.h"
 #include "synchro/cq.h"

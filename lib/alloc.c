@@ -25,16 +25,27 @@ int synchro_replace_allocator(synchro_malloc_fn malloc_fn, synchro_realloc_fn re
   return 0;
 }
 
-void *synchro__malloc(size_t size) { return allocator.malloc_fn(size ? size : 1); }
+void *synchro__malloc(size_t size) {
+  void *p = allocator.malloc_fn(size ? size : 1);
+  if (p != NULL)
+    SYNCHRO__LIVE(ALLOCS, 1);
+  return p;
+}
 
 void *synchro__calloc(size_t count, size_t size) {
   if (size != 0 && count > SIZE_MAX / size)
     return NULL;
-  return allocator.calloc_fn(count ? count : 1, size ? size : 1);
+  void *p = allocator.calloc_fn(count ? count : 1, size ? size : 1);
+  if (p != NULL)
+    SYNCHRO__LIVE(ALLOCS, 1);
+  return p;
 }
 
 void *synchro__realloc(void *ptr, size_t size) {
-  return allocator.realloc_fn(ptr, size ? size : 1);
+  void *p = allocator.realloc_fn(ptr, size ? size : 1);
+  if (ptr == NULL && p != NULL)
+    SYNCHRO__LIVE(ALLOCS, 1);
+  return p;
 }
 
 char *synchro__strdup(const char *s) {
@@ -47,8 +58,10 @@ char *synchro__strdup(const char *s) {
 
 void synchro__free(void *ptr) {
   int saved = errno; /* callers report errors after cleaning up */
-  if (ptr != NULL)
+  if (ptr != NULL) {
     allocator.free_fn(ptr);
+    SYNCHRO__LIVE(ALLOCS, -1);
+  }
   errno = saved;
 }
 

@@ -44,7 +44,7 @@ static bool cq_would_deadlock(const synchro_cq_t *cq, int64_t timeout_ms) {
 static void cq_unref(synchro_cq_t *cq) {
   if (atomic_fetch_sub_explicit(&cq->refs, 1, memory_order_acq_rel) != 1)
     return;
-  close(cq->fd);
+  synchro__fd_close(cq->fd);
   synchro__free(cq);
 }
 
@@ -97,7 +97,7 @@ int synchro_cq_add(synchro_cq_t *cq, synchro_future_t *f) {
     return SYNCHRO_EINVAL;
   note_owner(cq, f);
   atomic_fetch_add_explicit(&cq->refs, 1, memory_order_relaxed);
-  rc = synchro__attach_sink(f, &cq->base);
+  rc = synchro__attach_sink(f, &cq->base, SYNCHRO__SINK_CQ);
   if (rc == SYNCHRO_EINVAL) {
     cq_unref(cq);
     return rc;

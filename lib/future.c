@@ -69,8 +69,19 @@ void synchro__init_record(synchro_call_t *rec, synchro_t *s, const synchro_op_t 
   rec->object = NULL;
   rec->obj_prev = rec->obj_next = NULL;
   rec->obj_kind = SYNCHRO__OBJ_NONE;
-  rec->origin = 0;
+  rec->origin = synchro__thread_no();
   rec->since_ms = 0;
+}
+
+_Thread_local uint32_t synchro__tls_thread_no;
+
+uint32_t synchro__thread_no_assign(void) {
+  static _Atomic uint32_t next_no;
+  uint32_t n = atomic_fetch_add_explicit(&next_no, 1, memory_order_relaxed) + 1;
+  if (n == 0) /* after 2^32 threads: never hand out 0, the "unassigned" mark */
+    n = atomic_fetch_add_explicit(&next_no, 1, memory_order_relaxed) + 1;
+  synchro__tls_thread_no = n;
+  return n;
 }
 
 /* Pushes onto a closable stack. Returns false if the stack is closed. Wakes the loop
@@ -135,6 +146,8 @@ static int prepare(synchro_t *s, const synchro_op_t *op, const void *args, uint6
   }
   synchro__init_record(rec, s, op);
   rec->deadline_ns = deadline;
+  if (blocking)
+    rec->lflags = SYNCHRO__L_BLOCKING; /* the loop's flags; it reads them after the push */
   if ((rc = copy_args(rec, args)) != 0) {
     atomic_store_explicit(&rec->magic, SYNCHRO__MAGIC_FREED, memory_order_relaxed);
     synchro__pool_put(rec);
@@ -367,6 +380,10 @@ int synchro_future_cancel(synchro_future_t *f) {
   return 0;
 }
 
+bool synchro__post_request(synchro_call_t *rec) {
+  return push_and_wake(rec->sync, &rec->sync->cancel_head, rec, &rec->cancel_next);
+}
+
 void synchro__post_control(synchro_call_t *rec, uint32_t bits) {
   uint32_t old =
       atomic_fetch_or_explicit(&rec->state, bits | SYNCHRO__CTL_QUEUED, memory_order_acq_rel);
@@ -431,9 +448,9 @@ void synchro_future_free(synchro_future_t *f) {
 
 /* ---- sinks ------------------------------------------------------------------------- */
 
-int synchro__attach_sink(synchro_call_t *rec, synchro__sink_t *sink) {
+int synchro__attach_sink(synchro_call_t *rec, synchro__sink_t *sink, uintptr_t tag) {
   uintptr_t expected = SYNCHRO__SINK_NONE;
-  if (atomic_compare_exchange_strong_explicit(&rec->sink, &expected, (uintptr_t)sink,
+  if (atomic_compare_exchange_strong_explicit(&rec->sink, &expected, (uintptr_t)sink | tag,
                                               memory_order_acq_rel, memory_order_acquire))
     return 0;
   if (expected != SYNCHRO__SINK_DONE)
@@ -495,7 +512,7 @@ static int attach_group(group_t *g, synchro_future_t *const *fs, size_t n, bool 
     int rc;
     if (per_call)
       atomic_fetch_add_explicit(&g->remaining, 1, memory_order_relaxed);
-    rc = synchro__attach_sink(fs[i], &g->base);
+    rc = synchro__attach_sink(fs[i], &g->base, SYNCHRO__SINK_ANY);
     if (rc == 0) {
       (*attached)++;
       continue;

@@ -39,7 +39,7 @@ static bool on_host_thread(const synchro_host_t *h) {
 static void host_unref(synchro_host_t *h) {
   if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) != 1)
     return;
-  close(h->fd);
+  synchro__fd_close(h->fd);
   synchro__free(h);
 }
 
@@ -156,12 +156,13 @@ int synchro_host_new_uv(synchro_host_t **out, uv_loop_t *loop) {
    * the receiving loop spin while a preempted sender is between its two steps. */
   if ((rc = uv_poll_init(loop, &h->poll, h->fd)) != 0 ||
       (rc = uv_poll_start(&h->poll, UV_READABLE, on_host_readable)) != 0) {
-    close(h->fd);
+    synchro__fd_close(h->fd);
     synchro__free(h);
     *out = NULL;
     return rc;
   }
   h->poll.data = h;
+  SYNCHRO__LIVE(HANDLES, 1);
   uv_unref((uv_handle_t *)&h->poll); /* nothing pending: do not keep the loop alive */
   return 0;
 }
@@ -230,7 +231,7 @@ int synchro_future_then_typed(synchro_future_t *f, synchro_host_t *h, synchro_ho
     f->cflags &= (uint8_t)~SYNCHRO__C_ATTACHED;
     return rc;
   }
-  rc = synchro__attach_sink(f, &h->base);
+  rc = synchro__attach_sink(f, &h->base, SYNCHRO__SINK_HOST);
   if (rc == SYNCHRO_EALREADY)
     push_done(h, f); /* resolved already: still delivered later, never inline */
   return 0;
@@ -305,7 +306,10 @@ static void release_list(synchro_host_t *h, synchro_call_t *rec) {
   }
 }
 
-static void on_poll_closed(uv_handle_t *handle) { host_unref(handle->data); }
+static void on_poll_closed(uv_handle_t *handle) {
+  SYNCHRO__LIVE(HANDLES, -1);
+  host_unref(handle->data);
+}
 
 static void do_free(synchro_host_t *h) {
   synchro_call_t *rec, *next;

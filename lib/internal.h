@@ -21,8 +21,22 @@
 #ifdef SYNCHRO_TEST_SEAMS
 void synchro__seam(synchro_seam_t seam, const synchro_call_t *call);
 #define SYNCHRO__SEAM(name, call) synchro__seam(SYNCHRO_SEAM_##name, (call))
+/* Live-resource counters (synchro_test_live): threads, fds, loops, handles, records,
+ * allocations the runtime holds. */
+enum {
+  SYNCHRO__LIVE_THREADS,
+  SYNCHRO__LIVE_FDS,
+  SYNCHRO__LIVE_LOOPS,
+  SYNCHRO__LIVE_HANDLES,
+  SYNCHRO__LIVE_RECORDS,
+  SYNCHRO__LIVE_ALLOCS,
+  SYNCHRO__LIVE_COUNT
+};
+void synchro__live_add(int which, int delta);
+#define SYNCHRO__LIVE(which, delta) synchro__live_add(SYNCHRO__LIVE_##which, (delta))
 #else
 #define SYNCHRO__SEAM(name, call) ((void)0)
+#define SYNCHRO__LIVE(which, delta) ((void)0)
 #endif
 
 /* ---- allocation (lib/alloc.c) ----------------------------------------------- */
@@ -109,7 +123,8 @@ void synchro__error_add_context(synchro_error_t *err, const synchro_call_t *rec)
 #define SYNCHRO__L_IMPL_DONE 0x02u   /* impl finished (or never started) */
 #define SYNCHRO__L_CANCEL_SEEN 0x04u /* cancellation handled on the loop */
 #define SYNCHRO__L_ACTIVE 0x08u      /* in the synchronizer's active list */
-#define SYNCHRO__L_PARKED 0x10u      /* a serial object's method waiting for its turn */
+#define SYNCHRO__L_PARKED 0x10u      /* counted as started, waiting: for open, or its turn */
+#define SYNCHRO__L_BLOCKING 0x20u    /* set at submission: a caller blocks on it (dump) */
 
 /* caller-only flags (read by whoever frees the record, after the refcount handoff) */
 #define SYNCHRO__C_RESULT_TAKEN 0x01u
@@ -124,6 +139,17 @@ void synchro__error_add_context(synchro_error_t *err, const synchro_call_t *rec)
 /* sink word: where a resolved record goes besides waking a sleeping waiter. */
 #define SYNCHRO__SINK_NONE ((uintptr_t)0)
 #define SYNCHRO__SINK_DONE ((uintptr_t)1)
+/* An attached sink's word is its address (8-byte aligned) with a kind tag in bits 1-2,
+ * so that a dump can tell how the call will be delivered without following the
+ * pointer (the sink may be going away). */
+#define SYNCHRO__SINK_TAG_MASK ((uintptr_t)6)
+#define SYNCHRO__SINK_ANY ((uintptr_t)0)  /* a stream's or a wait group's sink */
+#define SYNCHRO__SINK_HOST ((uintptr_t)2) /* a host: the call is an _aio / then call */
+#define SYNCHRO__SINK_CQ ((uintptr_t)4)   /* a completion queue */
+_Static_assert(_Alignof(void (*)(void)) >= 8, "sink addresses leave bits 0-2 for tags");
+static inline struct synchro__sink_s *synchro__sink_ptr(uintptr_t word) {
+  return (struct synchro__sink_s *)(word & ~(uintptr_t)7);
+}
 typedef struct synchro__sink_s synchro__sink_t;
 struct synchro__sink_s {
   /* Runs on the thread that resolved `rec` (the loop thread), once. */
@@ -177,6 +203,15 @@ struct synchro_call_s {
 
 _Static_assert(sizeof(struct synchro_call_s) == 4 * SYNCHRO__CACHE_LINE,
                "a call record is four cache lines");
+
+/* Diagnostics: the calling thread's number (1, 2, ... in the order threads first
+ * submit), for a record's `origin`. One thread-local load in the common case. */
+extern _Thread_local uint32_t synchro__tls_thread_no;
+uint32_t synchro__thread_no_assign(void);
+static inline uint32_t synchro__thread_no(void) {
+  uint32_t n = synchro__tls_thread_no;
+  return SYNCHRO__LIKELY(n != 0) ? n : synchro__thread_no_assign();
+}
 
 /* Adds one to a counter that only one thread writes at a time: no atomic RMW. */
 static inline void synchro__count(_Atomic uint64_t *counter) {
@@ -312,6 +347,11 @@ struct synchro_s {
   struct synchro_object_s **obj_buckets;
   uint32_t obj_nbuckets;
   uint32_t obj_count;
+  /* diagnostics (lib/dump.c): what the loop thread is running, read by a dump that the
+   * loop does not answer. Written by the loop only. */
+  _Atomic(const synchro_op_t *) busy_op;
+  _Atomic uint32_t busy_since_ms;
+  _Atomic int loop_tid; /* the loop thread's kernel id while it runs, else 0 */
 };
 
 /* The synchronizer whose loop runs on this thread, or NULL. */
@@ -338,6 +378,8 @@ int synchro__ensure_running(synchro_t *s);
 /* In a fork child, resolves the calls inherited from the parent (SYNCHRO_EFORKED). */
 void synchro__check_fork(synchro_t *s);
 void synchro__wake_loop(synchro_t *s);
+/* Whether the loop thread of `s` runs in this process (not an inherited one). */
+bool synchro__is_running(synchro_t *s);
 
 /* loop.c: the loop thread */
 void *synchro__loop_main(void *arg);
@@ -352,6 +394,12 @@ void synchro__loop_settle_forked(synchro_t *s);
 /* Closes every handle on the loop, runs it until they are closed, closes the loop. */
 void synchro__loop_dispose(synchro_t *s);
 
+/* dump.c: the dump's control request, served on the loop thread from the control queue */
+extern const synchro_op_t synchro__dump_op;
+void synchro__dump_serve(synchro_t *s, synchro_call_t *req);
+/* Closes an fd the runtime opened (synchro__eventfd_new): counted by the test seams. */
+void synchro__fd_close(int fd);
+
 /* heap.c: deadlines, earliest first */
 int synchro__heap_push(synchro__heap_t *h, synchro_call_t *rec);
 void synchro__heap_remove(synchro__heap_t *h, synchro_call_t *rec);
@@ -359,7 +407,11 @@ synchro_call_t *synchro__heap_top(const synchro__heap_t *h);
 void synchro__heap_free(synchro__heap_t *h);
 
 /* future.c */
-int synchro__attach_sink(synchro_call_t *rec, synchro__sink_t *sink);
+/* `tag`: SYNCHRO__SINK_ANY, _HOST or _CQ (what a dump reports). */
+int synchro__attach_sink(synchro_call_t *rec, synchro__sink_t *sink, uintptr_t tag);
+/* Pushes a runtime request (rec->op is internal, e.g. the dump's) on the control queue;
+ * the queue holds one of its references. Returns false when the loop is gone. */
+bool synchro__post_request(synchro_call_t *rec);
 /* Asks the loop to look at `rec` again (cancel and/or demand, as set in `bits`). */
 void synchro__post_control(synchro_call_t *rec, uint32_t bits);
 /* What a call is bound to besides its op: set on the record before the loop sees it. */

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -160,7 +161,7 @@ static void release_finished(synchro_t *s, bool live) {
 void synchro__loop_release_finished(synchro_t *s) { release_finished(s, true); }
 
 void synchro__loop_park(synchro_t *s, synchro_call_t *rec) {
-  rec->lflags |= SYNCHRO__L_STARTED;
+  rec->lflags |= SYNCHRO__L_STARTED | SYNCHRO__L_PARKED;
   active_insert(s, rec);
 }
 
@@ -168,7 +169,11 @@ void synchro__loop_run_impl(synchro_t *s, synchro_call_t *rec) {
   rec->lflags |= SYNCHRO__L_STARTED;
   active_insert(s, rec);
   SYNCHRO__SEAM(START, rec);
+  /* For a dump the loop does not answer (it is stuck in this implementation). */
+  atomic_store_explicit(&s->busy_since_ms, rec->since_ms, memory_order_relaxed);
+  atomic_store_explicit(&s->busy_op, rec->op, memory_order_relaxed);
   rec->op->impl(rec); /* may finish (and release) rec before returning */
+  atomic_store_explicit(&s->busy_op, NULL, memory_order_relaxed);
 }
 
 /* Runs one pass over both queues; returns whether there was anything. While calls are
@@ -177,6 +182,7 @@ static bool drain_once(synchro_t *s) {
   synchro_call_t *calls, *cancels;
   bool any, timed = false;
   uint64_t now;
+  uint32_t now_ms = (uint32_t)s->loop.time; /* uv_now(): diagnostics only */
   pthread_mutex_lock(&s->fork_lock);
   calls = synchro__stack_take_fifo(&s->submit_head, false);
   cancels = synchro__stack_take_fifo(&s->cancel_head, true);
@@ -185,6 +191,7 @@ static bool drain_once(synchro_t *s) {
   while (calls != NULL) {
     synchro_call_t *next = calls->next;
     SYNCHRO__SEAM(DEQUEUE, calls);
+    calls->since_ms = now_ms;
     timed |= calls->deadline_ns != 0;
     start_call(s, calls, now);
     calls = next;
@@ -192,6 +199,12 @@ static bool drain_once(synchro_t *s) {
   while (cancels != NULL) {
     synchro_call_t *next = cancels->cancel_next;
     uint32_t st;
+    if (SYNCHRO__UNLIKELY(cancels->op == &synchro__dump_op)) {
+      synchro__dump_serve(s, cancels); /* a dump request (lib/dump.c) */
+      synchro__rec_unref(cancels);
+      cancels = next;
+      continue;
+    }
     SYNCHRO__SEAM(CANCEL_OBSERVE, cancels);
     st = atomic_fetch_and_explicit(&cancels->state, ~(SYNCHRO__CTL_QUEUED | SYNCHRO__DEMAND),
                                    memory_order_acq_rel);
@@ -259,10 +272,19 @@ static void on_wake(uv_poll_t *poll, int status, int events) {
 
 /* ---- shutdown ---------------------------------------------------------------------- */
 
+static void own_handle_closed(uv_handle_t *handle) {
+  (void)handle;
+  SYNCHRO__LIVE(HANDLES, -1);
+}
+
+/* `arg`: the synchronizer, whose own handles are counted by the test seams. */
 static void close_any(uv_handle_t *handle, void *arg) {
-  (void)arg;
+  synchro_t *s = arg;
+  bool own =
+      handle == (uv_handle_t *)&s->wake_poll || handle == (uv_handle_t *)&s->deadline_timer ||
+      handle == (uv_handle_t *)&s->shutdown_timer || handle == (uv_handle_t *)&s->flush_prepare;
   if (!uv_is_closing(handle))
-    uv_close(handle, NULL);
+    uv_close(handle, own ? own_handle_closed : NULL);
 }
 
 /* Everything is resolved: close every handle (ours and the implementations') so
@@ -270,7 +292,7 @@ static void close_any(uv_handle_t *handle, void *arg) {
 static void begin_teardown(synchro_t *s) {
   if (uv_is_closing((uv_handle_t *)&s->wake_poll))
     return;
-  uv_walk(&s->loop, close_any, NULL);
+  uv_walk(&s->loop, close_any, s);
 }
 
 /* Resolves every started call with `outcome` without releasing it: its implementation
@@ -362,12 +384,14 @@ int synchro__loop_init(synchro_t *s) {
   int rc = uv_loop_init(&s->loop);
   if (rc != 0)
     return rc;
+  SYNCHRO__LIVE(LOOPS, 1);
   rc = synchro__eventfd_new();
   if (rc < 0)
     goto fail_loop;
   s->wake_fd = rc;
   if ((rc = uv_poll_init(&s->loop, &s->wake_poll, s->wake_fd)) != 0)
     goto fail_fd;
+  SYNCHRO__LIVE(HANDLES, 4); /* wake_poll and the three below */
   s->wake_poll.data = s;
   uv_timer_init(&s->loop, &s->deadline_timer);
   uv_timer_init(&s->loop, &s->shutdown_timer);
@@ -387,17 +411,19 @@ fail_handles:
   synchro__loop_dispose(s);
   return rc;
 fail_fd:
-  close(s->wake_fd);
+  synchro__fd_close(s->wake_fd);
   s->wake_fd = -1;
 fail_loop:
-  uv_loop_close(&s->loop);
+  if (uv_loop_close(&s->loop) == 0)
+    SYNCHRO__LIVE(LOOPS, -1);
   return rc;
 }
 
 void synchro__loop_dispose(synchro_t *s) {
-  uv_walk(&s->loop, close_any, NULL);
+  uv_walk(&s->loop, close_any, s);
   uv_run(&s->loop, UV_RUN_DEFAULT);
-  uv_loop_close(&s->loop);
+  if (uv_loop_close(&s->loop) == 0) /* else handles leaked: the loop stays counted */
+    SYNCHRO__LIVE(LOOPS, -1);
 }
 
 /* Drops every record the loop still references, resolving those still pending with
@@ -420,6 +446,8 @@ void synchro__loop_drop_all(synchro_t *s, int outcome) {
     rec = (synchro_call_t *)(h & ~SYNCHRO__STACK_CLOSED);
     while (rec != NULL) {
       synchro_call_t *next = rec->cancel_next;
+      if (rec->op == &synchro__dump_op)
+        synchro__dump_serve(s, rec); /* a dump waiting on us gets its answer now */
       synchro__rec_unref(rec);
       rec = next;
     }
@@ -431,6 +459,8 @@ void synchro__loop_drop_all(synchro_t *s, int outcome) {
 
 void *synchro__loop_main(void *arg) {
   synchro_t *s = arg;
+  SYNCHRO__LIVE(THREADS, 1);
+  atomic_store_explicit(&s->loop_tid, (int)syscall(SYS_gettid), memory_order_relaxed);
   synchro__tls_loop = s;
   uv_run(&s->loop, UV_RUN_DEFAULT);
   synchro__loop_drop_all(s, SYNCHRO_ESHUTDOWN);
@@ -439,5 +469,7 @@ void *synchro__loop_main(void *arg) {
   /* wake_fd stays open until synchro_free(): a caller that pushed its call just
    * before the close may still be about to signal it. */
   synchro__tls_loop = NULL;
+  atomic_store_explicit(&s->loop_tid, 0, memory_order_relaxed);
+  SYNCHRO__LIVE(THREADS, -1);
   return NULL;
 }

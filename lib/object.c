@@ -182,8 +182,7 @@ static bool is_serial(const synchro_object_t *obj) {
  * counted as started so that cancellation, deadlines and shutdown still reach it. */
 static bool park_method(synchro_t *s, synchro_object_t *obj, synchro_call_t *rec) {
   calls_insert(obj, rec);
-  rec->lflags |= SYNCHRO__L_PARKED;
-  synchro__loop_park(s, rec);
+  synchro__loop_park(s, rec); /* sets SYNCHRO__L_PARKED */
   return false;
 }
 
@@ -193,7 +192,7 @@ static void run_next_method(synchro_t *s, synchro_object_t *obj) {
   synchro_call_t *rec;
   for (rec = obj->calls; rec != NULL && obj->serial_running == NULL;) {
     synchro_call_t *next = rec->obj_next;
-    if (rec->lflags & SYNCHRO__L_PARKED) {
+    if (rec->obj_kind == SYNCHRO__OBJ_METHOD && (rec->lflags & SYNCHRO__L_PARKED)) {
       rec->lflags &= (uint16_t)~SYNCHRO__L_PARKED;
       if (synchro__phase(atomic_load_explicit(&rec->state, memory_order_acquire)) !=
           SYNCHRO__PENDING) {
@@ -241,6 +240,7 @@ static void close_internally(synchro_t *s, synchro_object_t *obj) {
   rec->deadline_ns = 0;
   rec->object = obj;
   rec->obj_kind = SYNCHRO__OBJ_CLOSE;
+  rec->since_ms = (uint32_t)uv_now(&s->loop);
   object_hold(obj);
   atomic_fetch_add_explicit(&s->n_submitted, 1, memory_order_relaxed);
   synchro__force_admission(s); /* its outcome gives the slot back like any call's */
@@ -318,6 +318,7 @@ static void open_finished(synchro_t *s, synchro_object_t *obj, bool ok) {
   if (parked != NULL) { /* the user's close waited for open: run it now */
     obj->parked_close = NULL;
     obj->lstate = OBJ_CLOSING;
+    parked->lflags &= (uint16_t)~SYNCHRO__L_PARKED;
     parked->op->impl(parked); /* even if cancelled meanwhile: close runs once */
   } else if (!ok) {
     close_internally(s, obj); /* release what the failed open set up */

@@ -58,6 +58,8 @@ static synchro_call_t *allocate_record(void) {
     return NULL;
   aligned = ((uintptr_t)mem + SYNCHRO__CACHE_LINE - 1) & ~(uintptr_t)(SYNCHRO__CACHE_LINE - 1);
   rec = (synchro_call_t *)aligned; /* never freed: records are recycled, see above */
+  SYNCHRO__LIVE(ALLOCS, -1);       /* so it is counted as a record, not an allocation */
+  SYNCHRO__LIVE(RECORDS, 1);
   return rec;
 }
 
@@ -66,6 +68,7 @@ synchro_call_t *synchro__pool_get(void) {
   if (SYNCHRO__LIKELY(rec != NULL)) {
     cache.head = rec->next;
     cache.count--;
+    SYNCHRO__LIVE(RECORDS, 1);
     return rec;
   }
   if (!cache.registered)
@@ -78,12 +81,14 @@ synchro_call_t *synchro__pool_get(void) {
       n++;
     cache.head = rec->next;
     cache.count = n;
+    SYNCHRO__LIVE(RECORDS, 1);
     return rec;
   }
   return allocate_record();
 }
 
 void synchro__pool_put(synchro_call_t *rec) {
+  SYNCHRO__LIVE(RECORDS, -1);
   if (SYNCHRO__LIKELY(cache.count < CACHE_MAX)) {
     if (!cache.registered)
       register_thread();

@@ -129,7 +129,7 @@ int synchro__resolve(synchro_call_t *rec, int outcome, const void *result, synch
     synchro__futex_wake(&rec->state, INT32_MAX);
   if (sink > SYNCHRO__SINK_DONE) {
     SYNCHRO__SEAM(DELIVER, rec);
-    ((synchro__sink_t *)sink)->notify((synchro__sink_t *)sink, rec);
+    synchro__sink_ptr(sink)->notify(synchro__sink_ptr(sink), rec);
   }
   return 0;
 }

@@ -92,6 +92,8 @@ static bool inherited(synchro_t *s) {
  * synchronizer ready for a fresh lazy start. */
 static void recover_after_fork(synchro_t *s) {
   synchro_t *saved = synchro__tls_loop;
+  SYNCHRO__LIVE(THREADS, -1); /* the parent's loop thread does not exist here */
+  atomic_store(&s->loop_tid, 0);
   synchro__tls_loop = s; /* completions from close callbacks are legitimate here */
   s->shutting_down = false;
   synchro__loop_settle_forked(s);
@@ -103,7 +105,7 @@ static void recover_after_fork(synchro_t *s) {
     synchro__loop_dispose(s);
   synchro__loop_drop_all(s, SYNCHRO_EFORKED);
   synchro__objects_orphan(s, SYNCHRO_EFORKED);
-  close(s->wake_fd);
+  synchro__fd_close(s->wake_fd);
   s->wake_fd = -1;
   atomic_store(&s->run_gen, SYNCHRO__NOT_STARTED);
   synchro__tls_loop = saved;
@@ -137,7 +139,7 @@ static int start_locked(synchro_t *s) {
   start_thread_signals_blocked(s, &rc);
   if (rc != 0) {
     synchro__loop_dispose(s);
-    close(s->wake_fd);
+    synchro__fd_close(s->wake_fd);
     s->wake_fd = -1;
     return SYNCHRO_ESTART;
   }
@@ -168,6 +170,8 @@ int synchro__ensure_running(synchro_t *s) {
   pthread_mutex_unlock(&start_mutex);
   return rc;
 }
+
+bool synchro__is_running(synchro_t *s) { return running_here(s); }
 
 void synchro__wake_loop(synchro_t *s) { synchro__eventfd_signal(s->wake_fd); }
 
@@ -205,8 +209,7 @@ void synchro_free(synchro_t *s) {
     return;
   synchro__exit_forget(s);
   synchro_close(s, 0);
-  if (s->wake_fd >= 0)
-    close(s->wake_fd);
+  synchro__fd_close(s->wake_fd);
   synchro__fork_unregister(s);
   pthread_mutex_destroy(&s->close_mutex);
   synchro__free(s->name);

@@ -37,6 +37,32 @@ SYNCHRO_EXTERN const char *synchro_test_seam_name(synchro_seam_t seam);
 /* The operation of a call seen at a seam (to filter on), or NULL. Thread-safe: yes. */
 SYNCHRO_EXTERN const synchro_op_t *synchro_test_call_op(const synchro_call_t *call);
 
+/* What the runtime holds right now, process-wide: for baseline checks (create, use,
+ * close and free, then compare). */
+typedef struct synchro_test_live_s {
+  int64_t threads;     /* loop threads running */
+  int64_t fds;         /* eventfds opened by the runtime (loops, hosts, queues) */
+  int64_t loops;       /* libuv loops initialised and not closed (a loop that could not
+                        * be closed because handles were left on it stays counted) */
+  int64_t handles;     /* the runtime's own uv handles (per loop, per uv host) */
+  int64_t records;     /* call records in use (not back in the pool) */
+  int64_t allocations; /* blocks from the runtime's allocator not freed (records aside) */
+} synchro_test_live_t;
+
+/* Copies the counters into *out (NULL: no-op). Each is read atomically; the set is not
+ * one snapshot. Thread-safe: yes. */
+SYNCHRO_EXTERN void synchro_test_live(synchro_test_live_t *out);
+
+/* The number of calls `s`'s loop still holds (what synchro_dump() would list), asked
+ * of the loop thread within `timeout_ms`. 0 when the loop is not running. Returns
+ * the count, SYNCHRO_EINVAL, SYNCHRO_ETIMEDOUT (the loop did not answer) or
+ * SYNCHRO_ENOMEM. Thread-safe: yes (like synchro_dump()). */
+SYNCHRO_EXTERN int synchro_test_pending(synchro_t *s, int64_t timeout_ms);
+
+/* The calling thread's number, as a dump's `origin` and `caller_thread` show it.
+ * Thread-safe: yes. */
+SYNCHRO_EXTERN uint32_t synchro_test_thread_number(void);
+
 #ifdef __cplusplus
 }
 #endif

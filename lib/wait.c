@@ -88,7 +88,17 @@ int synchro__recent_cpu(void) {
 
 int synchro__eventfd_new(void) {
   int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  return fd >= 0 ? fd : -errno;
+  if (fd < 0)
+    return -errno;
+  SYNCHRO__LIVE(FDS, 1);
+  return fd;
+}
+
+void synchro__fd_close(int fd) {
+  if (fd < 0)
+    return;
+  close(fd);
+  SYNCHRO__LIVE(FDS, -1);
 }
 
 void synchro__eventfd_signal(int fd) {

@@ -56,9 +56,7 @@ static int should_fail(size_t size) {
   return 0;
 }
 
-static int pooled(size_t size) {
-  return size != 0 && (size == record_size || size == handle_size);
-}
+static int pooled(size_t size) { return size != 0 && (size == record_size || size == handle_size); }
 
 static void *track(unsigned char *p, size_t size) {
   if (p == NULL)
@@ -269,8 +267,8 @@ static long sweep(const scenario_t *sc) {
     status = wait_child(pid, 20000);
     ck_assert_msg(status != -1, "%s N=%ld: child hung", sc->name, n);
     ck_assert_msg(WIFEXITED(status), "%s N=%ld: child crashed (status %#x)", sc->name, n, status);
-    ck_assert_msg(WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 2,
-                  "%s N=%ld: child exit %d", sc->name, n, WEXITSTATUS(status));
+    ck_assert_msg(WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 2, "%s N=%ld: child exit %d",
+                  sc->name, n, WEXITSTATUS(status));
     if (WEXITSTATUS(status) == 2) {
       points++;
       last = n;
@@ -280,8 +278,8 @@ static long sweep(const scenario_t *sc) {
     }
   }
   ck_assert_msg(clean == 3, "%s: the scenario never ran without the injected failure", sc->name);
-  fprintf(stderr, "alloc sweep: %-8s %ld fault points, last at N=%ld (%.0f ms)\n", sc->name,
-          points, last, test_now_ms() - t0);
+  fprintf(stderr, "alloc sweep: %-8s %ld fault points, last at N=%ld (%.0f ms)\n", sc->name, points,
+          last, test_now_ms() - t0);
   return points;
 }
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "support/testops.h"
+#include "support/watchdog.h"
 #include "synchro.h"
 
 /* ---- helpers -------------------------------------------------------------------- */
@@ -20,11 +21,13 @@
 static synchro_t *new_sync(void) {
   synchro_t *s = NULL;
   ck_assert_int_eq(synchro_new(&s, NULL), 0);
+  watchdog_watch(s); /* dumped to stderr if the test is about to time out */
   return s;
 }
 
 static void close_free(synchro_t *s) {
   ck_assert_int_eq(synchro_close(s, 1000), 0);
+  watchdog_unwatch(s);
   synchro_free(s);
 }
 
@@ -506,6 +509,7 @@ START_TEST(test_a9_cancel_after_close_resolves) {
     synchro_future_free(fs[i]);
   }
   free(fs);
+  watchdog_unwatch(s);
   synchro_free(s);
 }
 END_TEST
@@ -537,6 +541,7 @@ START_TEST(test_a9_cancel_during_close_resolves) {
     synchro_future_free(fs[i]);
   }
   free(fs);
+  watchdog_unwatch(s);
   synchro_free(s);
 }
 END_TEST
@@ -676,6 +681,7 @@ START_TEST(test_a26_default_deadlines) {
   synchro_options_init(&o);
   o.default_timeout_ms = 30;
   ck_assert_int_eq(synchro_new(&s, &o), 0);
+  watchdog_watch(s);
   /* the synchronizer's default */
   t0 = test_now_ms();
   ck_assert_int_eq(synchro_call(s, &test_op_sleep, &args, SYNCHRO_TIMEOUT_DEFAULT, &r, NULL),
@@ -747,6 +753,7 @@ START_TEST(test_a27_impl_timeout_is_delivered_as_impl_code) {
   ck_assert_int_eq(synchro_stats(s, &st), 0);
   ck_assert_uint_eq(st.failed, 2); /* an implementation's error, not a runtime outcome */
   ck_assert_uint_eq(st.cancelled, 0);
+  watchdog_unwatch(s);
   synchro_free(s);
 }
 END_TEST
@@ -1026,6 +1033,7 @@ START_TEST(test_free_pending_started_future_detaches) {
   usleep(60000);
   ck_assert_int_eq(synchro_close(s, SYNCHRO_TIMEOUT_INFINITE), 0);
   ck_assert_int_eq(test_hooks_run, 0); /* detaching is not cancelling */
+  watchdog_unwatch(s);
   synchro_free(s);
 }
 END_TEST
@@ -1140,6 +1148,7 @@ START_TEST(test_max_inflight_busy_and_blocking_waits) {
   synchro_options_init(&o);
   o.max_inflight = MAX;
   ck_assert_int_eq(synchro_new(&s, &o), 0);
+  watchdog_watch(s);
   for (i = 0; i < MAX; i++)
     ck_assert_int_eq(synchro_submit(s, &test_op_sleep, &args, SYNCHRO_TIMEOUT_DEFAULT, &f[i]), 0);
   ck_assert_int_eq(synchro_submit(s, &test_op_sleep, &args, SYNCHRO_TIMEOUT_DEFAULT, &extra),
@@ -1164,6 +1173,7 @@ START_TEST(test_max_inflight_busy_and_blocking_waits) {
   for (i = 0; i < MAX; i++)
     synchro_future_free(f[i]);
   synchro_future_free(extra);
+  watchdog_unwatch(s);
   synchro_free(s);
 }
 END_TEST
@@ -1232,6 +1242,7 @@ START_TEST(test_a16_a38_many_producers_no_lost_wakeups) {
   ck_assert_uint_eq(st.submitted, (uint64_t)(P * n));
   ck_assert_uint_eq(st.completed, (uint64_t)(P * n));
   ck_assert_uint_eq(st.in_flight, 0);
+  watchdog_unwatch(s);
   synchro_free(s);
 }
 END_TEST
@@ -1285,6 +1296,7 @@ START_TEST(test_a16_mixed_blocking_and_future_callers) {
   ck_assert_int_eq(synchro_stats(s, &st), 0);
   ck_assert_uint_eq(st.submitted, (uint64_t)(P * n));
   ck_assert_uint_eq(st.completed, st.submitted);
+  watchdog_unwatch(s);
   synchro_free(s);
 }
 END_TEST
@@ -1449,6 +1461,7 @@ START_TEST(test_a35_two_synchronizers_coexist) {
                      0);
     ck_assert_int_eq(sum, 42);
   }
+  watchdog_unwatch(a.s);
   synchro_free(a.s);
   close_free(b.s);
   synchro_host_free(host);
@@ -1462,7 +1475,7 @@ static Suite *calls_suite(void) {
   TCase *tc;
 
   tc = tcase_create("results");
-  tcase_set_timeout(tc, 10);
+  watchdog_tcase(tc, "results", 10);
   tcase_add_test(tc, test_results_correct);
   tcase_add_test(tc, test_result_ownership_upper);
   tcase_add_test(tc, test_second_completion_ealready);
@@ -1473,14 +1486,14 @@ static Suite *calls_suite(void) {
   suite_add_tcase(s, tc);
 
   tc = tcase_create("deadlock");
-  tcase_set_timeout(tc, 10);
+  watchdog_tcase(tc, "deadlock", 10);
   tcase_add_test(tc, test_a1_blocking_call_on_loop_thread_deadlk);
   tcase_add_test(tc, test_a1_future_wait_on_loop_thread_deadlk);
   tcase_add_test(tc, test_a1_wait_all_any_and_cq_on_loop_thread_deadlk);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("cancel");
-  tcase_set_timeout(tc, 30);
+  watchdog_tcase(tc, "cancel", 30);
   tcase_add_test(tc, test_a5_cancel_reaches_impl_and_waits_for_cleanup);
   tcase_add_test(tc, test_a6_cancel_before_start_never_runs);
   tcase_add_test(tc, test_a6_submit_then_cancel_same_thread);
@@ -1492,7 +1505,7 @@ static Suite *calls_suite(void) {
   suite_add_tcase(s, tc);
 
   tc = tcase_create("timeouts");
-  tcase_set_timeout(tc, 10);
+  watchdog_tcase(tc, "timeouts", 10);
   tcase_add_test(tc, test_a26_deadline_cancels_work_and_bounds_cleanup);
   tcase_add_test(tc, test_a26_future_deadline);
   tcase_add_test(tc, test_a26_detached_cleanup_returns_at_deadline);
@@ -1503,7 +1516,7 @@ static Suite *calls_suite(void) {
   suite_add_tcase(s, tc);
 
   tc = tcase_create("errors");
-  tcase_set_timeout(tc, 10);
+  watchdog_tcase(tc, "errors", 10);
   tcase_add_test(tc, test_a25_errors_keep_code_message_origin_details);
   tcase_add_test(tc, test_a25_cause_chain_through_all_three_flavors);
   tcase_add_test(tc, test_a25_error_context_knob_appends_a_link);
@@ -1511,21 +1524,21 @@ static Suite *calls_suite(void) {
   suite_add_tcase(s, tc);
 
   tc = tcase_create("input");
-  tcase_set_timeout(tc, 10);
+  watchdog_tcase(tc, "input", 10);
   tcase_add_test(tc, test_bad_input_einval);
   tcase_add_test(tc, test_freed_future_efreed);
   tcase_add_test(tc, test_max_inflight_busy_and_blocking_waits);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("wakeups");
-  tcase_set_timeout(tc, 30);
+  watchdog_tcase(tc, "wakeups", 30);
   tcase_add_test(tc, test_a17_idle_loop_no_spin_no_wakeups);
   tcase_add_test(tc, test_a17_single_cpu_calls_complete_promptly);
   tcase_add_test(tc, test_a17_outstanding_calls_do_not_slow_new_ones);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("load");
-  tcase_set_timeout(tc, 60);
+  watchdog_tcase(tc, "load", 60);
   tcase_add_test(tc, test_a35_two_synchronizers_coexist);
   tcase_add_test(tc, test_a16_a38_many_producers_no_lost_wakeups);
   tcase_add_test(tc, test_a16_mixed_blocking_and_future_callers);

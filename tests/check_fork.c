@@ -115,15 +115,16 @@ static int child_new_calls_work(synchro_t *s) {
     return 61;
   for (i = 0; i < 50; i++) {
     args.a = i;
-    if (synchro_submit(s, &test_op_add, &args, 5000, &f) != 0 || synchro_future_wait(f, 5000) != 0 ||
-        synchro_future_result(f, &sum) != 0 || sum != i + 22)
+    if (synchro_submit(s, &test_op_add, &args, 5000, &f) != 0 ||
+        synchro_future_wait(f, 5000) != 0 || synchro_future_result(f, &sum) != 0 || sum != i + 22)
       return 62;
     synchro_future_free(f);
   }
   if (synchro_host_new_fd(&h) != 0)
     return 63;
   args.a = 1;
-  if (synchro_submit(s, &test_op_add, &args, 5000, &f) != 0 || synchro_future_then(f, h, got_int, &g) != 0)
+  if (synchro_submit(s, &test_op_add, &args, 5000, &f) != 0 ||
+      synchro_future_then(f, h, got_int, &g) != 0)
     return 64;
   t0 = test_now_ms();
   while (g.ran == 0 && test_now_ms() - t0 < 2000) {
@@ -149,7 +150,8 @@ static int child_inherited_forked(synchro_future_t **f, int n) {
       fprintf(stderr, "child: inherited future %d is %s\n", i, synchro_err_name(st));
       return 50;
     }
-    if (synchro_future_status(f[i]) != SYNCHRO_EFORKED || synchro_future_cancel(f[i]) != SYNCHRO_EALREADY)
+    if (synchro_future_status(f[i]) != SYNCHRO_EFORKED ||
+        synchro_future_cancel(f[i]) != SYNCHRO_EALREADY)
       return 51;
     synchro_future_free(f[i]);
   }
@@ -290,8 +292,9 @@ START_TEST(test_a14_fork_30_times_with_calls_in_flight_everywhere) {
   ck_assert_int_gt(a.done, 0);
   ck_assert_int_eq(synchro_close(s, 1000), 0);
   synchro_free(s);
-  fprintf(stderr, "fork (a): %d forks in %.0f ms; slowest child %.0f ms; parent: %ld+%ld blocking, "
-                  "%ld aio calls, all OK\n",
+  fprintf(stderr,
+          "fork (a): %d forks in %.0f ms; slowest child %.0f ms; parent: %ld+%ld blocking, "
+          "%ld aio calls, all OK\n",
           FORKS, test_now_ms() - t0, worst_child_ms, b[0].calls, b[1].calls, a.done);
 }
 END_TEST
@@ -386,7 +389,8 @@ START_TEST(test_a14_fork_30_times_during_lazy_start) {
       double w = test_now_ms();
       while (!atomic_load(&hold_reached) && test_now_ms() - w < 2000)
         sched_yield();
-      ck_assert_msg(atomic_load(&hold_reached), "fork %d: the starter never reached the seam", iter);
+      ck_assert_msg(atomic_load(&hold_reached), "fork %d: the starter never reached the seam",
+                    iter);
       if (mode == AT_SUBMIT) {
         /* the loop was just started; the first call is prepared, not queued */
         fork_and_check(lazy_child, s, iter);
@@ -408,8 +412,9 @@ START_TEST(test_a14_fork_30_times_during_lazy_start) {
   }
   synchro_test_seam_set(SYNCHRO_SEAM_SUBMIT, NULL, NULL);
   synchro_test_seam_set(SYNCHRO_SEAM_DEQUEUE, NULL, NULL);
-  fprintf(stderr, "fork (b): %d forks (%d held at submit, %d at dequeue, %d racing) in %.0f ms; "
-                  "slowest child %.0f ms\n",
+  fprintf(stderr,
+          "fork (b): %d forks (%d held at submit, %d at dequeue, %d racing) in %.0f ms; "
+          "slowest child %.0f ms\n",
           FORKS, per_mode[AT_SUBMIT], per_mode[AT_DEQUEUE], per_mode[RACING], test_now_ms() - t0,
           worst_child_ms);
 }
