@@ -34,9 +34,13 @@ enum {
 };
 void synchro__live_add(int which, int delta);
 #define SYNCHRO__LIVE(which, delta) synchro__live_add(SYNCHRO__LIVE_##which, (delta))
+/* true when a test asked this fault point to fail now */
+bool synchro__fault(synchro_fault_t fault);
+#define SYNCHRO__FAULT(name) synchro__fault(SYNCHRO_FAULT_##name)
 #else
 #define SYNCHRO__SEAM(name, call) ((void)0)
 #define SYNCHRO__LIVE(which, delta) ((void)0)
+#define SYNCHRO__FAULT(name) false
 #endif
 
 /* ---- allocation (lib/alloc.c) ----------------------------------------------- */

@@ -381,7 +381,7 @@ static void on_prepare(uv_prepare_t *prepare) {
 }
 
 int synchro__loop_init(synchro_t *s) {
-  int rc = uv_loop_init(&s->loop);
+  int rc = SYNCHRO__FAULT(LOOP_INIT) ? UV_ENOMEM : uv_loop_init(&s->loop);
   if (rc != 0)
     return rc;
   SYNCHRO__LIVE(LOOPS, 1);
@@ -403,12 +403,15 @@ int synchro__loop_init(synchro_t *s) {
   s->flush_prepare.data = s;
   uv_prepare_start(&s->flush_prepare, on_prepare);
   uv_unref((uv_handle_t *)&s->flush_prepare);
-  if ((rc = uv_poll_start(&s->wake_poll, UV_READABLE, on_wake)) != 0)
+  rc = SYNCHRO__FAULT(POLL_START) ? UV_ENOMEM : uv_poll_start(&s->wake_poll, UV_READABLE, on_wake);
+  if (rc != 0)
     goto fail_handles;
   s->shutting_down = false;
   return 0;
 fail_handles:
   synchro__loop_dispose(s);
+  synchro__fd_close(s->wake_fd); /* a retried start makes a new one */
+  s->wake_fd = -1;
   return rc;
 fail_fd:
   synchro__fd_close(s->wake_fd);

@@ -33,6 +33,21 @@ void synchro__seam(synchro_seam_t seam, const synchro_call_t *call) {
     fn(seam, call, atomic_load_explicit(&slots[seam].data, memory_order_relaxed));
 }
 
+static _Atomic int fault_budget[SYNCHRO_FAULT_COUNT];
+
+void synchro_test_fail_next(synchro_fault_t fault, int count) {
+  if ((unsigned)fault < SYNCHRO_FAULT_COUNT)
+    atomic_store(&fault_budget[fault], count > 0 ? count : 0);
+}
+
+bool synchro__fault(synchro_fault_t fault) {
+  int left = atomic_load(&fault_budget[fault]);
+  while (left > 0)
+    if (atomic_compare_exchange_weak(&fault_budget[fault], &left, left - 1))
+      return true;
+  return false;
+}
+
 #else
 /* ISO C wants a translation unit to declare something. */
 typedef int synchro__no_seams_t;

@@ -118,7 +118,8 @@ static void start_thread_signals_blocked(synchro_t *s, int *rc) {
   /* The loop thread must never run the program's signal handlers. */
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pthread_attr_init(&attr);
-  *rc = pthread_create(&s->thread, &attr, synchro__loop_main, s);
+  *rc = SYNCHRO__FAULT(THREAD_CREATE) ? EAGAIN
+                                      : pthread_create(&s->thread, &attr, synchro__loop_main, s);
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
 }

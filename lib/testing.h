@@ -37,6 +37,19 @@ SYNCHRO_EXTERN const char *synchro_test_seam_name(synchro_seam_t seam);
 /* The operation of a call seen at a seam (to filter on), or NULL. Thread-safe: yes. */
 SYNCHRO_EXTERN const synchro_op_t *synchro_test_call_op(const synchro_call_t *call);
 
+/* Faults a test can inject where the runtime cannot provoke them from outside: the
+ * start of a loop (SYNCHRO_ESTART, and the retry on the next call). */
+typedef enum synchro_fault_e {
+  SYNCHRO_FAULT_LOOP_INIT,     /* uv_loop_init fails */
+  SYNCHRO_FAULT_POLL_START,    /* the loop's wake poll cannot start (handles to undo) */
+  SYNCHRO_FAULT_THREAD_CREATE, /* pthread_create fails (a ready loop to undo) */
+  SYNCHRO_FAULT_COUNT
+} synchro_fault_t;
+
+/* The next `count` times the runtime reaches `fault`, it fails there (0 clears).
+ * Thread-safe: yes. */
+SYNCHRO_EXTERN void synchro_test_fail_next(synchro_fault_t fault, int count);
+
 /* What the runtime holds right now, process-wide: for baseline checks (create, use,
  * close and free, then compare). */
 typedef struct synchro_test_live_s {

@@ -17,6 +17,7 @@
 
 #include "support/testops.h"
 #include "synchro.h"
+#include "testing.h"
 
 #if defined(__SANITIZE_THREAD__)
 /* The fork tests fork a multi-threaded process and the child then tears down the
@@ -168,6 +169,71 @@ static void *first_call_racer(void *arg) {
   r->on_loop = synchro_is_loop_thread(r->s);
   return NULL;
 }
+
+/* A start that fails (the loop cannot be set up, or its thread cannot be created)
+ * fails the call that triggered it with SYNCHRO_ESTART, leaves nothing behind, and
+ * the next call starts the loop. With 16 first calls racing, the one that hit the
+ * fault gets SYNCHRO_ESTART and the others start the loop and succeed. */
+START_TEST(test_a15_failed_start_is_clean_and_retried) {
+  synchro_fault_t f;
+  for (f = 0; f < SYNCHRO_FAULT_COUNT; f++) {
+    synchro_test_live_t before, after;
+    synchro_t *s = new_sync();
+    synchro_future_t *fut = NULL;
+    test_add_args_t args = {40, 2};
+    int64_t sum = 0;
+    pthread_barrier_t barrier;
+    pthread_t t[N_RACERS];
+    racer_t r[N_RACERS];
+    int i, failed = 0;
+    synchro_test_live(&before);
+    synchro_test_fail_next(f, 2);
+    ck_assert_int_eq(synchro_call(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL),
+                     SYNCHRO_ESTART);
+    ck_assert_int_eq(synchro_submit(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &fut),
+                     SYNCHRO_ESTART);
+    ck_assert_ptr_null(fut);
+    synchro_test_live(&after);
+    ck_assert_int_eq(after.threads, before.threads);
+    ck_assert_int_eq(after.fds, before.fds);
+    ck_assert_int_eq(after.loops, before.loops);
+    ck_assert_int_eq(after.handles, before.handles);
+    ck_assert_int_eq(after.records, before.records);
+    ck_assert_int_eq(loop_threads(), 0);
+    ck_assert_int_eq(synchro_call(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL), 0);
+    ck_assert_int_eq(sum, 42);
+    ck_assert_int_eq(synchro_close(s, 0), 0);
+    synchro_free(s);
+    /* racing first calls */
+    s = new_sync();
+    synchro_test_fail_next(f, 1);
+    pthread_barrier_init(&barrier, NULL, N_RACERS);
+    for (i = 0; i < N_RACERS; i++) {
+      r[i] = (racer_t){s, &barrier, -1, 0, -1};
+      ck_assert_int_eq(pthread_create(&t[i], NULL, first_call_racer, &r[i]), 0);
+    }
+    for (i = 0; i < N_RACERS; i++)
+      pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&barrier);
+    for (i = 0; i < N_RACERS; i++) {
+      if (r[i].rc == SYNCHRO_ESTART) {
+        failed++;
+        continue;
+      }
+      ck_assert_int_eq(r[i].rc, 0);
+      ck_assert_int_eq(r[i].sum, 42);
+    }
+    ck_assert_int_eq(failed, 1);
+    ck_assert_int_eq(loop_threads(), 1);
+    ck_assert_int_eq(synchro_close(s, 0), 0);
+    synchro_free(s);
+    synchro_test_live(&after);
+    ck_assert_int_eq(after.threads, before.threads);
+    ck_assert_int_eq(after.fds, before.fds);
+    ck_assert_int_eq(after.loops, before.loops);
+  }
+}
+END_TEST
 
 START_TEST(test_a15_concurrent_first_calls_start_one_loop) {
   int round;
@@ -1000,6 +1066,7 @@ static Suite *synchronizer_suite(void) {
   tcase_add_test(tc, test_create_starts_no_thread);
   tcase_add_test(tc, test_first_call_starts_the_loop_thread);
   tcase_add_test(tc, test_a15_concurrent_first_calls_start_one_loop);
+  tcase_add_test(tc, test_a15_failed_start_is_clean_and_retried);
   tcase_add_test(tc, test_options_validation);
   tcase_add_test(tc, test_options_name_is_copied_and_names_the_thread);
   tcase_add_test(tc, test_options_without_spinning_work);
