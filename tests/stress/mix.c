@@ -27,6 +27,13 @@ const char *const race_kind_names[RACE_KINDS] = {
     "host_free_vs_deliver", "future_free_vs_deliver", "group_detach_vs_deliver",
     "stream_free_vs_yield"};
 
+/* What outcome_a / outcome_b count, per race. */
+static const char *const race_outcomes[RACE_KINDS][2] = {
+    {"cancelled", "completed"},       {"cancelled", "completed"},
+    {"some refused", "all accepted"}, {"pending at free", "resolved"},
+    {"callback ran", "no callback"},  {"pending at free", "resolved"},
+    {"all resolved", "timed out"},    {"producer running", "producer ended"}};
+
 /* ---- small helpers ----------------------------------------------------------------- */
 
 static uint64_t rnd(uint64_t *st) { /* xorshift64* */
@@ -54,20 +61,24 @@ static unsigned seed_of(unsigned seed) {
   return seed != 0 ? seed : (unsigned)(now_s() * 1e6);
 }
 
-long mix_rss_kb(void) {
+static long status_kb(const char *key) {
   FILE *f = fopen("/proc/self/status", "r");
   char line[256];
+  size_t n = strlen(key);
   long kb = -1;
   if (f == NULL)
     return -1;
   while (fgets(line, sizeof line, f) != NULL)
-    if (strncmp(line, "VmRSS:", 6) == 0) {
-      kb = atol(line + 6);
+    if (strncmp(line, key, n) == 0) {
+      kb = atol(line + n);
       break;
     }
   fclose(f);
   return kb;
 }
+
+long mix_rss_kb(void) { return status_kb("VmRSS:"); }
+long mix_peak_rss_kb(void) { return status_kb("VmHWM:"); }
 
 long mix_fd_count(void) {
   DIR *d = opendir("/proc/self/fd");
@@ -346,8 +357,12 @@ static void one_call(worker_t *w, int kind) {
  * cancel_running: 2). */
 static const int weights[MIX_KINDS] = {250, 30, 60, 1, 150, 40, 2, 150, 40, 20, 30, 20, 60};
 
+static int mix_only = -1; /* MIX_ONLY=<kind>: one kind only (debugging) */
+
 static int pick(uint64_t *rng) {
   int total = 0, k, r;
+  if (mix_only >= 0)
+    return mix_only;
   for (k = 0; k < MIX_KINDS; k++)
     total += weights[k];
   r = (int)(rnd(rng) % (uint64_t)total);
@@ -393,11 +408,15 @@ int mix_run(const mix_opts_t *opts, mix_report_t *r) {
   int k, fails = 0;
   uint64_t seed = seed_of(opts->seed), total = 0, taken = 0, uppers = 0;
   double t0 = now_s();
+  const char *only = getenv("MIX_ONLY");
   memset(r, 0, sizeof *r);
   err_buf = r->first_error;
   err_cap = sizeof r->first_error;
   testops_reset();
   streamops_reset();
+  for (k = 0, mix_only = -1; only != NULL && k < MIX_KINDS; k++)
+    if (strcmp(only, mix_kind_names[k]) == 0)
+      mix_only = k;
   if (s == NULL) {
     if (synchro_new(&s, NULL) != 0) {
       snprintf(r->first_error, sizeof r->first_error, "synchro_new failed");
@@ -888,12 +907,14 @@ int race_run(long iters, unsigned seed, race_report_t *r) {
 void race_print(FILE *f, const race_report_t *r) {
   uint64_t total = 0;
   int k;
-  fprintf(f, "%-24s %10s %10s %10s %6s\n", "race", "runs", "outcome A", "outcome B", "bad");
+  fprintf(f, "%-24s %8s  %-30s %-30s %4s\n", "race", "runs", "outcome A", "outcome B", "bad");
   for (k = 0; k < RACE_KINDS; k++) {
+    char a[64], b[64];
     total += r->runs[k];
-    fprintf(f, "%-24s %10llu %10llu %10llu %6llu\n", race_kind_names[k],
-            (unsigned long long)r->runs[k], (unsigned long long)r->outcome_a[k],
-            (unsigned long long)r->outcome_b[k], (unsigned long long)r->bad[k]);
+    snprintf(a, sizeof a, "%s %llu", race_outcomes[k][0], (unsigned long long)r->outcome_a[k]);
+    snprintf(b, sizeof b, "%s %llu", race_outcomes[k][1], (unsigned long long)r->outcome_b[k]);
+    fprintf(f, "%-24s %8llu  %-30s %-30s %4llu\n", race_kind_names[k],
+            (unsigned long long)r->runs[k], a, b, (unsigned long long)r->bad[k]);
   }
   fprintf(f, "iterations %llu in %.2f s; seam hooks that delayed a thread: %llu\n",
           (unsigned long long)total, r->seconds, (unsigned long long)r->jitters);

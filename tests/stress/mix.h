@@ -86,5 +86,6 @@ void race_print(FILE *f, const race_report_t *r);
 /* The process's resident set (kB, from /proc/self/status) and open fds, or -1. */
 long mix_rss_kb(void);
 long mix_fd_count(void);
+long mix_peak_rss_kb(void); /* VmHWM */
 
 #endif

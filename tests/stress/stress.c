@@ -9,6 +9,7 @@
  *
  * SEED sets the random seed. Exit status 0 when every check held. */
 #define _GNU_SOURCE
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,8 @@ static int run_stress(long threads, long iters) {
   fflush(stdout);
   rc = mix_run(&o, &r);
   mix_print(stdout, &r);
+  printf("peak RSS %ld kB, RSS now %ld kB, open fds %ld\n", mix_peak_rss_kb(), mix_rss_kb(),
+         mix_fd_count());
   printf("stress: %s\n", rc == 0 ? "PASS" : "FAIL");
   return rc == 0 ? 0 : 1;
 }
@@ -52,6 +55,7 @@ static int run_race(long iters) {
 static int run_soak(void) {
   long seconds = env_long("SOAK_SECONDS", 600), interval = env_long("SOAK_INTERVAL", 60);
   long rss_tol = env_long("SOAK_RSS_KB", 8192), fd_tol = env_long("SOAK_FDS", 2);
+  long parts = env_long("SOAK_PARTS", 7); /* 1: shared mix, 2: own mix, 4: races */
   long base_rss = -1, base_fd = -1, max_rss = 0, max_fd = 0, rounds = 0;
   uint64_t calls = 0, races = 0;
   double t0 = now_s(), next = t0 + (double)interval, end = t0 + (double)seconds;
@@ -63,7 +67,8 @@ static int run_soak(void) {
     return 1;
   printf("soak: %ld s, sampling every %ld s; tolerance after warm-up: RSS +%ld kB, fds +%ld\n",
          seconds, interval, rss_tol, fd_tol);
-  printf("%8s %10s %12s %10s %6s\n", "t (s)", "rounds", "calls", "RSS (kB)", "fds");
+  printf("%8s %10s %12s %10s %6s %14s\n", "t (s)", "rounds", "calls", "RSS (kB)", "fds",
+         "malloc (kB)");
   fflush(stdout);
   while (!failed) {
     mix_opts_t shared = {4, 20000, 0, s}, own = {2, 2000, 0, NULL};
@@ -71,31 +76,34 @@ static int run_soak(void) {
     race_report_t rr;
     double t;
     int k;
-    if (mix_run(&shared, &r) != 0) {
+    memset(&r, 0, sizeof r);
+    if ((parts & 1) && mix_run(&shared, &r) != 0) {
       mix_print(stdout, &r);
       failed = 1;
       break;
     }
     for (k = 0; k < MIX_KINDS; k++)
       calls += r.submitted[k];
-    if (mix_run(&own, &r) != 0) {
+    memset(&r, 0, sizeof r);
+    if ((parts & 2) && mix_run(&own, &r) != 0) {
       mix_print(stdout, &r);
       failed = 1;
       break;
     }
     for (k = 0; k < MIX_KINDS; k++)
       calls += r.submitted[k];
-    if (race_run(400, 0, &rr) != 0) {
+    if ((parts & 4) && race_run(400, 0, &rr) != 0) {
       race_print(stdout, &rr);
       failed = 1;
       break;
     }
-    races += 400;
+    races += (parts & 4) ? 400 : 0;
     rounds++;
     t = now_s();
     if (t >= next || t >= end) {
       long rss = mix_rss_kb(), fds = mix_fd_count();
-      printf("%8.0f %10ld %12llu %10ld %6ld\n", t - t0, rounds, (unsigned long long)calls, rss, fds);
+      printf("%8.0f %10ld %12llu %10ld %6ld %14zu\n", t - t0, rounds, (unsigned long long)calls, rss,
+             fds, mallinfo2().uordblks / 1024);
       fflush(stdout);
       if (base_rss < 0) { /* the first sample is the warm-up baseline */
         base_rss = rss;
