@@ -18,14 +18,14 @@
 #include "testing.h"
 
 const char *const mix_kind_names[MIX_KINDS] = {
-    "call",   "call_fail",  "call_deadline", "call_timeout", "future",       "batch",
-    "timeout_batch", "aio", "stream",        "stream_early", "cancel_queued", "cancel_running",
-    "cancel_race"};
+    "call",          "call_fail",      "call_deadline", "call_timeout", "future",
+    "batch",         "timeout_batch",  "aio",           "stream",       "stream_early",
+    "cancel_queued", "cancel_running", "cancel_race"};
 
 const char *const race_kind_names[RACE_KINDS] = {
-    "cancel_vs_submit", "cancel_vs_complete", "submit_vs_close", "cq_free_vs_deliver",
-    "host_free_vs_deliver", "future_free_vs_deliver", "group_detach_vs_deliver",
-    "stream_free_vs_yield"};
+    "cancel_vs_submit",        "cancel_vs_complete",   "submit_vs_close",
+    "cq_free_vs_deliver",      "host_free_vs_deliver", "future_free_vs_deliver",
+    "group_detach_vs_deliver", "stream_free_vs_yield"};
 
 /* What outcome_a / outcome_b count, per race. */
 static const char *const race_outcomes[RACE_KINDS][2] = {
@@ -57,9 +57,7 @@ static void spin_us(uint64_t us) {
     ;
 }
 
-static unsigned seed_of(unsigned seed) {
-  return seed != 0 ? seed : (unsigned)(now_s() * 1e6);
-}
+static unsigned seed_of(unsigned seed) { return seed != 0 ? seed : (unsigned)(now_s() * 1e6); }
 
 static long status_kb(const char *key) {
   FILE *f = fopen("/proc/self/status", "r");
@@ -183,7 +181,8 @@ static const char *const upper_in = "mix", *const upper_out = "MIX";
 
 static void check_upper(worker_t *w, int kind, synchro_future_t *f) {
   char *out = NULL;
-  EXPECT(w, kind, synchro_future_result(f, &out) == 0 && out != NULL && strcmp(out, upper_out) == 0);
+  EXPECT(w, kind,
+         synchro_future_result(f, &out) == 0 && out != NULL && strcmp(out, upper_out) == 0);
   if (out != NULL) {
     free(out);
     w->taken++;
@@ -210,8 +209,9 @@ static void one_call(worker_t *w, int kind) {
   case MIX_CALL_FAIL: {
     test_fail_args_t fa = {UV_EIO};
     rc = synchro_call(s, &test_op_fail, &fa, SYNCHRO_TIMEOUT_DEFAULT, &v, &err);
-    EXPECT(w, kind, rc == UV_EIO && synchro_error_code(err) == UV_EIO &&
-                        strcmp(synchro_error_message(err), "failed on purpose") == 0);
+    EXPECT(w, kind,
+           rc == UV_EIO && synchro_error_code(err) == UV_EIO &&
+               strcmp(synchro_error_message(err), "failed on purpose") == 0);
     synchro_error_free(err);
     w->submitted[kind]++, w->processed[kind]++, w->failed++;
     return;
@@ -279,8 +279,9 @@ static void one_call(worker_t *w, int kind) {
       return;
     w->submitted[kind]++, w->ok++;
     atomic_fetch_add(&w->aio_out, 1);
-    rc = synchro_future_then(f, hostloop->h, on_aio,
-                             (void *)(uintptr_t)(((uint64_t)(add.a + add.b) << 8) | (unsigned)w->index));
+    rc = synchro_future_then(
+        f, hostloop->h, on_aio,
+        (void *)(uintptr_t)(((uint64_t)(add.a + add.b) << 8) | (unsigned)w->index));
     EXPECT(w, kind, rc == 0);
     if (rc != 0) {
       atomic_fetch_sub(&w->aio_out, 1);
@@ -294,8 +295,9 @@ static void one_call(worker_t *w, int kind) {
     test_count_args_t ca = {(int64_t)(1 + rnd(&w->rng) % 16), -1, 0};
     int64_t item;
     n = kind == MIX_STREAM ? (int)ca.n : (int)(1 + rnd(&w->rng) % 8);
-    rc = kind == MIX_STREAM ? synchro_stream_open(s, &test_sop_count64, &ca, SYNCHRO_TIMEOUT_DEFAULT, &st)
-                            : synchro_stream_open(s, &test_sop_infinite, NULL, SYNCHRO_TIMEOUT_DEFAULT, &st);
+    rc = kind == MIX_STREAM
+             ? synchro_stream_open(s, &test_sop_count64, &ca, SYNCHRO_TIMEOUT_DEFAULT, &st)
+             : synchro_stream_open(s, &test_sop_infinite, NULL, SYNCHRO_TIMEOUT_DEFAULT, &st);
     EXPECT(w, kind, rc == 0);
     if (rc != 0)
       return;
@@ -488,9 +490,8 @@ int mix_run(const mix_opts_t *opts, mix_report_t *r) {
     }
   }
   /* the synchronizer's counters balance, and match the outcomes we saw */
-  if (r->stats.in_flight != 0 || r->stats.submitted != total ||
-      r->stats.completed != r->ok || r->stats.failed != r->failed ||
-      r->stats.cancelled != r->cancelled) {
+  if (r->stats.in_flight != 0 || r->stats.submitted != total || r->stats.completed != r->ok ||
+      r->stats.failed != r->failed || r->stats.cancelled != r->cancelled) {
     fails++;
     note_bad("stats: submitted %llu (ours %llu) completed %llu (%llu) failed %llu (%llu) "
              "cancelled %llu (%llu) in_flight %llu",
@@ -503,9 +504,9 @@ int mix_run(const mix_opts_t *opts, mix_report_t *r) {
   /* every upper result is released exactly once, every argument block too */
   if (test_results_made != test_results_freed + (long)taken || test_args_freed != (long)uppers) {
     fails++;
-    note_bad("upper: made %ld freed %ld taken %llu; args freed %ld of %llu", (long)test_results_made,
-             (long)test_results_freed, (unsigned long long)taken, (long)test_args_freed,
-             (unsigned long long)uppers);
+    note_bad("upper: made %ld freed %ld taken %llu; args freed %ld of %llu",
+             (long)test_results_made, (long)test_results_freed, (unsigned long long)taken,
+             (long)test_args_freed, (unsigned long long)uppers);
   }
   /* every running call that was cancelled ran its hook; every early stream its own */
   if (test_hooks_run < (long)r->processed[MIX_CANCEL_RUNNING] / 2 ||
@@ -526,13 +527,17 @@ void mix_print(FILE *f, const mix_report_t *r) {
     total += r->submitted[k];
   fprintf(f, "%-16s %12s %12s %6s\n", "kind", "submitted", "processed", "bad");
   for (k = 0; k < MIX_KINDS; k++)
-    fprintf(f, "%-16s %12llu %12llu %6llu\n", mix_kind_names[k], (unsigned long long)r->submitted[k],
-            (unsigned long long)r->processed[k], (unsigned long long)r->bad[k]);
+    fprintf(f, "%-16s %12llu %12llu %6llu\n", mix_kind_names[k],
+            (unsigned long long)r->submitted[k], (unsigned long long)r->processed[k],
+            (unsigned long long)r->bad[k]);
   fprintf(f, "calls %llu in %.2f s (%.0f calls/s)\n", (unsigned long long)total, r->seconds,
           r->seconds > 0 ? (double)total / r->seconds : 0.0);
   fprintf(f, "outcomes: ok %llu, failed %llu, cancelled/timed out %llu\n",
-          (unsigned long long)r->ok, (unsigned long long)r->failed, (unsigned long long)r->cancelled);
-  fprintf(f, "stats: submitted %llu completed %llu failed %llu cancelled %llu in_flight %llu wakeups %llu\n",
+          (unsigned long long)r->ok, (unsigned long long)r->failed,
+          (unsigned long long)r->cancelled);
+  fprintf(f,
+          "stats: submitted %llu completed %llu failed %llu cancelled %llu in_flight %llu wakeups "
+          "%llu\n",
           (unsigned long long)r->stats.submitted, (unsigned long long)r->stats.completed,
           (unsigned long long)r->stats.failed, (unsigned long long)r->stats.cancelled,
           (unsigned long long)r->stats.in_flight, (unsigned long long)r->stats.wakeups);
@@ -568,8 +573,8 @@ static void jitter_hook(synchro_seam_t seam, const synchro_call_t *call, void *d
 typedef struct {
   race_report_t *r;
   uint64_t rng;
-  long taken;  /* upper results taken by us */
-  long uppers; /* upper calls accepted */
+  long taken;   /* upper results taken by us */
+  long uppers;  /* upper calls accepted */
   long refused; /* upper calls refused by a closed synchronizer: their arguments were
                  * copied and released if the refusal came at the push, not before */
   long items_taken;
@@ -585,7 +590,8 @@ typedef struct {
 
 static void take_upper(race_t *x, int kind, synchro_future_t *f) {
   char *out = NULL;
-  RACE_EXPECT(x, kind, synchro_future_result(f, &out) == 0 && out != NULL && strcmp(out, "RACE") == 0);
+  RACE_EXPECT(x, kind,
+              synchro_future_result(f, &out) == 0 && out != NULL && strcmp(out, "RACE") == 0);
   if (out != NULL) {
     free(out);
     x->taken++;
@@ -682,8 +688,9 @@ static void race_submit_close(race_t *x) {
     synchro_future_free(c.fs[i]);
   }
   synchro_stats(c.s, &st);
-  RACE_EXPECT(x, kind, st.in_flight == 0 && st.submitted == (uint64_t)accepted &&
-                           st.submitted == st.completed + st.failed + st.cancelled);
+  RACE_EXPECT(x, kind,
+              st.in_flight == 0 && st.submitted == (uint64_t)accepted &&
+                  st.submitted == st.completed + st.failed + st.cancelled);
   synchro_free(c.s);
   if (refused != 0)
     x->r->outcome_a[kind]++;
@@ -792,7 +799,8 @@ static void race_detach_stream(race_t *x, synchro_t *s) {
   test_count_args_t ca = {(int64_t)(1 + r % 40), -1, 0};
   int64_t k = (int64_t)((r >> 8) % (uint64_t)ca.n), i;
   char want[32];
-  RACE_EXPECT(x, kind, synchro_stream_open(s, &test_sop_strings, &ca, SYNCHRO_TIMEOUT_DEFAULT, &st) == 0);
+  RACE_EXPECT(x, kind,
+              synchro_stream_open(s, &test_sop_strings, &ca, SYNCHRO_TIMEOUT_DEFAULT, &st) == 0);
   if (st == NULL)
     return;
   for (i = 0; i < k; i++) {
@@ -844,30 +852,14 @@ int race_run(long iters, unsigned seed, race_report_t *r) {
     int kind = only >= 0 ? only : (int)(i % RACE_KINDS);
     r->runs[kind]++;
     switch (kind) {
-    case RACE_CANCEL_SUBMIT:
-      race_cancel(&x, s, kind, 0);
-      break;
-    case RACE_CANCEL_COMPLETE:
-      race_cancel(&x, s, kind, 1 + rnd(&x.rng) % 30);
-      break;
-    case RACE_SUBMIT_CLOSE:
-      race_submit_close(&x);
-      break;
-    case RACE_CQ_FREE:
-      race_cq_free(&x, s);
-      break;
-    case RACE_HOST_FREE:
-      race_host_free(&x, s);
-      break;
-    case RACE_DETACH_FUTURE:
-      race_detach_future(&x, s);
-      break;
-    case RACE_DETACH_GROUP:
-      race_detach_group(&x, s);
-      break;
-    case RACE_DETACH_STREAM:
-      race_detach_stream(&x, s);
-      break;
+    case RACE_CANCEL_SUBMIT: race_cancel(&x, s, kind, 0); break;
+    case RACE_CANCEL_COMPLETE: race_cancel(&x, s, kind, 1 + rnd(&x.rng) % 30); break;
+    case RACE_SUBMIT_CLOSE: race_submit_close(&x); break;
+    case RACE_CQ_FREE: race_cq_free(&x, s); break;
+    case RACE_HOST_FREE: race_host_free(&x, s); break;
+    case RACE_DETACH_FUTURE: race_detach_future(&x, s); break;
+    case RACE_DETACH_GROUP: race_detach_group(&x, s); break;
+    case RACE_DETACH_STREAM: race_detach_stream(&x, s); break;
     }
   }
   if (synchro_close(s, SYNCHRO_TIMEOUT_INFINITE) != 0)

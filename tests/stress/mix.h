@@ -11,33 +11,33 @@
 
 /* The kinds of work a caller thread mixes. */
 enum {
-  MIX_CALL,          /* blocking add: 0 and a + b */
-  MIX_CALL_FAIL,     /* blocking fail: the implementation's code and error */
-  MIX_CALL_DEADLINE, /* blocking add with a 10 s deadline that does not fire: 0 */
-  MIX_CALL_TIMEOUT,  /* blocking 10 s sleep with a 1 ms deadline: SYNCHRO_ETIMEDOUT */
-  MIX_FUTURE,        /* submit add, wait: 0 and a + b */
-  MIX_BATCH,         /* 8 futures (add and upper), wait_all: each 0 and its value */
-  MIX_TIMEOUT_BATCH, /* 16 sleeps with 1-2 ms deadlines, wait_all: each SYNCHRO_ETIMEDOUT */
-  MIX_AIO,           /* submit add, then on the host loop thread: callback with 0, a + b */
-  MIX_STREAM,        /* 1-16 items 0..n-1, then SYNCHRO_EEND */
-  MIX_STREAM_EARLY,  /* endless stream, free after 1-8 items: the producer is cancelled */
-  MIX_CANCEL_QUEUED, /* submit a 10 s sleep, cancel at once: 0, then SYNCHRO_ECANCELED */
+  MIX_CALL,           /* blocking add: 0 and a + b */
+  MIX_CALL_FAIL,      /* blocking fail: the implementation's code and error */
+  MIX_CALL_DEADLINE,  /* blocking add with a 10 s deadline that does not fire: 0 */
+  MIX_CALL_TIMEOUT,   /* blocking 10 s sleep with a 1 ms deadline: SYNCHRO_ETIMEDOUT */
+  MIX_FUTURE,         /* submit add, wait: 0 and a + b */
+  MIX_BATCH,          /* 8 futures (add and upper), wait_all: each 0 and its value */
+  MIX_TIMEOUT_BATCH,  /* 16 sleeps with 1-2 ms deadlines, wait_all: each SYNCHRO_ETIMEDOUT */
+  MIX_AIO,            /* submit add, then on the host loop thread: callback with 0, a + b */
+  MIX_STREAM,         /* 1-16 items 0..n-1, then SYNCHRO_EEND */
+  MIX_STREAM_EARLY,   /* endless stream, free after 1-8 items: the producer is cancelled */
+  MIX_CANCEL_QUEUED,  /* submit a 10 s sleep, cancel at once: 0, then SYNCHRO_ECANCELED */
   MIX_CANCEL_RUNNING, /* 10 s sleep, a blocking call behind it (so it started), cancel */
-  MIX_CANCEL_RACE,   /* submit upper, cancel at once: 0 -> ECANCELED; EALREADY -> 0, text */
+  MIX_CANCEL_RACE,    /* submit upper, cancel at once: 0 -> ECANCELED; EALREADY -> 0, text */
   MIX_KINDS
 };
 
 typedef struct {
-  long threads;       /* caller threads */
-  long iters;         /* calls per caller thread (a batch counts as its calls) */
-  unsigned seed;      /* 0: from the clock */
-  synchro_t *s;       /* NULL: a synchronizer of its own, closed at the end */
+  long threads;  /* caller threads */
+  long iters;    /* calls per caller thread (a batch counts as its calls) */
+  unsigned seed; /* 0: from the clock */
+  synchro_t *s;  /* NULL: a synchronizer of its own, closed at the end */
 } mix_opts_t;
 
 typedef struct {
-  uint64_t submitted[MIX_KINDS]; /* calls made per kind */
-  uint64_t processed[MIX_KINDS]; /* outcomes observed per kind */
-  uint64_t bad[MIX_KINDS];       /* outcomes not among the expected ones */
+  uint64_t submitted[MIX_KINDS];  /* calls made per kind */
+  uint64_t processed[MIX_KINDS];  /* outcomes observed per kind */
+  uint64_t bad[MIX_KINDS];        /* outcomes not among the expected ones */
   uint64_t ok, failed, cancelled; /* expected outcomes, to balance against the stats */
   synchro_stats_t stats;          /* the synchronizer's counters at the end */
   double seconds;

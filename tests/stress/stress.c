@@ -102,8 +102,8 @@ static int run_soak(void) {
     t = now_s();
     if (t >= next || t >= end) {
       long rss = mix_rss_kb(), fds = mix_fd_count();
-      printf("%8.0f %10ld %12llu %10ld %6ld %14zu\n", t - t0, rounds, (unsigned long long)calls, rss,
-             fds, mallinfo2().uordblks / 1024);
+      printf("%8.0f %10ld %12llu %10ld %6ld %14zu\n", t - t0, rounds, (unsigned long long)calls,
+             rss, fds, mallinfo2().uordblks / 1024);
       fflush(stdout);
       if (base_rss < 0) { /* the first sample is the warm-up baseline */
         base_rss = rss;
@@ -112,8 +112,9 @@ static int run_soak(void) {
         max_rss = rss > max_rss ? rss : max_rss;
         max_fd = fds > max_fd ? fds : max_fd;
         if (rss > base_rss + rss_tol || fds > base_fd + fd_tol) {
-          printf("soak: growth beyond tolerance: RSS %ld kB (baseline %ld), fds %ld (baseline %ld)\n",
-                 rss, base_rss, fds, base_fd);
+          printf(
+              "soak: growth beyond tolerance: RSS %ld kB (baseline %ld), fds %ld (baseline %ld)\n",
+              rss, base_rss, fds, base_fd);
           failed = 1;
         }
       }
