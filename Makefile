@@ -65,6 +65,10 @@ help:
 	@echo "make asan      the whole suite under ASan+UBSan (build/asan)"
 	@echo "make tsan      the whole suite under TSan (build/tsan)"
 	@echo "make valgrind  the whole suite under valgrind memcheck (fork-tagged tests excluded)"
+	@echo "make stress    16 callers x 1,000,000 mixed calls, checked (STRESS_THREADS, STRESS_ITERS)"
+	@echo "make race      the seam races x 100,000 with random jitter at every seam (RACE_ITERS)"
+	@echo "make soak      mixed load for SOAK_SECONDS (600), RSS/fds every SOAK_INTERVAL s (60);"
+	@echo "               fails on growth after warm-up. Not in check or CI"
 	@echo "make bench     the benchmarks against their floor (QUICK=1 for a short run)"
 	@echo "make kv-demo / make http-demo   the kv and http examples against local servers"
 	@echo "make install / uninstall        PREFIX=/usr/local DESTDIR= as usual"
@@ -414,6 +418,31 @@ bench-kv: $(B)/bench/kv_bench
 	$(B)/bench/kv_bench $(if $(filter-out 0,$(QUICK)),--quick)
 bench: bench-kv
 # ---- end of examples/kv -----------------------------------------------------------------
+
+# ---- stress, soak and jittered races (tests/stress/; docs/reliability.md §1.12) -------
+# One program over the test build of the library (seams for the jitter): `make stress`
+# runs 16 callers x 1,000,000 mixed calls (STRESS_THREADS, STRESS_ITERS); `make race`
+# 100,000 iterations of the seam races with random jitter (RACE_ITERS); `make soak`
+# mixed load for SOAK_SECONDS (600), RSS and fds every SOAK_INTERVAL s (60). None is
+# part of `make check`, which runs them scaled down (tests/check_stress.c).
+STRESS_SRCS := tests/stress/stress.c tests/stress/mix.c
+STRESS_THREADS ?= 16
+STRESS_ITERS ?= 1000000
+RACE_ITERS ?= 100000
+$(B)/stress/stress: $(STRESS_SRCS) tests/stress/mix.h $(TEST_SUPPORT_OBJS) $(TEST_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests -Ilib $(STRESS_SRCS) $(TEST_SUPPORT_OBJS) $(TEST_LIB) -o $@ \
+	  $(ALL_LDFLAGS) $(LIBS)
+$(B)/tests/check_stress: EXTRA_TEST_SRCS := tests/stress/mix.c
+$(B)/tests/check_stress: tests/stress/mix.c tests/stress/mix.h
+.PHONY: stress soak race
+stress: $(B)/stress/stress
+	$(B)/stress/stress stress $(STRESS_THREADS) $(STRESS_ITERS)
+race: $(B)/stress/stress
+	$(B)/stress/stress race $(RACE_ITERS)
+soak: $(B)/stress/stress
+	$(B)/stress/stress soak
+# ---- end of stress ------------------------------------------------------------------
 
 # ---- model checking (tests/model/README.md) -----------------------------------------
 # Spin models of one call record's state machine (tests/model/call.pml) and of the

@@ -169,6 +169,7 @@ static int prepare(synchro_t *s, const synchro_op_t *op, const void *args, uint6
 static void unprepare(synchro_t *s, synchro_call_t *rec) {
   rec->stream = NULL;
   rec->object = NULL;
+  rec->cflags |= SYNCHRO__C_RESULT_TAKEN; /* it never ran: there is no result to release */
   atomic_store(&rec->refs, 1);
   synchro__rec_unref(rec);
   synchro__release_admission(s);

@@ -92,10 +92,13 @@ static void push_done(synchro_host_t *h, synchro_call_t *rec) {
   /* Once pushed, the host thread may dispatch the call and drop the reference that
    * kept the host (and its fd) alive: hold our own until the signal is written. */
   atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
-  if (!synchro__stack_push(&h->done_head, rec, &rec->next, &was))
+  if (!synchro__stack_push(&h->done_head, rec, &rec->next, &was)) {
     release_detached(h, rec);
-  else if (was == 0)
-    synchro__eventfd_signal(h->fd);
+  } else {
+    SYNCHRO__SEAM(HOST_SIGNAL, NULL); /* `rec` may be dispatched and gone already */
+    if (was == 0)
+      synchro__eventfd_signal(h->fd);
+  }
   host_unref(h);
 }
 

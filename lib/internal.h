@@ -282,8 +282,12 @@ static inline bool synchro__stack_push(_Atomic uintptr_t *head, synchro_call_t *
                                        synchro_call_t **bottom_link, uintptr_t *was) {
   uintptr_t h = atomic_load_explicit(head, memory_order_relaxed);
   do {
-    if (h & SYNCHRO__STACK_CLOSED)
+    if (h & SYNCHRO__STACK_CLOSED) {
+      /* Refused: the caller now releases what it pushed, so it must see everything
+       * the closer wrote before closing (an acquire read of the closed head). */
+      (void)atomic_load_explicit(head, memory_order_acquire);
       return false;
+    }
     *bottom_link = (synchro_call_t *)h;
   } while (!atomic_compare_exchange_weak_explicit(head, &h, (uintptr_t)top, memory_order_seq_cst,
                                                   memory_order_relaxed));

@@ -2,8 +2,10 @@
  *
  * Each thread keeps a small cache of free records (no atomics on that path). A cache
  * that overflows moves its surplus to a process-wide free stack; an empty cache takes
- * the whole stack at once (one atomic exchange, so no ABA). A thread that exits hands
- * its cache back through a pthread key destructor. */
+ * the whole stack at once (one atomic exchange, so no ABA), keeps up to half a cache
+ * and gives the rest back. A thread that exits hands its cache back through a pthread
+ * key destructor. */
+#include <sched.h>
 #include <string.h>
 
 #include "internal.h"
@@ -18,6 +20,7 @@ typedef struct {
 
 static _Thread_local cache_t cache;
 static _Atomic uintptr_t shared_free;
+static _Atomic uint32_t grabbing; /* threads between taking the stack and giving back */
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 
@@ -73,17 +76,50 @@ synchro_call_t *synchro__pool_get(void) {
   }
   if (!cache.registered)
     register_thread();
+  atomic_fetch_add_explicit(&grabbing, 1, memory_order_relaxed);
   rec = (synchro_call_t *)atomic_exchange_explicit(&shared_free, 0, memory_order_acquire);
+  if (rec == NULL) {
+    int spins;
+    atomic_fetch_sub_explicit(&grabbing, 1, memory_order_relaxed);
+    /* Empty, perhaps only while another thread splits what it took: wait a little
+     * for that thread's give-back rather than grow the pool (bounded; yielding, as
+     * that thread may have been preempted). */
+    for (spins = 0; spins < 64 && atomic_load_explicit(&grabbing, memory_order_relaxed) != 0;
+         spins++)
+      sched_yield();
+    atomic_fetch_add_explicit(&grabbing, 1, memory_order_relaxed);
+    rec = (synchro_call_t *)atomic_exchange_explicit(&shared_free, 0, memory_order_acquire);
+  }
   if (rec != NULL) {
-    synchro_call_t *it;
+    synchro_call_t *it = rec, *rest;
     unsigned n = 0;
-    for (it = rec->next; it != NULL; it = it->next)
+    /* Keep at most CACHE_MAX / 2 and give the rest back at once: a thread that took
+     * the whole stack would otherwise sit on records other threads then allocate
+     * anew, and the pool would grow with every generation of threads. */
+    while (it->next != NULL && n < CACHE_MAX / 2) {
+      it = it->next;
       n++;
+    }
+    rest = it->next;
+    it->next = NULL;
+    if (rest != NULL) {
+      uintptr_t empty = 0;
+      synchro_call_t *last = rest;
+      /* Usually nothing was pushed meanwhile: put the rest back whole, without walking it. */
+      if (!atomic_compare_exchange_strong_explicit(&shared_free, &empty, (uintptr_t)rest,
+                                                   memory_order_release, memory_order_relaxed)) {
+        while (last->next != NULL)
+          last = last->next;
+        push_chain(rest, last);
+      }
+    }
+    atomic_fetch_sub_explicit(&grabbing, 1, memory_order_release);
     cache.head = rec->next;
     cache.count = n;
     SYNCHRO__LIVE(RECORDS, 1);
     return rec;
   }
+  atomic_fetch_sub_explicit(&grabbing, 1, memory_order_relaxed);
   return allocate_record();
 }
 

@@ -18,8 +18,9 @@ void synchro_test_seam_set(synchro_seam_t seam, synchro_seam_fn fn, void *data) 
 }
 
 const char *synchro_test_seam_name(synchro_seam_t seam) {
-  static const char *const names[SYNCHRO_SEAM_COUNT] = {
-      "submit", "dequeue", "start", "complete", "cancel-observe", "deliver", "sleep"};
+  static const char *const names[SYNCHRO_SEAM_COUNT] = {"submit",   "dequeue",        "start",
+                                                        "complete", "cancel-observe", "deliver",
+                                                        "sleep",    "host-signal"};
   return (unsigned)seam < SYNCHRO_SEAM_COUNT ? names[seam] : "?";
 }
 

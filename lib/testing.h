@@ -20,10 +20,14 @@ typedef enum synchro_seam_e {
   SYNCHRO_SEAM_CANCEL_OBSERVE, /* loop: a cancel request taken off the control queue */
   SYNCHRO_SEAM_DELIVER,        /* loop: a resolved call about to be handed to its sink */
   SYNCHRO_SEAM_SLEEP,          /* loop: announced it may sleep, before the re-check */
+  SYNCHRO_SEAM_HOST_SIGNAL,    /* delivering thread: a resolved call is on its host's stack,
+                                * the host's fd not yet signalled (the host thread may run
+                                * the callback and free the host meanwhile) */
   SYNCHRO_SEAM_COUNT
 } synchro_seam_t;
 
-/* Runs on the thread that reaches the seam; `call` is NULL at SLEEP. It may block (the
+/* Runs on the thread that reaches the seam; `call` is NULL at SLEEP and HOST_SIGNAL (the
+ * host thread may already have released the call there). It may block (the
  * thread waits there) but must not call back into the runtime on that thread. */
 typedef void (*synchro_seam_fn)(synchro_seam_t seam, const synchro_call_t *call, void *data);
 

@@ -243,6 +243,52 @@ START_TEST(test_submit_racing_close) {
 }
 END_TEST
 
+typedef struct {
+  synchro_t *s;
+  int rc;
+  synchro_future_t *f;
+} upper_submitter_t;
+
+static void *submit_upper_one(void *p) {
+  upper_submitter_t *sub = p;
+  test_string_args_t args = {(char *)"refused"};
+  sub->rc = synchro_submit(sub->s, &test_op_upper, &args, SYNCHRO_TIMEOUT_DEFAULT, &sub->f);
+  return NULL;
+}
+
+/* A submission refused at the push (the close won) releases its copied arguments and
+ * nothing else: the op's result_free must not run on a result no implementation made
+ * (found by the jittered submit-vs-close race of tests/stress/mix.c). */
+START_TEST(test_refused_submit_releases_no_result) {
+  synchro_t *s = new_sync();
+  synchro_future_t *f = (synchro_future_t *)&f;
+  test_string_args_t args = {(char *)"never"};
+  char *out = NULL;
+  ck_assert_int_eq(synchro_submit(s, &test_op_upper, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
+  ck_assert_int_eq(synchro_future_wait(f, 5000), 0);
+  ck_assert_int_eq(synchro_future_result(f, &out), 0);
+  free(out);
+  synchro_future_free(f); /* the pool now holds a record whose result bytes were used */
+  gate_arm(&test_op_upper);
+  synchro_test_seam_set(SYNCHRO_SEAM_SUBMIT, gate_hook, NULL);
+  {
+    pthread_t t;
+    upper_submitter_t sub = {s, 1, NULL};
+    ck_assert_int_eq(pthread_create(&t, NULL, submit_upper_one, &sub), 0);
+    ck_assert(gate_wait_arrival());
+    ck_assert_int_eq(synchro_close(s, 0), 0);
+    gate_open();
+    pthread_join(t, NULL);
+    ck_assert_int_eq(sub.rc, SYNCHRO_ESHUTDOWN);
+    ck_assert_ptr_null(sub.f);
+  }
+  synchro_free(s);
+  ck_assert_int_eq(test_results_made, 1);
+  ck_assert_int_eq(test_results_freed, 0); /* the taken one was ours; none made since */
+  ck_assert_int_eq(test_args_freed, 2);
+}
+END_TEST
+
 /* ---- delivery vs free --------------------------------------------------------------- */
 
 /* A completion queue freed while the loop is about to hand it a resolved future: the
@@ -295,6 +341,33 @@ START_TEST(test_host_freed_while_delivering) {
   close_free(s);
   ck_assert_int_eq(aio_callbacks, 0);
   ck_assert_int_eq(test_results_freed, 1);
+}
+END_TEST
+
+/* Detach vs deliver, at the host: the loop has pushed the resolved call onto the host's
+ * stack and is stopped before it signals the host's fd. The host thread dispatches the
+ * call (its callback runs, the record is released) and frees the host right there; the
+ * loop then signals. The delivering thread's own hold keeps the host (and its fd) alive
+ * until the signal is written: no use after free (ASan), nothing leaks. */
+START_TEST(test_host_freed_between_push_and_signal) {
+  synchro_t *s = new_sync();
+  synchro_host_t *h = NULL;
+  synchro_future_t *f = NULL;
+  test_string_args_t args = {(char *)"late"};
+  ck_assert_int_eq(synchro_host_new_fd(&h), 0);
+  gate_arm(NULL);
+  synchro_test_seam_set(SYNCHRO_SEAM_HOST_SIGNAL, gate_hook, NULL);
+  hold_at_dequeue(&test_op_upper); /* attached before it can resolve */
+  ck_assert_int_eq(synchro_submit(s, &test_op_upper, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
+  ck_assert_int_eq(synchro_future_then(f, h, on_aio, NULL), 0);
+  release_held();
+  ck_assert(gate_wait_arrival()); /* pushed, not signalled */
+  ck_assert_int_eq(synchro_host_dispatch(h, 0), 1);
+  ck_assert_int_eq(aio_callbacks, 1);
+  synchro_host_free(h);
+  gate_open();
+  close_free(s);
+  ck_assert_int_eq(test_results_freed, 1); /* released with the record, once */
 }
 END_TEST
 
@@ -384,6 +457,7 @@ static Suite *seams_suite(void) {
   tcase_set_timeout(tc, 20);
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_submit_racing_close);
+  tcase_add_test(tc, test_refused_submit_releases_no_result);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("deliver");
@@ -391,6 +465,7 @@ static Suite *seams_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_cq_freed_while_delivering);
   tcase_add_test(tc, test_host_freed_while_delivering);
+  tcase_add_test(tc, test_host_freed_between_push_and_signal);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("wakeup");
