@@ -274,6 +274,12 @@ static void spin_briefly(const synchro_call_t *rec) {
 }
 
 /* Sleeps until the record is DONE or the deadline passes (SYNCHRO_EPENDING). */
+static int wait_done(synchro_call_t *rec, uint64_t deadline_ns);
+
+int synchro__wait_done(synchro_call_t *rec, uint64_t deadline_ns) {
+  return wait_done(rec, deadline_ns);
+}
+
 static int wait_done(synchro_call_t *rec, uint64_t deadline_ns) {
   uint32_t st;
   if (synchro__is_done(rec))

@@ -444,6 +444,8 @@ int synchro__finish_blocking(synchro_call_t *rec, void *result, synchro_error_t 
 void synchro__init_record(synchro_call_t *rec, synchro_t *s, const synchro_op_t *op);
 bool synchro__is_done(const synchro_call_t *rec);
 bool synchro__would_deadlock(const synchro_call_t *rec, int64_t timeout_ms);
+/* Sleeps until rec is DONE (0) or the deadline passes (SYNCHRO_EPENDING). */
+int synchro__wait_done(synchro_call_t *rec, uint64_t deadline_ns);
 
 /* host.c: delivery of records that are not plain futures (streams) */
 int synchro__host_attach(synchro_host_t *h, synchro_call_t *rec, synchro_host_cb cb, void *data);

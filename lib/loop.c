@@ -39,6 +39,14 @@ static void active_remove(synchro_t *s, synchro_call_t *rec) {
 }
 
 static void begin_teardown(synchro_t *s);
+static void on_teardown_due(uv_timer_t *timer) { begin_teardown(timer->data); }
+
+/* The last call of a shutdown finished, maybe inside one of its implementation's
+ * callbacks, which may still use (and close) its own handles when the call returns:
+ * the teardown that closes every handle on the loop waits for the next iteration. */
+static void teardown_soon(synchro_t *s) {
+  uv_timer_start(&s->shutdown_timer, on_teardown_due, 0, 0);
+}
 
 /* The implementation is done with `rec` (or never started): drop the loop's reference
  * once the outcome is published. */
@@ -53,7 +61,7 @@ void synchro__loop_finish_call(synchro_t *s, synchro_call_t *rec) {
   rec->act_next = s->finished;
   s->finished = rec;
   if (s->shutting_down && s->active == NULL)
-    begin_teardown(s);
+    teardown_soon(s);
 }
 
 /* ---- cancellation on the loop -------------------------------------------------- */

@@ -280,6 +280,24 @@ const synchro_error_t *synchro_stream_error(const synchro_stream_t *st) {
   return synchro__rec_error(rec) != NULL ? rec->error : synchro__static_error(rec->status);
 }
 
+int synchro_stream_close(synchro_stream_t *st, int64_t timeout_ms) {
+  synchro_call_t *rec;
+  int rc = 0;
+  if (st == NULL || (timeout_ms < 0 && timeout_ms != SYNCHRO_TIMEOUT_INFINITE))
+    return SYNCHRO_EINVAL;
+  rec = st->rec;
+  if (synchro__would_deadlock(rec, timeout_ms))
+    return SYNCHRO_EDEADLK; /* nothing done: the caller may still free it */
+  atomic_store_explicit(&st->closed, 1, memory_order_release);
+  if (!synchro__is_done(rec)) {
+    synchro_future_cancel(rec);
+    if (synchro__wait_done(rec, synchro__deadline_after(timeout_ms)) != 0)
+      rc = SYNCHRO_ETIMEDOUT; /* the cleanup goes on, on the loop */
+  }
+  synchro__rec_unref(rec);
+  return rc;
+}
+
 void synchro_stream_free(synchro_stream_t *st) {
   synchro_call_t *rec;
   if (st == NULL)

@@ -310,6 +310,79 @@ END_TEST
 
 /* ---- early close (A21) -------------------------------------------------------------------- */
 
+/* A producer with a slow cleanup: it yields 3 items and waits; when cancelled, it
+ * takes `cleanup_ms` (a uv timer) to let go of what it holds, then ends its call. */
+static atomic_long slow_cleanups_done;
+typedef struct {
+  int64_t cleanup_ms;
+} slow_args_t;
+typedef struct {
+  uv_timer_t timer;
+  synchro_call_t *call;
+} slow_t;
+static void slow_closed(uv_handle_t *h) { free(h->data); }
+static void slow_cleaned(uv_timer_t *t) {
+  slow_t *sl = t->data;
+  atomic_fetch_add(&slow_cleanups_done, 1);
+  synchro_call_return(sl->call, NULL);
+  uv_close((uv_handle_t *)t, slow_closed);
+}
+static void slow_cancel(synchro_call_t *call, int reason, void *data) {
+  slow_t *sl = data;
+  const slow_args_t *a = synchro_call_args(call);
+  (void)reason;
+  uv_timer_start(&sl->timer, slow_cleaned, (uint64_t)a->cleanup_ms, 0);
+}
+static void slow_impl(synchro_call_t *call) {
+  slow_t *sl = malloc(sizeof(*sl));
+  int64_t i;
+  sl->call = call;
+  uv_timer_init(synchro_call_loop(call), &sl->timer);
+  sl->timer.data = sl;
+  for (i = 0; i < 3; i++)
+    synchro_call_yield(call, &i);
+  synchro_call_on_cancel(call, slow_cancel, sl);
+}
+static const synchro_op_t sop_slow_cleanup = {.name = "slow_cleanup",
+                                              .impl = slow_impl,
+                                              .args_size = sizeof(slow_args_t),
+                                              .item_size = sizeof(int64_t)};
+
+/* synchro_stream_close: the bounded-wait form of free. It returns once the producer's
+ * cleanup is done, or with SYNCHRO_ETIMEDOUT at its timeout while the cleanup goes on. */
+START_TEST(test_a21_close_waits_for_cleanup_within_a_bound) {
+  synchro_t *s = new_sync();
+  synchro_stream_t *st = NULL;
+  slow_args_t quick = {20}, slow = {300};
+  int64_t item = -1;
+  double t0, took;
+  atomic_store(&slow_cleanups_done, 0);
+  /* cleanup within the bound: done when close returns */
+  ck_assert_int_eq(synchro_stream_open(s, &sop_slow_cleanup, &quick, SYNCHRO_TIMEOUT_DEFAULT, &st),
+                   0);
+  ck_assert_int_eq(synchro_stream_next(st, &item, 5000), 0);
+  t0 = test_now_ms();
+  ck_assert_int_eq(synchro_stream_close(st, 2000), 0);
+  took = test_now_ms() - t0;
+  ck_assert_int_eq(atomic_load(&slow_cleanups_done), 1);
+  ck_assert_double_ge(took, 19);
+  /* cleanup longer than the bound: ETIMEDOUT at the bound, the cleanup finishes later */
+  ck_assert_int_eq(synchro_stream_open(s, &sop_slow_cleanup, &slow, SYNCHRO_TIMEOUT_DEFAULT, &st),
+                   0);
+  ck_assert_int_eq(synchro_stream_next(st, &item, 5000), 0);
+  t0 = test_now_ms();
+  ck_assert_int_eq(synchro_stream_close(st, 50), SYNCHRO_ETIMEDOUT);
+  took = test_now_ms() - t0;
+  ck_assert_double_ge(took, 49);
+  ck_assert_double_lt(took, 290);
+  ck_assert_int_eq(atomic_load(&slow_cleanups_done), 1);
+  close_sync(s); /* waits for the rest of the cleanup */
+  ck_assert_int_eq(atomic_load(&slow_cleanups_done), 2);
+  /* bad input: nothing happens */
+  ck_assert_int_eq(synchro_stream_close(NULL, 0), SYNCHRO_EINVAL);
+}
+END_TEST
+
 START_TEST(test_a21_free_at_item_one_same_thread) {
   synchro_t *s = new_sync();
   synchro_stream_t *st = open_infinite(s);
@@ -973,6 +1046,7 @@ static Suite *streams_suite(void) {
   tcase_set_timeout(tc, 30);
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, test_a21_free_at_item_one_same_thread);
+  tcase_add_test(tc, test_a21_close_waits_for_cleanup_within_a_bound);
   tcase_add_test(tc, test_a21_free_at_item_one_other_thread);
   tcase_add_test(tc, test_a21_free_before_any_item);
   tcase_add_test(tc, test_a21_many_early_closes);

@@ -76,6 +76,17 @@ SYNCHRO_EXTERN const synchro_error_t *synchro_stream_error(const synchro_stream_
  * except from that host's callback. Thread-safe: once, from any thread. */
 SYNCHRO_EXTERN void synchro_stream_free(synchro_stream_t *st);
 
+/* Like synchro_stream_free, but waits up to `timeout_ms` for the producer's cleanup:
+ * when it returns 0 the producer has finished its call (after its cancel hook ran, if
+ * it was still running), so what it held is released. The handle is freed in every
+ * case but SYNCHRO_EINVAL and SYNCHRO_EDEADLK. A producer without a cancel hook is
+ * resolved at once and its late items discarded, so there is nothing to wait for.
+ * Returns 0, SYNCHRO_ETIMEDOUT (freed; the cleanup goes on, on the loop),
+ * SYNCHRO_EINVAL (NULL, bad timeout), SYNCHRO_EDEADLK (a wait on the stream's own
+ * loop thread: nothing done). Thread-safe: once, from any thread, with the rules of
+ * synchro_stream_free. */
+SYNCHRO_EXTERN int synchro_stream_close(synchro_stream_t *st, int64_t timeout_ms);
+
 /* ---- producer side (loop thread only) ------------------------------------------- */
 
 /* Offers one item (op->item_size bytes copied from `item`). Returns 0 when accepted
