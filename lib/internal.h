@@ -121,6 +121,7 @@ void synchro__error_add_context(synchro_error_t *err, const synchro_call_t *rec)
 #define SYNCHRO__WAITING 8u     /* a caller sleeps on the futex */
 #define SYNCHRO__CTL_QUEUED 16u /* in the control queue (cancel_next link) */
 #define SYNCHRO__DEMAND 32u     /* a stream consumer made room: run the demand hook */
+#define SYNCHRO__SENT 64u       /* a stream consumer sent a value or threw an error */
 
 /* loop-only flags */
 #define SYNCHRO__L_STARTED 0x01u     /* impl has been called */
@@ -475,6 +476,8 @@ void synchro__stream_bind(struct synchro_stream_s *st, synchro_call_t *rec);
 int synchro__stream_open(synchro_t *s, const synchro_op_t *op, const void *args, int64_t timeout_ms,
                          struct synchro_object_s *object, synchro_stream_t **out);
 void synchro__stream_demand(synchro_call_t *rec);
+/* Hands what the consumer sent (synchro_stream_send/throw) to the producer's hook. */
+void synchro__stream_deliver_sent(synchro_call_t *rec);
 /* Wakes the consumers of every stream that got items since the last flush. */
 void synchro__streams_flush(synchro_t *s);
 

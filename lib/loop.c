@@ -214,13 +214,16 @@ static bool drain_once(synchro_t *s) {
       continue;
     }
     SYNCHRO__SEAM(CANCEL_OBSERVE, cancels);
-    st = atomic_fetch_and_explicit(&cancels->state, ~(SYNCHRO__CTL_QUEUED | SYNCHRO__DEMAND),
+    st = atomic_fetch_and_explicit(&cancels->state,
+                                   ~(SYNCHRO__CTL_QUEUED | SYNCHRO__DEMAND | SYNCHRO__SENT),
                                    memory_order_acq_rel);
     /* Not started yet: the submission pass will see the cancel flag when it gets there. */
     if (st & SYNCHRO__CANCEL)
       cancel_call(s, cancels, SYNCHRO_ECANCELED);
     if ((st & SYNCHRO__DEMAND) && cancels->stream != NULL)
       synchro__stream_demand(cancels);
+    if ((st & SYNCHRO__SENT) && cancels->stream != NULL)
+      synchro__stream_deliver_sent(cancels);
     synchro__rec_unref(cancels);
     cancels = next;
   }

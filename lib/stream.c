@@ -33,7 +33,10 @@ struct synchro_stream_s {
   uint64_t tail_seen;          /* producer's copy of tail */
   synchro_demand_fn demand_fn; /* loop thread */
   void *demand_data;
-  bool dirty; /* in the loop's flush list */
+  synchro_send_fn send_fn; /* loop thread */
+  void *send_data;
+  _Atomic uintptr_t inbox; /* sent messages, newest first (consumer pushes, loop takes) */
+  bool dirty;              /* in the loop's flush list */
   synchro_stream_t *dirty_next;
   _Alignas(SYNCHRO__CACHE_LINE) _Atomic uint64_t tail; /* consumer */
   uint64_t head_seen;                                  /* consumer's copy of head */
@@ -88,8 +91,96 @@ static void stream_resolved(synchro__sink_t *sink, synchro_call_t *rec) {
   deliver_if_armed(st);
 }
 
+/* ---- values and errors sent to the producer -------------------------------------- */
+
+static int check_producer(const synchro_call_t *call);
+
+typedef struct sent_s {
+  struct sent_s *next;
+  int code; /* 0: a value; < 0: an error thrown */
+  size_t size;
+  _Alignas(16) unsigned char value[];
+} sent_t;
+
+static void free_sent(sent_t *m) {
+  while (m != NULL) {
+    sent_t *next = m->next;
+    synchro__free(m);
+    m = next;
+  }
+}
+
+static int post_sent(synchro_stream_t *st, int code, const void *value, size_t size) {
+  synchro_call_t *rec;
+  sent_t *m;
+  uintptr_t head;
+  if (st == NULL || (code == 0 && size != 0 && value == NULL) || code > 0)
+    return SYNCHRO_EINVAL;
+  rec = st->rec;
+  if (atomic_load_explicit(&st->end_seen, memory_order_acquire) || synchro__is_done(rec))
+    return SYNCHRO_ECLOSED; /* the producer is gone: nobody would see it */
+  if ((m = synchro__malloc(sizeof(*m) + size)) == NULL)
+    return SYNCHRO_ENOMEM;
+  m->code = code;
+  m->size = size;
+  if (size != 0)
+    memcpy(m->value, value, size);
+  head = atomic_load_explicit(&st->inbox, memory_order_relaxed);
+  do
+    m->next = (sent_t *)head;
+  while (!atomic_compare_exchange_weak_explicit(&st->inbox, &head, (uintptr_t)m,
+                                                memory_order_release, memory_order_relaxed));
+  synchro__post_control(rec, SYNCHRO__SENT);
+  return 0;
+}
+
+int synchro_stream_send(synchro_stream_t *st, const void *value, size_t size) {
+  return post_sent(st, 0, value, size);
+}
+
+int synchro_stream_throw(synchro_stream_t *st, int code) {
+  return code < 0 ? post_sent(st, code, NULL, 0) : SYNCHRO_EINVAL;
+}
+
+/* Loop thread: oldest first, while the producer runs and has a hook; otherwise the
+ * messages wait for a hook (or are dropped with the stream). */
+void synchro__stream_deliver_sent(synchro_call_t *rec) {
+  synchro_stream_t *st = rec->stream;
+  sent_t *list = NULL, *m;
+  if (st->send_fn == NULL || (rec->lflags & SYNCHRO__L_IMPL_DONE) ||
+      !(rec->lflags & SYNCHRO__L_STARTED))
+    return;
+  m = (sent_t *)atomic_exchange_explicit(&st->inbox, 0, memory_order_acquire);
+  while (m != NULL) { /* reverse into sending order */
+    sent_t *next = m->next;
+    m->next = list;
+    list = m;
+    m = next;
+  }
+  while (list != NULL) {
+    m = list;
+    list = m->next;
+    /* a hook that ended the call stops the delivery: the rest is dropped */
+    if (!(rec->lflags & SYNCHRO__L_IMPL_DONE))
+      st->send_fn(rec, m->code == 0 ? m->value : NULL, m->code, st->send_data);
+    synchro__free(m);
+  }
+}
+
+int synchro_call_on_send(synchro_call_t *call, synchro_send_fn fn, void *data) {
+  int rc = check_producer(call);
+  if (rc != 0 || fn == NULL)
+    return rc != 0 ? rc : SYNCHRO_EINVAL;
+  call->stream->send_fn = fn;
+  call->stream->send_data = data;
+  if (atomic_load_explicit(&call->stream->inbox, memory_order_relaxed) != 0)
+    synchro__post_control(call, SYNCHRO__SENT); /* sent before the hook: deliver next */
+  return 0;
+}
+
 void synchro__stream_destroy(synchro_stream_t *st) {
   uint64_t i, head = atomic_load(&st->head), tail = atomic_load(&st->tail);
+  free_sent((sent_t *)atomic_load(&st->inbox));
   if (st->item_free != NULL)
     for (i = tail; i != head; i++)
       st->item_free(slot(st, i));

@@ -534,6 +534,87 @@ static void check_fail_after(long k) {
   close_sync(s);
 }
 
+/* A22 send and throw: the "accumulator" producer yields a running sum. A value sent
+ * is added and the new sum yielded; a thrown RECOVERABLE error yields -1 and goes on;
+ * any other thrown error ends the stream with it. */
+#define RECOVERABLE (-40100)
+#define FATAL (-40200)
+typedef struct {
+  int64_t sum;
+} acc_t;
+static void acc_sent(synchro_call_t *call, const void *value, int code, void *data) {
+  acc_t *acc = data;
+  int64_t out;
+  if (code == RECOVERABLE) {
+    out = -1;
+    synchro_call_yield(call, &out);
+  } else if (code < 0) {
+    free(acc);
+    synchro_call_fail(call, code, NULL, "thrown in: %d", code);
+  } else {
+    acc->sum += *(const int64_t *)value;
+    synchro_call_yield(call, &acc->sum);
+  }
+}
+static void acc_cancel(synchro_call_t *call, int reason, void *data) {
+  free(data);
+  synchro_call_fail(call, reason, NULL, NULL);
+}
+static void acc_impl(synchro_call_t *call) {
+  acc_t *acc = calloc(1, sizeof(*acc));
+  synchro_call_yield(call, &acc->sum);
+  synchro_call_on_cancel(call, acc_cancel, acc);
+  synchro_call_on_send(call, acc_sent, acc);
+}
+static const synchro_op_t sop_accumulator = {
+    .name = "accumulator", .impl = acc_impl, .item_size = sizeof(int64_t)};
+
+START_TEST(test_a22_send_and_throw_reach_the_producer) {
+  synchro_t *s = new_sync();
+  synchro_stream_t *st = NULL;
+  const synchro_error_t *err;
+  int64_t item = -99, v;
+  ck_assert_int_eq(synchro_stream_open(s, &sop_accumulator, NULL, SYNCHRO_TIMEOUT_DEFAULT, &st), 0);
+  ck_assert_int_eq(synchro_stream_next(st, &item, 5000), 0);
+  ck_assert_int_eq(item, 0);
+  v = 5;
+  ck_assert_int_eq(synchro_stream_send(st, &v, sizeof(v)), 0);
+  ck_assert_int_eq(synchro_stream_next(st, &item, 5000), 0);
+  ck_assert_int_eq(item, 5);
+  v = 7; /* two sends in a row arrive in order */
+  ck_assert_int_eq(synchro_stream_send(st, &v, sizeof(v)), 0);
+  v = 30;
+  ck_assert_int_eq(synchro_stream_send(st, &v, sizeof(v)), 0);
+  ck_assert_int_eq(synchro_stream_next(st, &item, 5000), 0);
+  ck_assert_int_eq(item, 12);
+  ck_assert_int_eq(synchro_stream_next(st, &item, 5000), 0);
+  ck_assert_int_eq(item, 42);
+  ck_assert_int_eq(synchro_stream_throw(st, RECOVERABLE), 0); /* recovers, yields again */
+  ck_assert_int_eq(synchro_stream_next(st, &item, 5000), 0);
+  ck_assert_int_eq(item, -1);
+  v = 1;
+  ck_assert_int_eq(synchro_stream_send(st, &v, sizeof(v)), 0);
+  ck_assert_int_eq(synchro_stream_next(st, &item, 5000), 0);
+  ck_assert_int_eq(item, 43);
+  ck_assert_int_eq(synchro_stream_throw(st, 5), SYNCHRO_EINVAL);
+  ck_assert_int_eq(synchro_stream_throw(st, FATAL), 0); /* ends the stream with it */
+  ck_assert_int_eq(synchro_stream_next(st, &item, 5000), FATAL);
+  ck_assert_int_eq(synchro_stream_next(st, &item, 5000), FATAL); /* the same, every time */
+  err = synchro_stream_error(st);
+  ck_assert_int_eq(synchro_error_code(err), FATAL);
+  ck_assert_str_eq(synchro_error_origin(err), "accumulator");
+  ck_assert_int_eq(synchro_stream_send(st, &v, sizeof(v)), SYNCHRO_ECLOSED);
+  synchro_stream_free(st);
+  /* values sent before the producer reads them, then an early free: nothing leaks */
+  ck_assert_int_eq(synchro_stream_open(s, &sop_accumulator, NULL, SYNCHRO_TIMEOUT_DEFAULT, &st), 0);
+  ck_assert_int_eq(synchro_stream_send(st, &v, sizeof(v)), 0);
+  ck_assert_int_eq(synchro_stream_send(st, &v, sizeof(v)), 0);
+  synchro_stream_free(st);
+  ck_assert_int_eq(synchro_stream_send(NULL, &v, sizeof(v)), SYNCHRO_EINVAL);
+  close_sync(s);
+}
+END_TEST
+
 START_TEST(test_a22_fail_after_k_items) { check_fail_after(5); }
 END_TEST
 
@@ -1058,6 +1139,7 @@ static Suite *streams_suite(void) {
   tcase_set_timeout(tc, 20);
   tcase_add_checked_fixture(tc, setup, NULL);
   tcase_add_test(tc, test_a22_fail_after_k_items);
+  tcase_add_test(tc, test_a22_send_and_throw_reach_the_producer);
   tcase_add_test(tc, test_a22_fail_after_more_items_than_capacity);
   tcase_add_test(tc, test_a22_fail_before_any_item);
   tcase_add_test(tc, test_a22_empty_stream_ends_not_fails);

@@ -87,6 +87,20 @@ SYNCHRO_EXTERN void synchro_stream_free(synchro_stream_t *st);
  * synchro_stream_free. */
 SYNCHRO_EXTERN int synchro_stream_close(synchro_stream_t *st, int64_t timeout_ms);
 
+/* Sends a value into the running producer (a generator's send): `size` bytes at
+ * `value` are copied and handed, in sending order, to the hook the producer registered
+ * with synchro_call_on_send, on the loop thread. Values sent before the producer
+ * registers wait for it; values left when it ends are dropped. Returns 0 (queued),
+ * SYNCHRO_ECLOSED (the stream has ended: nobody would see it), SYNCHRO_ENOMEM,
+ * SYNCHRO_EINVAL. Thread-safe: the consumer's thread, like next. */
+SYNCHRO_EXTERN int synchro_stream_send(synchro_stream_t *st, const void *value, size_t size);
+
+/* Throws an error into the running producer (a generator's throw): its send hook gets
+ * `code` (< 0) and no value, and may recover (yield again) or end the stream with it
+ * (synchro_call_fail). Returns as synchro_stream_send, and SYNCHRO_EINVAL for a code
+ * >= 0. Thread-safe: the consumer's thread, like next. */
+SYNCHRO_EXTERN int synchro_stream_throw(synchro_stream_t *st, int code);
+
 /* ---- producer side (loop thread only) ------------------------------------------- */
 
 /* Offers one item (op->item_size bytes copied from `item`). Returns 0 when accepted
@@ -96,6 +110,16 @@ SYNCHRO_EXTERN int synchro_stream_close(synchro_stream_t *st, int64_t timeout_ms
  * stream was ended; SYNCHRO_EINVAL (not a stream call); SYNCHRO_EPERM (off the loop).
  * Loop thread only. */
 SYNCHRO_EXTERN int synchro_call_yield(synchro_call_t *call, const void *item);
+
+/* What a consumer sent: a value (`code` 0, `value` borrowed for the call) or a thrown
+ * error (`code` < 0, `value` NULL). Runs on the loop thread, never inside
+ * synchro_call_yield or synchro_call_on_send. */
+typedef void (*synchro_send_fn)(synchro_call_t *call, const void *value, int code, void *data);
+
+/* Registers (or replaces) the producer's send hook; values already sent are delivered
+ * next. Returns 0, SYNCHRO_EINVAL, SYNCHRO_EPERM (off the loop thread, not a stream
+ * call). Thread-safe: loop thread only. */
+SYNCHRO_EXTERN int synchro_call_on_send(synchro_call_t *call, synchro_send_fn fn, void *data);
 
 /* Free slots in the buffer now (0 when full), or a negative code as above.
  * Loop thread only. */
