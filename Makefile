@@ -110,10 +110,19 @@ $(SHARED_LIB): $(LIB_OBJS)
 $(B)/bridge: $(BRIDGE_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
+# A31: every test program runs with libuv's handle functions wrapped, so a call that
+# targets a running synchronizer's loop from another thread aborts the test
+# (tests/support/affinity.c).
+AFFINITY_WRAPPED := uv_timer_init uv_timer_start uv_timer_stop uv_poll_init uv_poll_start \
+  uv_poll_stop uv_prepare_start uv_idle_start uv_tcp_init uv_read_start uv_read_stop uv_write \
+  uv_queue_work uv_close uv_stop
+AFFINITY_LDFLAGS := $(foreach f,$(AFFINITY_WRAPPED),-Wl,--wrap=$(f))
+$(B)/obj/tests/support/affinity.o: ALL_CFLAGS += -Ilib -Itests -DSYNCHRO_TEST_SEAMS
+
 $(B)/tests/%: tests/%.c $(TEST_SUPPORT_OBJS) $(TEST_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests -Ilib -MMD -MP $< $(EXTRA_TEST_SRCS) $(TEST_SUPPORT_OBJS) $(TEST_LIB) -o $@ \
-	  $(ALL_LDFLAGS) $(CHECK_LIBS) $(LIBS) -lm $(EXTRA_TEST_FLAGS)
+	  $(ALL_LDFLAGS) $(AFFINITY_LDFLAGS) $(CHECK_LIBS) $(LIBS) -lm $(EXTRA_TEST_FLAGS)
 
 # check_conformance links the generated conformance module and its implementation.
 CONF_SRCS := tests/conformance/gen/conf.c tests/conformance/conf_impl.c
@@ -432,7 +441,7 @@ RACE_ITERS ?= 100000
 $(B)/stress/stress: $(STRESS_SRCS) tests/stress/mix.h $(TEST_SUPPORT_OBJS) $(TEST_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests -Ilib $(STRESS_SRCS) $(TEST_SUPPORT_OBJS) $(TEST_LIB) -o $@ \
-	  $(ALL_LDFLAGS) $(LIBS)
+	  $(ALL_LDFLAGS) $(AFFINITY_LDFLAGS) $(LIBS)
 $(B)/tests/check_stress: EXTRA_TEST_SRCS := tests/stress/mix.c
 $(B)/tests/check_stress: tests/stress/mix.c tests/stress/mix.h
 .PHONY: stress soak race

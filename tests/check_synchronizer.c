@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "support/affinity.h"
 #include "support/testops.h"
 #include "synchro.h"
 #include "testing.h"
@@ -232,6 +233,56 @@ START_TEST(test_a15_failed_start_is_clean_and_retried) {
     ck_assert_int_eq(after.fds, before.fds);
     ck_assert_int_eq(after.loops, before.loops);
   }
+}
+END_TEST
+
+/* A31: the affinity check every test program runs under. An implementation hands out
+ * its loop; libuv calls on it from the test thread are caught (counted and refused
+ * here; in the default mode, as in every other test, they abort). */
+static void give_loop_impl(synchro_call_t *call) {
+  uv_loop_t *loop = synchro_call_loop(call);
+  synchro_call_return(call, &loop);
+}
+static const synchro_op_t op_give_loop = {
+    .name = "give_loop", .impl = give_loop_impl, .result_size = sizeof(uv_loop_t *)};
+
+START_TEST(test_a31_uv_calls_off_the_loop_thread_are_caught) {
+  synchro_t *s = new_sync();
+  uv_loop_t *loop = NULL, own;
+  uv_timer_t t;
+  long before = affinity_violations();
+  int status;
+  pid_t pid;
+  ck_assert_int_eq(synchro_call(s, &op_give_loop, NULL, SYNCHRO_TIMEOUT_DEFAULT, &loop, NULL), 0);
+  affinity_abort_on_violation(0);
+  ck_assert_int_eq(uv_timer_init(loop, &t), UV_EINVAL);
+  uv_stop(loop);
+  ck_assert_int_eq(affinity_violations() - before, 2);
+  /* the program's own loops are not checked */
+  ck_assert_int_eq(uv_loop_init(&own), 0);
+  ck_assert_int_eq(uv_timer_init(&own, &t), 0);
+  uv_close((uv_handle_t *)&t, NULL);
+  ck_assert_int_eq(uv_run(&own, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_loop_close(&own), 0);
+  ck_assert_int_eq(affinity_violations() - before, 2);
+  affinity_abort_on_violation(1);
+  fflush(NULL);
+  pid = fork(); /* the default mode, in a child: the same call aborts */
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    int64_t r = 0;
+    test_add_args_t args = {1, 1};
+    synchro_call(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &r, NULL); /* child's loop */
+    synchro_call(s, &op_give_loop, NULL, SYNCHRO_TIMEOUT_DEFAULT, &loop, NULL);
+    uv_timer_init(loop, &t);
+    _exit(0);
+  }
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "child status %#x", status);
+  /* after close the loop thread is gone: the owner may touch the loop again */
+  ck_assert_int_eq(synchro_close(s, 0), 0);
+  ck_assert_int_eq(affinity_violations() - before, 2);
+  synchro_free(s);
 }
 END_TEST
 
@@ -1101,6 +1152,7 @@ static Suite *synchronizer_suite(void) {
   tcase_set_tags(tc, "fork");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_a13_exit_with_live_synchronizer);
+  tcase_add_test(tc, test_a31_uv_calls_off_the_loop_thread_are_caught);
   tcase_add_test(tc, test_a13_exit_hook_cancels_and_joins);
   tcase_add_test(tc, test_a13_without_hook_detaches);
   tcase_add_test(tc, test_a13_close_from_an_atexit_handler);
