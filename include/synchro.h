@@ -17,5 +17,6 @@
 #include "synchro/stream.h"
 #include "synchro/object.h"
 #include "synchro/module.h"
+#include "synchro/diag.h"
 
 #endif /* SYNCHRO_H */

@@ -41,11 +41,16 @@ static void before_fork(void) {
     pthread_mutex_unlock(&registry_mutex);
     sched_yield(); /* that loop is moving calls: a few microseconds */
   }
+  for (synchro_t *s = registry; s != NULL; s = s->reg_next)
+    synchro__wd_fork_lock(s, true); /* no watchdog is inside libuv's metrics lock */
   pthread_mutex_lock(&synchro__start_mutex);
 }
 
 static void after_fork_parent(void) {
+  synchro_t *s;
   pthread_mutex_unlock(&synchro__start_mutex);
+  for (s = registry; s != NULL; s = s->reg_next)
+    synchro__wd_fork_lock(s, false);
   unlock_until(NULL);
   pthread_mutex_unlock(&registry_mutex);
 }
@@ -53,9 +58,13 @@ static void after_fork_parent(void) {
 static void after_fork_child(void) {
   synchro_t *s;
   pthread_mutex_init(&synchro__start_mutex, NULL);
-  for (s = registry; s != NULL; s = s->reg_next)
+  for (s = registry; s != NULL; s = s->reg_next) {
     pthread_mutex_init(&s->fork_lock, NULL);
+    synchro__wd_fork_child(s);
+    atomic_store(&s->waits_on, NULL); /* no loop thread blocks on anything here */
+  }
   pthread_mutex_init(&registry_mutex, NULL);
+  synchro__diag_fork_child();
   atomic_fetch_add(&synchro__fork_gen, 1);
   synchro__tls_loop = NULL; /* no loop thread exists in the child */
 }

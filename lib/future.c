@@ -310,6 +310,21 @@ static void take_error(synchro_call_t *rec, synchro_error_t **out) {
   rec->cflags |= SYNCHRO__C_ERROR_TAKEN;
 }
 
+/* A blocking call made on a loop or host-loop thread: wait-for edge, cycle check,
+ * report (lib/diag.c). */
+static int call_watched(synchro_t *s, const synchro_op_t *op, const void *args,
+                        int64_t timeout_ms, void *result, synchro_error_t **err) {
+  synchro__blocking_t b;
+  synchro_call_t *rec;
+  int rc = synchro__blocking_begin(s, &b);
+  if (rc != 0)
+    return rc;
+  if ((rc = synchro__submit(s, op, args, timeout_ms, true, NULL, &rec)) == 0)
+    rc = synchro__finish_blocking(rec, result, err);
+  synchro__blocking_end(s, op, rc, &b);
+  return rc;
+}
+
 int synchro_call(synchro_t *s, const synchro_op_t *op, const void *args, int64_t timeout_ms,
                  void *result, synchro_error_t **err) {
   synchro_call_t *rec;
@@ -322,13 +337,40 @@ int synchro_call(synchro_t *s, const synchro_op_t *op, const void *args, int64_t
     return SYNCHRO_EINVAL;
   if (op != NULL && op->item_size != 0)
     return SYNCHRO_EINVAL;
+  if (synchro__blocking_watched())
+    return call_watched(s, op, args, timeout_ms, result, err);
   if ((rc = synchro__submit(s, op, args, timeout_ms, true, NULL, &rec)) != 0)
     return rc;
   return synchro__finish_blocking(rec, result, err);
 }
 
+/* Past its deadline plus this, a blocking caller whose call the loop has not even
+ * started cancelling stops waiting: that loop is stuck (a wait cycle the detection
+ * cannot see, a stalled implementation), and the deadline must still hold. */
+#define STUCK_LOOP_SLACK_NS (250u * 1000000u)
+
+/* Gives up on a call whose loop did not act on its deadline: requests its
+ * cancellation (reason SYNCHRO_ETIMEDOUT) unless the loop already decided or started
+ * cancelling it, in which case the caller keeps waiting for that to finish. */
+static bool give_up(synchro_call_t *rec) {
+  uint32_t st = atomic_load_explicit(&rec->state, memory_order_acquire);
+  do {
+    if (synchro__phase(st) != SYNCHRO__PENDING || (st & SYNCHRO__CANCEL))
+      return false;
+  } while (!atomic_compare_exchange_weak_explicit(&rec->state, &st, st | SYNCHRO__CANCEL,
+                                                  memory_order_acq_rel, memory_order_acquire));
+  synchro__post_control(rec, 0);
+  return true;
+}
+
 int synchro__finish_blocking(synchro_call_t *rec, void *result, synchro_error_t **err) {
   int rc;
+  if (SYNCHRO__UNLIKELY(rec->deadline_ns != 0) &&
+      wait_done(rec, rec->deadline_ns + STUCK_LOOP_SLACK_NS) != 0 && give_up(rec)) {
+    rec->cflags |= SYNCHRO__C_FREED; /* as synchro_future_free: the loop releases it */
+    synchro__rec_unref(rec);
+    return SYNCHRO_ETIMEDOUT;
+  }
   wait_done(rec, UINT64_MAX);
   rc = rec->status;
   if (rc == 0) {

@@ -134,6 +134,7 @@ static int host_alloc(synchro_host_t **out) {
   h->fd = fd;
   h->thread = pthread_self();
   atomic_init(&h->refs, 1);
+  synchro__host_thread_add(1); /* a host-loop thread until the host is freed */
   *out = h;
   return 0;
 }
@@ -159,6 +160,7 @@ int synchro_host_new_uv(synchro_host_t **out, uv_loop_t *loop) {
    * the receiving loop spin while a preempted sender is between its two steps. */
   if ((rc = uv_poll_init(loop, &h->poll, h->fd)) != 0 ||
       (rc = uv_poll_start(&h->poll, UV_READABLE, on_host_readable)) != 0) {
+    synchro__host_thread_add(-1);
     synchro__fd_close(h->fd);
     synchro__free(h);
     *out = NULL;
@@ -318,6 +320,7 @@ static void do_free(synchro_host_t *h) {
   synchro_call_t *rec, *next;
   uintptr_t top;
   atomic_store_explicit(&h->closed, true, memory_order_release);
+  synchro__host_thread_add(-1);
   absorb_inbox(h, SYNCHRO__STACK_CLOSED);
   /* Once done_head is closed, a notification releases its call at once on the loop
    * thread; hold every listed call first so the walks below never touch freed ones. */

@@ -361,6 +361,9 @@ struct synchro_s {
   _Atomic(const synchro_op_t *) busy_op;
   _Atomic uint32_t busy_since_ms;
   _Atomic int loop_tid; /* the loop thread's kernel id while it runs, else 0 */
+  /* diagnostics (lib/diag.c) */
+  _Atomic(synchro_t *) waits_on; /* the synchronizer this loop thread blocks on, or NULL */
+  struct synchro__watch_s *wd;   /* the stall watchdog, NULL when off */
 };
 
 /* The synchronizer whose loop runs on this thread, or NULL. */
@@ -469,6 +472,38 @@ void synchro__loop_cancel(synchro_t *s, synchro_call_t *rec, int reason);
 void synchro__force_admission(synchro_t *s);
 /* Counts a call as started (cancellable, seen by shutdown) without running it yet. */
 void synchro__loop_park(synchro_t *s, synchro_call_t *rec);
+
+/* diag.c: diagnostics hook, host-thread marks, wait-for edges, stall watchdog */
+/* Non-zero on a host-loop thread (hosts it owns + the explicit mark). */
+extern _Thread_local int synchro__tls_host;
+typedef struct synchro__blocking_s {
+  synchro_t *self; /* the loop whose thread makes the call (its wait-for edge is set) */
+  uint64_t t0;     /* start time when the call is reported, else 0 */
+} synchro__blocking_t;
+/* Whether a blocking call made on this thread needs synchro__blocking_begin/end: on
+ * a loop thread or a host-loop thread. One TLS read and a branch otherwise. */
+static inline bool synchro__blocking_watched(void) {
+  return SYNCHRO__UNLIKELY(synchro__tls_loop != NULL || synchro__tls_host != 0);
+}
+/* Before blocking on `target`: sets this loop's wait-for edge and walks the chain
+ * from `target`; returns SYNCHRO_EDEADLK (edge cleared) if it comes back here. */
+int synchro__blocking_begin(synchro_t *target, synchro__blocking_t *b);
+/* After: clears the edge and reports the call through the hook, if one is set. */
+void synchro__blocking_end(synchro_t *target, const synchro_op_t *op, int rc,
+                           const synchro__blocking_t *b);
+void synchro__host_thread_add(int delta);
+/* The stall watchdog: allocated by synchro_new, its thread runs while the loop thread
+ * does (started and joined by the loop thread). */
+int synchro__wd_new(synchro_t *s);
+void synchro__wd_free(synchro_t *s);
+void synchro__wd_loop_start(synchro_t *s);
+void synchro__wd_loop_stop(synchro_t *s);
+void synchro__wd_iteration(synchro_t *s);                         /* once per loop iteration */
+void synchro__wd_activity(synchro_t *s);                          /* calls were taken */
+void synchro__wd_running(synchro_t *s, const synchro_op_t *op);   /* impl starts (NULL: ends) */
+void synchro__wd_fork_lock(synchro_t *s, bool lock);              /* around fork() */
+void synchro__wd_fork_child(synchro_t *s);
+void synchro__diag_fork_child(void);
 
 /* stream.c */
 void synchro__stream_destroy(struct synchro_stream_s *st);

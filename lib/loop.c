@@ -180,7 +180,13 @@ void synchro__loop_run_impl(synchro_t *s, synchro_call_t *rec) {
   /* For a dump the loop does not answer (it is stuck in this implementation). */
   atomic_store_explicit(&s->busy_since_ms, rec->since_ms, memory_order_relaxed);
   atomic_store_explicit(&s->busy_op, rec->op, memory_order_relaxed);
-  rec->op->impl(rec); /* may finish (and release) rec before returning */
+  if (SYNCHRO__UNLIKELY(s->wd != NULL)) { /* the stall watchdog names the running op */
+    synchro__wd_running(s, rec->op);
+    rec->op->impl(rec);
+    synchro__wd_running(s, NULL);
+  } else {
+    rec->op->impl(rec); /* may finish (and release) rec before returning */
+  }
   atomic_store_explicit(&s->busy_op, NULL, memory_order_relaxed);
 }
 
@@ -196,6 +202,8 @@ static bool drain_once(synchro_t *s) {
   cancels = synchro__stack_take_fifo(&s->cancel_head, true);
   any = calls != NULL || cancels != NULL;
   now = calls != NULL ? synchro__now_ns() : 0;
+  if (SYNCHRO__UNLIKELY(s->wd != NULL) && calls != NULL)
+    synchro__wd_activity(s); /* a parked watchdog watches again */
   while (calls != NULL) {
     synchro_call_t *next = calls->next;
     SYNCHRO__SEAM(DEQUEUE, calls);
@@ -387,8 +395,11 @@ static void begin_shutdown(synchro_t *s) {
 /* Before the loop may block: items yielded by any callback of this iteration reach
  * their consumers now, with one wakeup per stream. */
 static void on_prepare(uv_prepare_t *prepare) {
-  synchro__streams_flush(prepare->data);
-  synchro__loop_release_finished(prepare->data);
+  synchro_t *s = prepare->data;
+  synchro__streams_flush(s);
+  synchro__loop_release_finished(s);
+  if (SYNCHRO__UNLIKELY(s->wd != NULL))
+    synchro__wd_iteration(s); /* the iteration ends: the loop polls next */
 }
 
 int synchro__loop_init(synchro_t *s) {
@@ -397,6 +408,9 @@ int synchro__loop_init(synchro_t *s) {
     return rc;
   SYNCHRO__LIVE(LOOPS, 1);
   s->loop.data = s; /* how test builds recognise a synchronizer's loop (affinity check) */
+  /* The watchdog measures busy time as wall time minus the time libuv waited. */
+  if (s->wd != NULL && (rc = uv_loop_configure(&s->loop, UV_METRICS_IDLE_TIME)) != 0)
+    goto fail_loop;
   rc = synchro__eventfd_new();
   if (rc < 0)
     goto fail_loop;
@@ -477,7 +491,11 @@ void *synchro__loop_main(void *arg) {
   SYNCHRO__LIVE(THREADS, 1);
   atomic_store_explicit(&s->loop_tid, (int)syscall(SYS_gettid), memory_order_relaxed);
   synchro__tls_loop = s;
+  if (s->wd != NULL)
+    synchro__wd_loop_start(s);
   uv_run(&s->loop, UV_RUN_DEFAULT);
+  if (s->wd != NULL)
+    synchro__wd_loop_stop(s); /* before the loop (read by the watchdog) goes */
   synchro__loop_drop_all(s, SYNCHRO_ESHUTDOWN);
   synchro__objects_orphan(s, SYNCHRO_ESHUTDOWN);
   synchro__loop_dispose(s);

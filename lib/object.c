@@ -560,6 +560,15 @@ static int call_blocking(synchro_object_t *obj, const synchro_op_t *op, const vo
     return SYNCHRO_EDEADLK;
   if (op != NULL && op->result_size != 0 && result == NULL)
     return SYNCHRO_EINVAL;
+  if (synchro__blocking_watched()) { /* wait-for edge, cycle check, report */
+    synchro__blocking_t b;
+    if ((rc = synchro__blocking_begin(obj->sync, &b)) != 0)
+      return rc;
+    if ((rc = submit_on(obj, op, args, timeout_ms, true, kind, &rec)) == 0)
+      rc = synchro__finish_blocking(rec, result, err);
+    synchro__blocking_end(obj->sync, op, rc, &b);
+    return rc;
+  }
   if ((rc = submit_on(obj, op, args, timeout_ms, true, kind, &rec)) != 0)
     return rc;
   return synchro__finish_blocking(rec, result, err);

@@ -49,7 +49,7 @@ int synchro_new(synchro_t **out, const synchro_options_t *opts) {
     opts = &defaults;
   }
   if (opts->loop_spin_ns < 0 || opts->caller_spin_ns < 0 ||
-      !valid_timeout(opts->default_timeout_ms))
+      !valid_timeout(opts->default_timeout_ms) || opts->stall_threshold_ms < 0)
     return SYNCHRO_EINVAL;
   s = synchro__aligned_calloc(sizeof(*s));
   if (s == NULL)
@@ -63,6 +63,11 @@ int synchro_new(synchro_t **out, const synchro_options_t *opts) {
   s->opts.name = s->name;
   if (s->opts.default_timeout_ms == 0)
     s->opts.default_timeout_ms = SYNCHRO_TIMEOUT_INFINITE;
+  if (synchro__wd_new(s) != 0) {
+    synchro__free(s->name);
+    synchro__aligned_free(s);
+    return SYNCHRO_ENOMEM;
+  }
   s->spin_loop = opts->loop_spin_ns > 0 && synchro__ncpu() > 1;
   s->error_context = env_flag("SYNCHRO_ERROR_CONTEXT");
   s->wake_fd = -1;
@@ -213,6 +218,7 @@ void synchro_free(synchro_t *s) {
   synchro__fd_close(s->wake_fd);
   synchro__fork_unregister(s);
   pthread_mutex_destroy(&s->close_mutex);
+  synchro__wd_free(s);
   synchro__free(s->name);
   synchro__aligned_free(s);
 }

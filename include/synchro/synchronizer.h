@@ -36,6 +36,12 @@ typedef struct synchro_options_s {
    * 0 or SYNCHRO_TIMEOUT_INFINITE (default) for none. A zeroed options struct is
    * valid: no default deadline, no spinning, unbounded, named "synchro". */
   int64_t default_timeout_ms;
+  /* Stall watchdog (docs/diagnostics.md): when > 0, a watchdog thread reports through
+   * the diagnostics hook (synchro/diag.h) every loop iteration that stays busy this
+   * many ms or more, and synchro_diag_lag() reports the longest. 0 (default): off, no
+   * thread and no cost. While calls are in flight the watchdog wakes every
+   * threshold/4 ms (at least 1 ms); while none are, it sleeps until one arrives. */
+  int64_t stall_threshold_ms;
 } synchro_options_t;
 
 /* Counters since creation. in_flight = submitted - completed - failed - cancelled. */
@@ -55,7 +61,8 @@ SYNCHRO_EXTERN void synchro_options_init(synchro_options_t *opts);
  * The loop thread, once started, inherits the CPU affinity of the thread whose call
  * starts it. On success *out is owned by the caller: synchro_close() then
  * synchro_free() it. Returns 0, SYNCHRO_EINVAL (out NULL, a negative spin, a negative
- * default timeout other than SYNCHRO_TIMEOUT_INFINITE) or SYNCHRO_ENOMEM.
+ * default timeout other than SYNCHRO_TIMEOUT_INFINITE, a negative stall threshold) or
+ * SYNCHRO_ENOMEM.
  * Thread-safe: yes. */
 SYNCHRO_EXTERN int synchro_new(synchro_t **out, const synchro_options_t *opts);
 
