@@ -8,10 +8,12 @@
  * two loops closing a cycle at the same time at least one sees the other's edge.
  *
  * Stall watchdog: the loop is configured with UV_METRICS_IDLE_TIME, so libuv counts
- * the time spent waiting in its poll. The loop bumps an iteration counter once per
- * iteration (in its prepare callback, just before polling). A watchdog thread samples
- * the counter and the idle time: within one iteration, busy = wall - idle. A stall is
- * reported once, when the busy time of one iteration reaches the threshold. The
+ * the time spent waiting in its poll. The loop bumps a progress counter once per
+ * iteration (in its prepare callback, just before polling) and whenever it starts an
+ * implementation. A watchdog thread samples the counter and the idle time: between two
+ * bumps, busy = wall - idle. A stall is reported once, when the busy time since the
+ * last bump reaches the threshold. The lag metric is measured by the loop itself, per
+ * iteration (prepare to prepare, minus the idle time). The
  * watchdog ticks every threshold/4 while calls are in flight and parks on a futex
  * while nothing is in flight and the loop waits in its poll; taking calls off the
  * queue wakes it (Dekker: the loop publishes activity then reads "parked", the
@@ -135,7 +137,13 @@ struct synchro__watch_s {
   _Atomic uint32_t stop;     /* futex word of the ticks: 1 = stop */
   _Atomic uint32_t parked;   /* futex word: 1 while the watchdog sleeps untimed */
   _Atomic uint64_t activity; /* bumped by the loop when it takes calls */
-  _Atomic uint64_t iter;     /* loop iterations */
+  /* Progress, published by the loop as a seqlock (odd while writing): bumped at every
+   * loop iteration (prepare) and implementation start, with the time of the bump and
+   * libuv's idle time then (NO_IDLE: the loop is running, the current idle time holds
+   * until the next iteration). */
+  _Atomic uint64_t seq;
+  _Atomic uint64_t prog_ns;
+  _Atomic uint64_t prog_idle;
   _Atomic(const synchro_op_t *) op;
   _Atomic uint64_t stalls;
   _Atomic uint64_t max_busy_ns;
@@ -214,32 +222,54 @@ static void park(synchro__watch_t *w) {
   atomic_store(&w->parked, 0);
 }
 
+#define NO_IDLE UINT64_MAX
+
+/* The loop side of the seqlock (one writer: the loop thread). */
+static void publish_progress(synchro__watch_t *w, uint64_t now, uint64_t idle) {
+  uint64_t seq = atomic_load_explicit(&w->seq, memory_order_relaxed);
+  atomic_store_explicit(&w->seq, seq + 1, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release);
+  atomic_store_explicit(&w->prog_ns, now, memory_order_relaxed);
+  atomic_store_explicit(&w->prog_idle, idle, memory_order_relaxed);
+  atomic_store_explicit(&w->seq, seq + 2, memory_order_release);
+}
+
 static void *watch_main(void *arg) {
   synchro__watch_t *w = arg;
-  uint64_t last_iter = UINT64_MAX, base_wall = 0, base_idle = 0, prev_idle = 0;
+  uint64_t last_seq = UINT64_MAX, base_idle = 0, prev_idle = 0;
   bool reported = false;
   while (atomic_load(&w->stop) == 0) {
-    uint64_t now, idle, iter = atomic_load_explicit(&w->iter, memory_order_acquire);
+    uint64_t now, idle, prog_ns, prog_idle, seq2;
     bool polling;
+    uint64_t seq = atomic_load_explicit(&w->seq, memory_order_acquire);
+    prog_ns = atomic_load_explicit(&w->prog_ns, memory_order_relaxed);
+    prog_idle = atomic_load_explicit(&w->prog_idle, memory_order_relaxed);
     sample(w, &now, &idle);
-    if (iter != last_iter) { /* a new iteration: measure from here */
-      last_iter = iter;
-      base_wall = now;
-      base_idle = idle;
-      reported = false;
-    } else if (!reported) {
-      uint64_t wall = now - base_wall, idle_d = idle - base_idle;
-      uint64_t busy = wall > idle_d ? wall - idle_d : 0;
-      if (busy >= w->threshold_ns) {
-        reported = true;
-        report_stall(w, busy);
+    atomic_thread_fence(memory_order_acquire);
+    seq2 = atomic_load_explicit(&w->seq, memory_order_relaxed);
+    /* Progress during the sample (or a torn read): no stall right now. */
+    if (seq == seq2 && !(seq & 1)) {
+      if (seq != last_seq) { /* busy is measured from the loop's last progress */
+        last_seq = seq;
+        /* After an implementation start the loop has not polled since (a poll comes
+         * after a prepare, which moves seq): the idle time is still the one at the
+         * start. */
+        base_idle = prog_idle != NO_IDLE ? prog_idle : idle;
+        reported = false;
+      }
+      if (!reported) {
+        uint64_t wall = now > prog_ns ? now - prog_ns : 0, idle_d = idle - base_idle;
+        uint64_t busy = wall > idle_d ? wall - idle_d : 0;
+        if (busy >= w->threshold_ns) {
+          reported = true;
+          report_stall(w, busy);
+        }
       }
     }
     polling = idle > prev_idle; /* the loop waited in its poll since the last sample */
     prev_idle = idle;
     if (polling && in_flight(w->s) == 0) {
       park(w);
-      last_iter = UINT64_MAX;
       continue;
     }
     synchro__futex_wait(&w->stop, 0, synchro__now_ns() + w->period_ns);
@@ -256,6 +286,7 @@ void synchro__wd_loop_start(synchro_t *s) {
   w->loop_thread = pthread_self();
   w->prep_ns = uv_hrtime();
   w->prep_idle = uv_metrics_idle_time(&s->loop);
+  publish_progress(w, w->prep_ns, w->prep_idle);
   /* Signals stay blocked: the watchdog inherits the loop thread's mask. */
   w->running = pthread_create(&w->thread, NULL, watch_main, w) == 0;
   if (w->running) {
@@ -285,7 +316,7 @@ void synchro__wd_iteration(synchro_t *s) {
   w->prep_idle = idle;
   atomic_store_explicit(&w->last_busy_ns, busy, memory_order_relaxed);
   max_update(&w->max_busy_ns, busy);
-  atomic_fetch_add_explicit(&w->iter, 1, memory_order_release);
+  publish_progress(w, now, idle);
 }
 
 void synchro__wd_activity(synchro_t *s) {
@@ -298,6 +329,10 @@ void synchro__wd_activity(synchro_t *s) {
 }
 
 void synchro__wd_running(synchro_t *s, const synchro_op_t *op) {
+  /* A new implementation starting is progress too: calls taken back to back in one
+   * iteration are measured one by one (the lag metric still sees the iteration). */
+  if (op != NULL)
+    publish_progress(s->wd, uv_hrtime(), NO_IDLE);
   atomic_store_explicit(&s->wd->op, op, memory_order_release);
 }
 
