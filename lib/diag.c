@@ -178,9 +178,8 @@ void synchro__wd_free(synchro_t *s) {
 
 static void max_update(_Atomic uint64_t *max, uint64_t v) {
   uint64_t cur = atomic_load_explicit(max, memory_order_relaxed);
-  while (v > cur &&
-         !atomic_compare_exchange_weak_explicit(max, &cur, v, memory_order_relaxed,
-                                                memory_order_relaxed))
+  while (v > cur && !atomic_compare_exchange_weak_explicit(max, &cur, v, memory_order_relaxed,
+                                                           memory_order_relaxed))
     ;
 }
 

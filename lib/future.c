@@ -312,8 +312,8 @@ static void take_error(synchro_call_t *rec, synchro_error_t **out) {
 
 /* A blocking call made on a loop or host-loop thread: wait-for edge, cycle check,
  * report (lib/diag.c). */
-static int call_watched(synchro_t *s, const synchro_op_t *op, const void *args,
-                        int64_t timeout_ms, void *result, synchro_error_t **err) {
+static int call_watched(synchro_t *s, const synchro_op_t *op, const void *args, int64_t timeout_ms,
+                        void *result, synchro_error_t **err) {
   synchro__blocking_t b;
   synchro_call_t *rec;
   int rc = synchro__blocking_begin(s, &b);

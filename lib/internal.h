@@ -498,10 +498,10 @@ int synchro__wd_new(synchro_t *s);
 void synchro__wd_free(synchro_t *s);
 void synchro__wd_loop_start(synchro_t *s);
 void synchro__wd_loop_stop(synchro_t *s);
-void synchro__wd_iteration(synchro_t *s);                         /* once per loop iteration */
-void synchro__wd_activity(synchro_t *s);                          /* calls were taken */
-void synchro__wd_running(synchro_t *s, const synchro_op_t *op);   /* impl starts (NULL: ends) */
-void synchro__wd_fork_lock(synchro_t *s, bool lock);              /* around fork() */
+void synchro__wd_iteration(synchro_t *s);                       /* once per loop iteration */
+void synchro__wd_activity(synchro_t *s);                        /* calls were taken */
+void synchro__wd_running(synchro_t *s, const synchro_op_t *op); /* impl starts (NULL: ends) */
+void synchro__wd_fork_lock(synchro_t *s, bool lock);            /* around fork() */
 void synchro__wd_fork_child(synchro_t *s);
 void synchro__diag_fork_child(void);
 

@@ -273,7 +273,7 @@ START_TEST(test_a2_host_thread_blocking_call_reported) {
   uv_timer_start(&late_timer, late_timer_cb, 20, 0);
   ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0); /* returns: no deadlock */
   ck_assert_int_eq(r.rc, 0);
-  ck_assert_int_eq(r.slept, 100); /* the right result */
+  ck_assert_int_eq(r.slept, 100);           /* the right result */
   ck_assert_double_ge(r.late_fired_ms, 95); /* the host timer fired late: the stall */
   ck_assert_int_eq(events_of(SYNCHRO_DIAG_HOST_BLOCKED), 1);
   ev = first_of(SYNCHRO_DIAG_HOST_BLOCKED);
@@ -497,9 +497,7 @@ END_TEST
 
 /* ---- A36: synchro_is_loop_thread ---------------------------------------------------- */
 
-static void *foreign_is_loop(void *arg) {
-  return (void *)(intptr_t)synchro_is_loop_thread(arg);
-}
+static void *foreign_is_loop(void *arg) { return (void *)(intptr_t)synchro_is_loop_thread(arg); }
 
 static int64_t where(synchro_t *s, synchro_t *other) {
   int64_t bits = -1;
@@ -556,8 +554,8 @@ START_TEST(test_a36_is_loop_thread_after_fork) {
     synchro_diag_lag_t lag;
     if (synchro_is_loop_thread(a) != 0 || synchro_is_loop_thread(b) != 0)
       _exit(10);
-    if (watchdog_threads() != 0)
-      _exit(11); /* the parent's watchdog is not inherited */
+    if (watchdog_threads() != 0) /* the parent's watchdog is not inherited */
+      _exit(11);
     if (where(a, b) != (1 | 4)) /* the child's new loop thread */
       _exit(12);
     if (synchro_is_loop_thread(a) != 0)
@@ -712,7 +710,7 @@ START_TEST(test_a33_watchdog_sleeps_while_idle) {
   sw1 = watchdog_switches();
   ck_assert_int_eq(synchro_stats(s, &st1), 0);
   ck_assert_int_ge(sw0, 0);
-  ck_assert_int_le(sw1 - sw0, 1); /* parked: no periodic wakeups */
+  ck_assert_int_le(sw1 - sw0, 1);              /* parked: no periodic wakeups */
   ck_assert_uint_eq(st1.wakeups, st0.wakeups); /* and it never wakes the loop */
   /* with a call in flight it does tick (so the check above can fail) */
   ck_assert_int_eq(synchro_call(s, &test_op_sleep, &sa, 5000, &sum, NULL), 0);

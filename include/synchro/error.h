@@ -22,7 +22,7 @@ extern "C" {
   XX(ETIMEDOUT, -30004, "call deadline expired")                                                   \
   XX(EPENDING, -30005, "call still pending (the wait timed out)")                                  \
   XX(ESHUTDOWN, -30006, "synchronizer is shut down")                                               \
-  XX(EDEADLK, -30007, "blocking call would deadlock (own loop thread, or a cycle of loops)")        \
+  XX(EDEADLK, -30007, "blocking call would deadlock (own loop thread, or a cycle of loops)")       \
   XX(EBUSY, -30008, "too many calls in flight")                                                    \
   XX(EFORKED, -30009, "handle inherited across fork()")                                            \
   XX(EALREADY, -30010, "already done")                                                             \

@@ -46,7 +46,11 @@ SYNCHRO_EXTERN int synchro_submit_many(synchro_t *s, const synchro_op_t *op, con
  * into `result` (the caller owns them). On failure, if `err` is not NULL, *err receives
  * the error (the caller frees it with synchro_error_free), else it is released.
  * Returns the call's outcome, or a submission error as synchro_submit(), or
- * SYNCHRO_EDEADLK at once when called on `s`'s own loop thread.
+ * SYNCHRO_EDEADLK at once when called on `s`'s own loop thread or when, called on
+ * another synchronizer's loop thread, it would close a cycle of loops blocked on each
+ * other; SYNCHRO_ETIMEDOUT also when the call's deadline passed by 250 ms and `s`'s
+ * loop has not started cancelling it (a stuck loop). On a loop or host-loop thread the
+ * call is reported to the diagnostics hook (synchro/diag.h).
  * Thread-safe: yes. */
 SYNCHRO_EXTERN int synchro_call(synchro_t *s, const synchro_op_t *op, const void *args,
                                 int64_t timeout_ms, void *result, synchro_error_t **err);
