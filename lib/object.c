@@ -486,9 +486,19 @@ int synchro_object_new(synchro_t *s, const synchro_class_t *cls, const void *arg
     rc = cls->construct(s, args, &obj->state);
     if (rc == 0 && (rc = registry_add(s, obj)) != 0 && cls->destroy != NULL)
       cls->destroy(obj->state);
-  } else if ((rc = submit_on(obj, &construct_op, &cargs, SYNCHRO_TIMEOUT_INFINITE, true,
-                             SYNCHRO__OBJ_CONSTRUCT, &rec)) == 0) {
-    rc = synchro__finish_blocking(rec, NULL, err);
+  } else {
+    synchro__blocking_t b = {NULL, 0};
+    bool watched = synchro__blocking_watched(); /* wait-for edge, cycle check, report */
+    if (!watched || (rc = synchro__blocking_begin(s, &b)) == 0) {
+      if ((rc = submit_on(obj, &construct_op, &cargs, SYNCHRO_TIMEOUT_INFINITE, true,
+                          SYNCHRO__OBJ_CONSTRUCT, &rec)) == 0)
+        rc = synchro__finish_blocking(rec, NULL, err);
+      if (watched) { /* reported under the class's name */
+        synchro_op_t named = construct_op;
+        named.name = cls->name != NULL ? cls->name : construct_op.name;
+        synchro__blocking_end(s, &named, rc, &b);
+      }
+    }
   }
   if (rc != 0) {
     atomic_store(&obj->refs, 0);

@@ -352,6 +352,48 @@ START_TEST(test_a2_explicit_mark_and_fd_host) {
 }
 END_TEST
 
+/* An object class: state is a counter; "bump" adds one and returns it. */
+static int counter_construct(synchro_t *s, const void *args, void **state) {
+  (void)s;
+  (void)args;
+  *state = calloc(1, sizeof(int64_t));
+  return *state != NULL ? 0 : SYNCHRO_ENOMEM;
+}
+static void counter_destroy(void *state) { free(state); }
+static const synchro_class_t counter_class = {
+    .name = "counter", .construct = counter_construct, .destroy = counter_destroy};
+static void bump_impl(synchro_call_t *call) {
+  int64_t *n = synchro_call_object(call);
+  int64_t v = ++*n;
+  synchro_call_return(call, &v);
+}
+static const synchro_op_t bump_op = {
+    .name = "bump", .impl = bump_impl, .result_size = sizeof(int64_t)};
+
+START_TEST(test_a2_object_calls_reported) {
+  synchro_t *s = new_named("diag-b", 0, 0);
+  synchro_object_t *obj = NULL;
+  int64_t v = 0;
+  rec_event_t ev;
+  hook_on();
+  synchro_diag_mark_host_thread(1);
+  ck_assert_int_eq(synchro_object_new(s, &counter_class, NULL, &obj, NULL), 0);
+  ck_assert_int_eq(synchro_object_call(obj, &bump_op, NULL, SYNCHRO_TIMEOUT_DEFAULT, &v, NULL), 0);
+  ck_assert_int_eq(v, 1);
+  ck_assert_int_eq(synchro_object_close(obj, SYNCHRO_TIMEOUT_DEFAULT, NULL), 0);
+  synchro_diag_mark_host_thread(0);
+  ck_assert_int_eq(events_of(SYNCHRO_DIAG_HOST_BLOCKED), 3); /* new, call, close */
+  ev = first_of(SYNCHRO_DIAG_HOST_BLOCKED);
+  ck_assert_str_eq(ev.op, "counter"); /* the constructor, under the class's name */
+  pthread_mutex_lock(&ev_mutex);
+  ck_assert_str_eq(events[1].op, "bump");
+  pthread_mutex_unlock(&ev_mutex);
+  synchro_object_free(obj);
+  synchro_diag_set_hook(NULL, NULL);
+  end(s);
+}
+END_TEST
+
 static long file_size(int fd) {
   struct stat st;
   return fstat(fd, &st) == 0 ? (long)st.st_size : -1;
@@ -765,6 +807,7 @@ static Suite *diag_suite(void) {
   tcase_add_test(tc, test_a2_host_thread_blocking_call_reported);
   tcase_add_test(tc, test_a2_explicit_mark_and_fd_host);
   tcase_add_test(tc, test_a2_no_hook_nothing_printed);
+  tcase_add_test(tc, test_a2_object_calls_reported);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("wait_for");
