@@ -145,11 +145,16 @@ struct synchro__watch_s {
   _Atomic uint64_t prog_ns;
   _Atomic uint64_t prog_idle;
   _Atomic(const synchro_op_t *) op;
+  _Atomic uint64_t reported_seq; /* the progress mark whose stall was reported */
   _Atomic uint64_t stalls;
   _Atomic uint64_t max_busy_ns;
   _Atomic uint64_t last_busy_ns;
   uint64_t prep_ns; /* loop thread: time and idle time at the previous iteration */
   uint64_t prep_idle;
+  uint64_t mark_seq; /* loop thread: the last progress mark, as published */
+  uint64_t mark_ns;
+  uint64_t mark_idle;
+  const synchro_op_t *mark_op; /* the implementation running since the mark, or NULL */
 };
 
 int synchro__wd_new(synchro_t *s) {
@@ -198,9 +203,12 @@ static void sample(synchro__watch_t *w, uint64_t *now, uint64_t *idle) {
   pthread_mutex_unlock(&w->sample_lock);
 }
 
-static void report_stall(synchro__watch_t *w, uint64_t busy) {
+/* Reports the stall that began at progress mark `seq`, once: the watchdog while it
+ * goes on, or the loop when it ends if the watchdog was not scheduled in time. */
+static void report_stall(synchro__watch_t *w, uint64_t seq, uint64_t busy, const synchro_op_t *op) {
   synchro_diag_event_t ev;
-  const synchro_op_t *op = atomic_load_explicit(&w->op, memory_order_acquire);
+  if (atomic_exchange(&w->reported_seq, seq) == seq)
+    return; /* the other side reported it */
   atomic_fetch_add_explicit(&w->stalls, 1, memory_order_relaxed);
   max_update(&w->max_busy_ns, busy);
   memset(&ev, 0, sizeof(ev));
@@ -231,6 +239,9 @@ static void publish_progress(synchro__watch_t *w, uint64_t now, uint64_t idle) {
   atomic_store_explicit(&w->prog_ns, now, memory_order_relaxed);
   atomic_store_explicit(&w->prog_idle, idle, memory_order_relaxed);
   atomic_store_explicit(&w->seq, seq + 2, memory_order_release);
+  w->mark_seq = seq + 2;
+  w->mark_ns = now;
+  w->mark_idle = idle;
 }
 
 static void *watch_main(void *arg) {
@@ -261,7 +272,7 @@ static void *watch_main(void *arg) {
         uint64_t busy = wall > idle_d ? wall - idle_d : 0;
         if (busy >= w->threshold_ns) {
           reported = true;
-          report_stall(w, busy);
+          report_stall(w, seq, busy, atomic_load_explicit(&w->op, memory_order_acquire));
         }
       }
     }
@@ -282,6 +293,8 @@ void synchro__wd_loop_start(synchro_t *s) {
   atomic_store(&w->stop, 0);
   atomic_store(&w->parked, 0);
   atomic_store(&w->op, NULL);
+  atomic_store(&w->reported_seq, UINT64_MAX);
+  w->mark_op = NULL;
   w->loop_thread = pthread_self();
   w->prep_ns = uv_hrtime();
   w->prep_idle = uv_metrics_idle_time(&s->loop);
@@ -311,6 +324,13 @@ void synchro__wd_iteration(synchro_t *s) {
   uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(&s->loop);
   uint64_t wall = now - w->prep_ns, idle_d = idle - w->prep_idle;
   uint64_t busy = wall > idle_d ? wall - idle_d : 0;
+  /* The stretch since the last mark, in case the watchdog missed it. After an
+   * implementation start (no idle time recorded) the loop has not polled since. */
+  uint64_t stretch = now - w->mark_ns;
+  if (w->mark_idle != NO_IDLE)
+    stretch = stretch > idle - w->mark_idle ? stretch - (idle - w->mark_idle) : 0;
+  if (stretch >= w->threshold_ns)
+    report_stall(w, w->mark_seq, stretch, w->mark_op);
   w->prep_ns = now;
   w->prep_idle = idle;
   atomic_store_explicit(&w->last_busy_ns, busy, memory_order_relaxed);
@@ -328,11 +348,18 @@ void synchro__wd_activity(synchro_t *s) {
 }
 
 void synchro__wd_running(synchro_t *s, const synchro_op_t *op) {
+  synchro__watch_t *w = s->wd;
   /* A new implementation starting is progress too: calls taken back to back in one
    * iteration are measured one by one (the lag metric still sees the iteration). */
-  if (op != NULL)
-    publish_progress(s->wd, uv_hrtime(), NO_IDLE);
-  atomic_store_explicit(&s->wd->op, op, memory_order_release);
+  if (op != NULL) {
+    publish_progress(w, uv_hrtime(), NO_IDLE);
+  } else if (w->mark_op != NULL) { /* it returned: no poll since it started */
+    uint64_t busy = uv_hrtime() - w->mark_ns;
+    if (busy >= w->threshold_ns)
+      report_stall(w, w->mark_seq, busy, w->mark_op);
+  }
+  w->mark_op = op;
+  atomic_store_explicit(&w->op, op, memory_order_release);
 }
 
 void synchro__wd_fork_lock(synchro_t *s, bool lock) {

@@ -36,7 +36,12 @@ typedef struct {
   pthread_t thread;
   uint64_t duration_ns;
   int status;
+  pthread_t ran_on; /* the thread the hook ran on */
+  double at_ms;     /* when it ran */
 } rec_event_t;
+
+/* When set, the hook sleeps this long at the first stall report (a slow hook). */
+static atomic_int slow_hook_ms;
 
 static pthread_mutex_t ev_mutex = PTHREAD_MUTEX_INITIALIZER;
 static rec_event_t events[MAX_EVENTS];
@@ -58,9 +63,15 @@ static void record_hook(const synchro_diag_event_t *ev, void *data) {
     r->thread = ev->thread;
     r->duration_ns = ev->duration_ns;
     r->status = ev->status;
+    r->ran_on = pthread_self();
+    r->at_ms = test_now_ms();
   }
   n_events++;
   pthread_mutex_unlock(&ev_mutex);
+  if (ev->kind == SYNCHRO_DIAG_LOOP_STALL && slow_hook_ms > 0) {
+    int ms = atomic_exchange(&slow_hook_ms, 0);
+    usleep((useconds_t)ms * 1000);
+  }
 }
 
 static int events_of(synchro_diag_kind_t kind) {
@@ -114,11 +125,13 @@ static void end(synchro_t *s) {
 /* ---- ops used here ------------------------------------------------------------------- */
 
 /* busy: spins on the loop thread for args ms, returns ms. */
+static _Atomic double busy_end_ms; /* when the last busy loop ended */
 static void busy_impl(synchro_call_t *call) {
   int64_t ms = *(const int64_t *)synchro_call_args(call);
   double t0 = test_now_ms();
   while (test_now_ms() - t0 < (double)ms)
     ;
+  busy_end_ms = test_now_ms();
   synchro_call_return(call, &ms);
 }
 static const synchro_op_t busy_op = {.name = "busy",
@@ -726,14 +739,49 @@ static int64_t slow_factor(void) {
   return m < 1 ? 1 : m;
 }
 
+START_TEST(test_a33_reported_while_stalled_or_right_after) {
+  synchro_t *s = new_named("diag-w", 0, 50);
+  int64_t ms = 600, out = 0;
+  test_add_args_t add = {1, 1};
+  rec_event_t e1, e2;
+  ck_assert_int_eq(synchro_call(s, &test_op_add, &add, SYNCHRO_TIMEOUT_DEFAULT, &out, NULL), 0);
+  usleep(20000);
+  hook_on();
+  /* the watchdog reports during the stall, on its own thread */
+  ck_assert_int_eq(synchro_call(s, &busy_op, &ms, 5000, &out, NULL), 0);
+  ck_assert_int_eq(events_of(SYNCHRO_DIAG_LOOP_STALL), 1);
+  e1 = first_of(SYNCHRO_DIAG_LOOP_STALL);
+  ck_assert_double_lt(e1.at_ms, busy_end_ms); /* while the loop was still busy */
+  ck_assert(!pthread_equal(e1.ran_on, e1.thread));
+  /* a watchdog stuck in a slow hook: the loop reports the next stall itself, once */
+  hook_on();
+  slow_hook_ms = 1500;
+  ms = 150;
+  ck_assert_int_eq(synchro_call(s, &busy_op, &ms, 5000, &out, NULL), 0);
+  ck_assert_int_eq(synchro_call(s, &busy_op, &ms, 5000, &out, NULL), 0);
+  usleep(100000);
+  ck_assert_int_eq(events_of(SYNCHRO_DIAG_LOOP_STALL), 2);
+  pthread_mutex_lock(&ev_mutex);
+  e1 = events[0];
+  e2 = events[1];
+  pthread_mutex_unlock(&ev_mutex);
+  ck_assert_str_eq(e1.op, "busy");
+  ck_assert_str_eq(e2.op, "busy");
+  ck_assert(pthread_equal(e2.ran_on, e2.thread)); /* on the loop thread */
+  ck_assert_uint_ge(e2.duration_ns, 150000000u);  /* the whole stall, measured at its end */
+  synchro_diag_set_hook(NULL, NULL);
+  end(s);
+}
+END_TEST
+
 START_TEST(test_a33_short_work_not_reported) {
-  int64_t threshold = 100 * slow_factor();
+  int64_t threshold = 250 * slow_factor();
   synchro_t *s = new_named("diag-w", 0, threshold);
   int64_t ms = 5, out = 0;
   synchro_diag_lag_t lag;
   int i;
   hook_on();
-  for (i = 0; i < 20; i++) /* 100 ms back to back, each call under 10 ms */
+  for (i = 0; i < 60; i++) /* 300 ms back to back, each call under 10 ms */
     ck_assert_int_eq(synchro_call(s, &busy_op, &ms, 5000, &out, NULL), 0);
   usleep(50000);
   ck_assert_int_eq(events_of(SYNCHRO_DIAG_LOOP_STALL), 0);
@@ -827,6 +875,7 @@ static Suite *diag_suite(void) {
   tc = tcase_create("watchdog");
   tcase_set_timeout(tc, 20);
   tcase_add_test(tc, test_a33_stall_reported_once);
+  tcase_add_test(tc, test_a33_reported_while_stalled_or_right_after);
   tcase_add_test(tc, test_a33_short_work_not_reported);
   tcase_add_test(tc, test_a33_watchdog_sleeps_while_idle);
   tcase_add_test(tc, test_a33_options_and_lag_api);

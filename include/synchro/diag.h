@@ -41,10 +41,13 @@ typedef struct synchro_diag_event_s {
    * callback, a cancel hook). */
   const char *op;
   /* The thread that was blocked: the caller (BLOCKED kinds; the hook runs on it) or
-   * the stalled loop thread (STALL; the hook runs on the watchdog thread). */
+   * the stalled loop thread (STALL; the hook runs on the watchdog thread while the
+   * stall goes on, or on the loop thread right after it if the watchdog could not
+   * sample it in time). */
   pthread_t thread;
   /* BLOCKED kinds: how long the call blocked. STALL: how long the loop had been busy
-   * when the report was made (at least the threshold; the stall may go on). */
+   * when the report was made (at least the threshold; from the watchdog, the stall
+   * may go on). */
   uint64_t duration_ns;
   /* BLOCKED kinds: the call's return code. STALL: 0. */
   int status;
