@@ -302,6 +302,7 @@ void synchro__wd_loop_start(synchro_t *s) {
   /* Signals stay blocked: the watchdog inherits the loop thread's mask. */
   w->running = pthread_create(&w->thread, NULL, watch_main, w) == 0;
   if (w->running) {
+    SYNCHRO__LIVE(THREADS, 1);
     snprintf(name, sizeof(name), "wd:%s", s->name);
     pthread_setname_np(w->thread, name);
   }
@@ -316,6 +317,7 @@ void synchro__wd_loop_stop(synchro_t *s) {
   atomic_store(&w->parked, 0);
   synchro__futex_wake(&w->parked, 1);
   pthread_join(w->thread, NULL);
+  SYNCHRO__LIVE(THREADS, -1);
   w->running = false;
 }
 
@@ -376,6 +378,8 @@ void synchro__wd_fork_child(synchro_t *s) {
     return;
   /* The watchdog thread does not exist here; the next loop start makes a new one. */
   pthread_mutex_init(&s->wd->sample_lock, NULL);
+  if (s->wd->running)
+    SYNCHRO__LIVE(THREADS, -1); /* the parent's watchdog thread does not exist here */
   s->wd->running = false;
 }
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "support/testops.h"
+#include "support/watchdog.h"
 #include "synchro.h"
 
 #if defined(__SANITIZE_THREAD__)
@@ -114,12 +115,18 @@ static synchro_t *new_named(const char *name, int64_t default_timeout_ms, int64_
     o.default_timeout_ms = default_timeout_ms;
   o.stall_threshold_ms = stall_ms;
   ck_assert_int_eq(synchro_new(&s, &o), 0);
+  watchdog_watch(s); /* dumped if the test hangs */
   return s;
+}
+
+static void release(synchro_t *s) {
+  watchdog_unwatch(s);
+  synchro_free(s);
 }
 
 static void end(synchro_t *s) {
   ck_assert_int_eq(synchro_close(s, 1000), 0);
-  synchro_free(s);
+  release(s);
 }
 
 /* ---- ops used here ------------------------------------------------------------------- */
@@ -361,7 +368,7 @@ START_TEST(test_a2_explicit_mark_and_fd_host) {
   ck_assert_int_eq(synchro_call(s, &test_op_add, &add, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL),
                    SYNCHRO_ESHUTDOWN);
   ck_assert_int_eq(n_events, 3); /* the hook is gone */
-  synchro_free(s);
+  release(s);
 }
 END_TEST
 
@@ -503,6 +510,20 @@ START_TEST(test_a4_cycle_returns_edeadlk) {
 }
 END_TEST
 
+/* Dumps both synchronizers while they are stuck in the cycle. */
+typedef struct {
+  synchro_t *a, *b;
+  char *dump_a, *dump_b;
+  int rc_a, rc_b;
+} stuck_dump_t;
+static void *dump_while_stuck(void *arg) {
+  stuck_dump_t *d = arg;
+  usleep(120000);
+  d->rc_a = synchro_dump(d->a, 50, &d->dump_a);
+  d->rc_b = synchro_dump(d->b, 50, &d->dump_b);
+  return NULL;
+}
+
 START_TEST(test_a4_undetected_cycle_times_out) {
   /* A waits for B's future (not seen by the detection); B's implementation calls A
    * blocking, with A's default deadline of 200 ms. A's loop is stuck, so its deadline
@@ -511,12 +532,25 @@ START_TEST(test_a4_undetected_cycle_times_out) {
   fut_hop_args_t fa = {b, a};
   test_add_args_t add = {2, 2};
   int64_t rc = -1, sum = 0;
+  stuck_dump_t d = {a, b, NULL, NULL, -1, -1};
+  pthread_t t;
   double t0 = test_now_ms(), took;
+  ck_assert_int_eq(pthread_create(&t, NULL, dump_while_stuck, &d), 0);
   ck_assert_int_eq(synchro_call(a, &fut_hop_op, &fa, SYNCHRO_TIMEOUT_INFINITE, &rc, NULL), 0);
   took = test_now_ms() - t0;
   ck_assert_int_eq(rc, SYNCHRO_ETIMEDOUT);
   ck_assert_double_ge(took, 200);
   ck_assert_double_lt(took, 5000);
+  /* the dumps taken meanwhile name where each stuck loop is (A40) */
+  pthread_join(t, NULL);
+  ck_assert_int_eq(d.rc_a, 0);
+  ck_assert_int_eq(d.rc_b, 0);
+  ck_assert_ptr_nonnull(strstr(d.dump_a, "\"loop_answered\": false"));
+  ck_assert_ptr_nonnull(strstr(d.dump_b, "\"loop_answered\": false"));
+  ck_assert_ptr_nonnull(strstr(d.dump_a, "fut_hop"));
+  ck_assert_ptr_nonnull(strstr(d.dump_b, "\"hop\""));
+  synchro_mem_free(d.dump_a);
+  synchro_mem_free(d.dump_b);
   /* both loops run again */
   ck_assert_int_eq(synchro_call(a, &test_op_add, &add, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL), 0);
   ck_assert_int_eq(sum, 4);
@@ -627,8 +661,8 @@ START_TEST(test_a36_is_loop_thread_after_fork) {
       _exit(17);
     if (synchro_close(a, 1000) != 0 || watchdog_threads() != 0)
       _exit(18);
-    synchro_free(a);
-    synchro_free(b);
+    release(a);
+    release(b);
     _exit(0);
   }
   status = wait_child(pid, 10000);
@@ -822,7 +856,7 @@ START_TEST(test_a33_watchdog_sleeps_while_idle) {
   /* joined at close */
   ck_assert_int_eq(synchro_close(s, 1000), 0);
   ck_assert_int_eq(watchdog_threads(), 0);
-  synchro_free(s);
+  release(s);
 }
 END_TEST
 
@@ -845,10 +879,10 @@ START_TEST(test_a33_options_and_lag_api) {
   end(s);
   /* freed without ever starting, and freed without a close */
   s = new_named("diag-w", 0, 10);
-  synchro_free(s);
+  release(s);
   s = new_named("diag-w", 0, 10);
   ck_assert_int_eq(where(s, NULL), 1 | 4);
-  synchro_free(s);
+  release(s);
   ck_assert_int_eq(watchdog_threads(), 0);
 }
 END_TEST
@@ -856,7 +890,7 @@ END_TEST
 static Suite *diag_suite(void) {
   Suite *s = suite_create("diag");
   TCase *tc = tcase_create("host_thread");
-  tcase_set_timeout(tc, 20);
+  watchdog_tcase(tc, "host_thread", 20);
   tcase_add_test(tc, test_a2_host_thread_blocking_call_reported);
   tcase_add_test(tc, test_a2_explicit_mark_and_fd_host);
   tcase_add_test(tc, test_a2_no_hook_nothing_printed);
@@ -864,7 +898,7 @@ static Suite *diag_suite(void) {
   suite_add_tcase(s, tc);
 
   tc = tcase_create("wait_for");
-  tcase_set_timeout(tc, 20);
+  watchdog_tcase(tc, "wait_for", 20);
   tcase_add_test(tc, test_a36_loop_to_loop_blocking_ok_and_reported);
   tcase_add_test(tc, test_a4_cycle_returns_edeadlk);
   tcase_add_test(tc, test_a4_undetected_cycle_times_out);
@@ -873,7 +907,7 @@ static Suite *diag_suite(void) {
   suite_add_tcase(s, tc);
 
   tc = tcase_create("watchdog");
-  tcase_set_timeout(tc, 20);
+  watchdog_tcase(tc, "watchdog", 20);
   tcase_add_test(tc, test_a33_stall_reported_once);
   tcase_add_test(tc, test_a33_reported_while_stalled_or_right_after);
   tcase_add_test(tc, test_a33_short_work_not_reported);
