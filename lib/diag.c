@@ -31,7 +31,8 @@
 static pthread_rwlock_t hook_lock = PTHREAD_RWLOCK_INITIALIZER;
 static synchro_diag_hook_t hook_fn;
 static void *hook_data;
-static _Atomic bool hook_set;
+_Atomic bool synchro__diag_hook_set;
+#define hook_set synchro__diag_hook_set
 
 int synchro_diag_set_hook(synchro_diag_hook_t hook, void *data) {
   pthread_rwlock_wrlock(&hook_lock);

@@ -328,16 +328,17 @@ static int call_watched(synchro_t *s, const synchro_op_t *op, const void *args, 
 int synchro_call(synchro_t *s, const synchro_op_t *op, const void *args, int64_t timeout_ms,
                  void *result, synchro_error_t **err) {
   synchro_call_t *rec;
+  synchro_t *self = synchro__tls_loop; /* read once: a TLS lookup is a call in a .so */
   int rc;
   if (err != NULL)
     *err = NULL;
-  if (s != NULL && synchro__on_loop(s))
+  if (s != NULL && self == s)
     return SYNCHRO_EDEADLK;
   if (op != NULL && op->result_size != 0 && result == NULL)
     return SYNCHRO_EINVAL;
   if (op != NULL && op->item_size != 0)
     return SYNCHRO_EINVAL;
-  if (synchro__blocking_watched())
+  if (synchro__blocking_watched(self))
     return call_watched(s, op, args, timeout_ms, result, err);
   if ((rc = synchro__submit(s, op, args, timeout_ms, true, NULL, &rec)) != 0)
     return rc;

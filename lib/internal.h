@@ -476,14 +476,20 @@ void synchro__loop_park(synchro_t *s, synchro_call_t *rec);
 /* diag.c: diagnostics hook, host-thread marks, wait-for edges, stall watchdog */
 /* Non-zero on a host-loop thread (hosts it owns + the explicit mark). */
 extern _Thread_local int synchro__tls_host;
+/* Whether a diagnostics hook is set (host-loop threads matter only then). */
+extern _Atomic bool synchro__diag_hook_set;
 typedef struct synchro__blocking_s {
   synchro_t *self; /* the loop whose thread makes the call (its wait-for edge is set) */
   uint64_t t0;     /* start time when the call is reported, else 0 */
 } synchro__blocking_t;
 /* Whether a blocking call made on this thread needs synchro__blocking_begin/end: on
- * a loop thread or a host-loop thread. One TLS read and a branch otherwise. */
-static inline bool synchro__blocking_watched(void) {
-  return SYNCHRO__UNLIKELY(synchro__tls_loop != NULL || synchro__tls_host != 0);
+ * a loop thread (`self`: synchro__tls_loop, read once by the caller), or on a host-loop
+ * thread while a hook is set. With no hook, a plain thread pays a branch on the
+ * thread-local the caller already read and one relaxed load of a global. */
+static inline bool synchro__blocking_watched(const synchro_t *self) {
+  return SYNCHRO__UNLIKELY(self != NULL) ||
+         SYNCHRO__UNLIKELY(atomic_load_explicit(&synchro__diag_hook_set, memory_order_relaxed) &&
+                           synchro__tls_host != 0);
 }
 /* Before blocking on `target`: sets this loop's wait-for edge and walks the chain
  * from `target`; returns SYNCHRO_EDEADLK (edge cleared) if it comes back here. */

@@ -488,7 +488,7 @@ int synchro_object_new(synchro_t *s, const synchro_class_t *cls, const void *arg
       cls->destroy(obj->state);
   } else {
     synchro__blocking_t b = {NULL, 0};
-    bool watched = synchro__blocking_watched(); /* wait-for edge, cycle check, report */
+    bool watched = synchro__blocking_watched(synchro__tls_loop); /* edge, cycle, report */
     if (!watched || (rc = synchro__blocking_begin(s, &b)) == 0) {
       if ((rc = submit_on(obj, &construct_op, &cargs, SYNCHRO_TIMEOUT_INFINITE, true,
                           SYNCHRO__OBJ_CONSTRUCT, &rec)) == 0)
@@ -570,7 +570,7 @@ static int call_blocking(synchro_object_t *obj, const synchro_op_t *op, const vo
     return SYNCHRO_EDEADLK;
   if (op != NULL && op->result_size != 0 && result == NULL)
     return SYNCHRO_EINVAL;
-  if (synchro__blocking_watched()) { /* wait-for edge, cycle check, report */
+  if (synchro__blocking_watched(synchro__tls_loop)) { /* edge, cycle check, report */
     synchro__blocking_t b;
     if ((rc = synchro__blocking_begin(obj->sync, &b)) != 0)
       return rc;
