@@ -5,7 +5,7 @@
 
 /* ---- submission ------------------------------------------------------------------- */
 
-static int check_op(const synchro_op_t *op) {
+SYNCHRO__HOT static int check_op(const synchro_op_t *op) {
   if (op == NULL || op->impl == NULL || op->args_size > SYNCHRO_ARGS_MAX ||
       op->result_size > SYNCHRO_RESULT_MAX)
     return SYNCHRO_EINVAL;
@@ -15,7 +15,7 @@ static int check_op(const synchro_op_t *op) {
 }
 
 /* The deadline in ns (0: none) for a submission's timeout argument. */
-static uint64_t deadline_for(const synchro_t *s, const synchro_op_t *op, int64_t timeout_ms) {
+SYNCHRO__HOT static uint64_t deadline_for(const synchro_t *s, const synchro_op_t *op, int64_t timeout_ms) {
   if (timeout_ms == SYNCHRO_TIMEOUT_DEFAULT)
     timeout_ms = op->timeout_ms != 0 ? op->timeout_ms : s->opts.default_timeout_ms;
   if (timeout_ms == SYNCHRO_TIMEOUT_INFINITE)
@@ -23,7 +23,7 @@ static uint64_t deadline_for(const synchro_t *s, const synchro_op_t *op, int64_t
   return synchro__deadline_after(timeout_ms);
 }
 
-static int copy_args(synchro_call_t *rec, const void *args) {
+SYNCHRO__HOT static int copy_args(synchro_call_t *rec, const void *args) {
   const synchro_op_t *op = rec->op;
   rec->args = rec->args_inline;
   if (op->args_size == 0)
@@ -44,35 +44,6 @@ static int copy_args(synchro_call_t *rec, const void *args) {
   return SYNCHRO_ENOMEM;
 }
 
-void synchro__init_record(synchro_call_t *rec, synchro_t *s, const synchro_op_t *op) {
-  atomic_init(&rec->state, SYNCHRO__PENDING);
-  atomic_init(&rec->refs, 2); /* the caller's and the loop's */
-  atomic_init(&rec->magic, SYNCHRO__MAGIC_LIVE);
-  atomic_init(&rec->sink, SYNCHRO__SINK_NONE);
-  rec->status = 0;
-  rec->next = rec->cancel_next = NULL;
-  rec->sync = s;
-  rec->op = op;
-  rec->ctx = NULL;
-  rec->error = NULL; /* the result's first bytes: NULL until an outcome */
-  rec->act_prev = rec->act_next = NULL;
-  rec->cancel_fn = NULL;
-  rec->cancel_data = rec->impl_data = NULL;
-  rec->heap_idx = UINT32_MAX;
-  rec->lflags = 0;
-  rec->cflags = 0;
-  rec->then_cb = NULL;
-  rec->then_data = NULL;
-  rec->then_fn = NULL;
-  rec->host_prev = rec->host_next = NULL;
-  rec->stream = NULL;
-  rec->object = NULL;
-  rec->obj_prev = rec->obj_next = NULL;
-  rec->obj_kind = SYNCHRO__OBJ_NONE;
-  rec->origin = synchro__thread_no();
-  rec->since_ms = 0;
-}
-
 _Thread_local uint32_t synchro__tls_thread_no;
 
 uint32_t synchro__thread_no_assign(void) {
@@ -87,7 +58,7 @@ uint32_t synchro__thread_no_assign(void) {
 /* Pushes onto a closable stack. Returns false if the stack is closed. Wakes the loop
  * when the stack was empty and the loop may be asleep (see drain() in loop.c: the
  * loop announces sleep, then re-checks; seq_cst on both sides makes one of them win). */
-static bool push_and_wake(synchro_t *s, _Atomic uintptr_t *head, synchro_call_t *rec,
+SYNCHRO__HOT static bool push_and_wake(synchro_t *s, _Atomic uintptr_t *head, synchro_call_t *rec,
                           synchro_call_t **link) { /* rec may top a chain ending at link */
   uintptr_t h;
   if (!synchro__stack_push(head, rec, link, &h))
@@ -120,7 +91,7 @@ static int admit(synchro_t *s, bool wait) {
   }
 }
 
-static int check_submission(synchro_t *s, const synchro_op_t *op, const void *args,
+SYNCHRO__HOT static int check_submission(synchro_t *s, const synchro_op_t *op, const void *args,
                             int64_t timeout_ms) {
   if (s == NULL || (args == NULL && op != NULL && op->args_size != 0))
     return SYNCHRO_EINVAL;
@@ -131,7 +102,7 @@ static int check_submission(synchro_t *s, const synchro_op_t *op, const void *ar
 }
 
 /* A record ready to be pushed (admission taken), or an error. */
-static int prepare(synchro_t *s, const synchro_op_t *op, const void *args, uint64_t deadline,
+SYNCHRO__HOT static int prepare(synchro_t *s, const synchro_op_t *op, const void *args, uint64_t deadline,
                    bool blocking, const synchro__target_t *target, synchro_call_t **out) {
   synchro_call_t *rec;
   int rc;
@@ -177,7 +148,7 @@ static void unprepare(synchro_t *s, synchro_call_t *rec) {
 
 /* Pushes a chain of prepared records (top: the newest; bottom_link: the oldest's next)
  * with one queue operation and at most one wakeup. */
-static int push_chain(synchro_t *s, synchro_call_t *top, synchro_call_t **bottom_link, size_t n) {
+SYNCHRO__HOT static int push_chain(synchro_t *s, synchro_call_t *top, synchro_call_t **bottom_link, size_t n) {
   if (s->spin_loop) /* lets the loop skip its spin when we share its CPU */
     atomic_store_explicit(&s->submit_cpu, synchro__recent_cpu(), memory_order_relaxed);
   SYNCHRO__SEAM(SUBMIT, top);
@@ -188,8 +159,11 @@ static int push_chain(synchro_t *s, synchro_call_t *top, synchro_call_t **bottom
   return SYNCHRO_ESHUTDOWN;
 }
 
-int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args, int64_t timeout_ms,
-                    bool blocking, const synchro__target_t *target, synchro_call_t **out) {
+/* synchro__submit(), inlined into the public entry points so that each gets a copy
+ * specialised for its constant arguments (no target, blocking or not). */
+SYNCHRO__HOT static int submit_one(synchro_t *s, const synchro_op_t *op, const void *args,
+                                   int64_t timeout_ms, bool blocking,
+                                   const synchro__target_t *target, synchro_call_t **out) {
   synchro_call_t *rec;
   int rc;
   if (out == NULL)
@@ -204,6 +178,11 @@ int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args, int6
   }
   *out = rec;
   return 0;
+}
+
+int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args, int64_t timeout_ms,
+                    bool blocking, const synchro__target_t *target, synchro_call_t **out) {
+  return submit_one(s, op, args, timeout_ms, blocking, target, out);
 }
 
 int synchro_submit_many(synchro_t *s, const synchro_op_t *op, const void *args, size_t stride,
@@ -243,7 +222,7 @@ int synchro_submit(synchro_t *s, const synchro_op_t *op, const void *args, int64
     *out = NULL;
   if (op != NULL && op->item_size != 0)
     return SYNCHRO_EINVAL; /* a stream op: use synchro_stream_open() */
-  return synchro__submit(s, op, args, timeout_ms, false, NULL, out);
+  return submit_one(s, op, args, timeout_ms, false, NULL, out);
 }
 
 /* ---- waiting ------------------------------------------------------------------------- */
@@ -254,7 +233,7 @@ bool synchro__is_done(const synchro_call_t *rec) {
 
 /* A pending record seen in a fork child belongs to a loop that is gone there: settle
  * the inheritance first, so it reports SYNCHRO_EFORKED instead of waiting forever. */
-static bool settled_done(const synchro_call_t *rec) {
+SYNCHRO__HOT static bool settled_done(const synchro_call_t *rec) {
   if (synchro__is_done(rec))
     return true;
   synchro__check_fork(rec->sync);
@@ -340,7 +319,7 @@ int synchro_call(synchro_t *s, const synchro_op_t *op, const void *args, int64_t
     return SYNCHRO_EINVAL;
   if (synchro__blocking_watched(self))
     return call_watched(s, op, args, timeout_ms, result, err);
-  if ((rc = synchro__submit(s, op, args, timeout_ms, true, NULL, &rec)) != 0)
+  if ((rc = submit_one(s, op, args, timeout_ms, true, NULL, &rec)) != 0)
     return rc;
   return synchro__finish_blocking(rec, result, err);
 }
@@ -519,26 +498,37 @@ static bool detach_sink(synchro_call_t *rec, synchro__sink_t *sink) {
                                                  memory_order_acq_rel, memory_order_acquire);
 }
 
-/* ---- batch waits: one wakeup for the whole batch ---------------------------------- */
+/* ---- batch waits: one wakeup for the whole batch ----------------------------------
+ *
+ * A group on the waiter's stack is the sink of every pending future. A notification's
+ * last touch of the group is its decrement of `remaining`, except for the one that
+ * takes it to zero: that one wakes the waiter, then marks GROUP_NOTIFIER_DONE. The
+ * waiter knows how many notifications to expect, so before its group goes it waits for
+ * `remaining` to reach the value they leave, and for GROUP_NOTIFIER_DONE if a
+ * notification took it to zero. One atomic per notification. */
+
+#define GROUP_WOKEN 1u         /* the waiter may proceed */
+#define GROUP_NOTIFIER_DONE 2u /* the notification that woke it is done with the group */
 
 typedef struct {
   synchro__sink_t base;
   _Atomic uint32_t remaining; /* notifications still needed before waking */
-  _Atomic uint32_t woken;     /* futex word: 0 until the waiter may proceed */
-  _Atomic uint32_t acks;      /* notifications finished touching this group */
+  _Atomic uint32_t woken;     /* futex word: GROUP_* bits */
 } group_t;
 
 static void group_notify(synchro__sink_t *sink, synchro_call_t *rec) {
   group_t *g = (group_t *)sink;
   (void)rec;
-  if (atomic_fetch_sub_explicit(&g->remaining, 1, memory_order_acq_rel) == 1) {
-    atomic_store_explicit(&g->woken, 1, memory_order_release);
-    synchro__futex_wake(&g->woken, 1);
-  }
-  atomic_fetch_add_explicit(&g->acks, 1, memory_order_release); /* last touch of g */
+  if (atomic_fetch_sub_explicit(&g->remaining, 1, memory_order_acq_rel) != 1)
+    return; /* that was the last touch of g */
+  atomic_fetch_or_explicit(&g->woken, GROUP_WOKEN, memory_order_release);
+  synchro__futex_wake(&g->woken, 1);
+  atomic_fetch_or_explicit(&g->woken, GROUP_NOTIFIER_DONE, memory_order_release); /* last */
 }
 
 static int check_batch(synchro_future_t *const *fs, size_t n, int64_t timeout_ms) {
+  const synchro_t *last_sync = NULL;
+  bool on_loop = false;
   size_t i;
   int rc;
   if (fs == NULL || (timeout_ms < 0 && timeout_ms != SYNCHRO_TIMEOUT_INFINITE))
@@ -546,29 +536,31 @@ static int check_batch(synchro_future_t *const *fs, size_t n, int64_t timeout_ms
   for (i = 0; i < n; i++) {
     if ((rc = synchro__future_check(fs[i])) != 0)
       return rc;
-    if (!settled_done(fs[i]) && synchro__would_deadlock(fs[i], timeout_ms))
+    if (settled_done(fs[i]))
+      continue;
+    if (fs[i]->sync != last_sync) { /* batches mostly share one synchronizer */
+      last_sync = fs[i]->sync;
+      on_loop = synchro__on_loop(last_sync);
+    }
+    if (on_loop && timeout_ms != 0)
       return SYNCHRO_EDEADLK;
   }
   return 0;
 }
 
 /* Attaches the group to every pending future, counting them in *attached. Fails with
- * SYNCHRO_EINVAL if one belongs to a queue or host; the caller then detaches. */
-static int attach_group(group_t *g, synchro_future_t *const *fs, size_t n, bool per_call,
-                        uint32_t *attached) {
+ * SYNCHRO_EINVAL if one belongs to a queue or host; the caller then detaches.
+ * For wait_all (per_call), the caller has already added n to remaining, so that the
+ * attaching never needs one atomic per future: it takes back what was not attached. */
+static int attach_group(group_t *g, synchro_future_t *const *fs, size_t n, uint32_t *attached) {
   size_t i;
   *attached = 0;
   for (i = 0; i < n; i++) {
-    int rc;
-    if (per_call)
-      atomic_fetch_add_explicit(&g->remaining, 1, memory_order_relaxed);
-    rc = synchro__attach_sink(fs[i], &g->base, SYNCHRO__SINK_ANY);
+    int rc = synchro__attach_sink(fs[i], &g->base, SYNCHRO__SINK_ANY);
     if (rc == 0) {
       (*attached)++;
       continue;
     }
-    if (per_call)
-      atomic_fetch_sub_explicit(&g->remaining, 1, memory_order_relaxed);
     if (rc == SYNCHRO_EINVAL)
       return rc;
   }
@@ -577,21 +569,38 @@ static int attach_group(group_t *g, synchro_future_t *const *fs, size_t n, bool 
 
 /* Detaches the group and waits until every notification that got hold of it has
  * finished with it, so the group (on our stack) can go: each attached future is
- * either detached here or notifies exactly once. */
-static void detach_group(group_t *g, synchro_future_t *const *fs, size_t n, uint32_t attached) {
+ * either detached here or notifies exactly once. `base`: what `remaining` holds once
+ * every attached future notified (after the waiter's own decrement); `self_zero`: the
+ * waiter's decrement took it to zero. */
+static void detach_group(group_t *g, synchro_future_t *const *fs, size_t n, uint32_t attached,
+                         uint32_t base, bool self_zero) {
   size_t i;
-  uint32_t detached = 0;
-  for (i = 0; i < n; i++)
-    detached += detach_sink(fs[i], &g->base);
-  while (atomic_load_explicit(&g->acks, memory_order_acquire) < attached - detached)
+  uint32_t detached = 0, notifying, final;
+  if (attached == 0)
+    return;
+  for (i = 0; i < n; i++) {
+    /* A resolved call's sink word is SINK_DONE for good: no CAS needed to know. */
+    if (atomic_load_explicit(&fs[i]->sink, memory_order_relaxed) == (uintptr_t)&g->base)
+      detached += detach_sink(fs[i], &g->base);
+  }
+  notifying = attached - detached;
+  final = base - notifying; /* may wrap (wait_any): the comparison is exact anyway */
+  while (atomic_load_explicit(&g->remaining, memory_order_acquire) != final)
     synchro__cpu_relax();
+  /* Counting down from base, a notification took remaining from 1 to 0 iff there were
+   * at least base of them (unless the waiter's own decrement came last). */
+  if (!self_zero && notifying != 0 && notifying >= base)
+    while (!(atomic_load_explicit(&g->woken, memory_order_acquire) & GROUP_NOTIFIER_DONE))
+      synchro__cpu_relax();
 }
 
 static int wait_group(group_t *g, int64_t timeout_ms) {
   uint64_t deadline = synchro__deadline_after(timeout_ms);
-  while (!atomic_load_explicit(&g->woken, memory_order_acquire))
+  while (!(atomic_load_explicit(&g->woken, memory_order_acquire) & GROUP_WOKEN))
     if (synchro__futex_wait(&g->woken, 0, deadline) == SYNCHRO_EPENDING)
-      return atomic_load_explicit(&g->woken, memory_order_acquire) ? 0 : SYNCHRO_EPENDING;
+      return (atomic_load_explicit(&g->woken, memory_order_acquire) & GROUP_WOKEN)
+                 ? 0
+                 : SYNCHRO_EPENDING;
   return 0;
 }
 
@@ -604,25 +613,36 @@ static size_t first_done(synchro_future_t *const *fs, size_t n) {
 }
 
 int synchro_future_wait_all(synchro_future_t *const *fs, size_t n, int64_t timeout_ms) {
-  group_t g = {{group_notify}, 1, 0, 0}; /* remaining starts with our own token */
-  uint32_t attached;
-  int rc = check_batch(fs, n, timeout_ms);
+  group_t g = {{group_notify}, 0, 0};
+  uint32_t attached, unattached;
+  bool self_zero;
+  int rc = check_batch(fs, n, timeout_ms), attach_rc;
   if (rc != 0)
     return rc;
-  if (attach_group(&g, fs, n, true, &attached) != 0) {
-    detach_group(&g, fs, n, attached);
+  if (n > UINT32_MAX - 1)
     return SYNCHRO_EINVAL;
-  }
-  if (atomic_fetch_sub_explicit(&g.remaining, 1, memory_order_acq_rel) == 1)
-    atomic_store(&g.woken, 1); /* everything was already done */
-  rc = timeout_ms == 0 && !atomic_load(&g.woken) ? SYNCHRO_EPENDING : wait_group(&g, timeout_ms);
-  detach_group(&g, fs, n, attached);
+  /* One token per future plus our own, taken before any can notify; what did not get
+   * attached (already resolved) is given back at once, with our token, below. */
+  atomic_init(&g.remaining, (uint32_t)n + 1);
+  attach_rc = attach_group(&g, fs, n, &attached);
+  unattached = (uint32_t)n - attached + 1;
+  self_zero =
+      atomic_fetch_sub_explicit(&g.remaining, unattached, memory_order_acq_rel) == unattached;
+  if (self_zero)
+    atomic_fetch_or(&g.woken, GROUP_WOKEN); /* everything was already done */
+  if (attach_rc != 0)
+    rc = SYNCHRO_EINVAL;
+  else if (timeout_ms == 0 && !(atomic_load(&g.woken) & GROUP_WOKEN))
+    rc = SYNCHRO_EPENDING;
+  else
+    rc = wait_group(&g, timeout_ms);
+  detach_group(&g, fs, n, attached, attached, self_zero);
   return rc;
 }
 
 int synchro_future_wait_any(synchro_future_t *const *fs, size_t n, int64_t timeout_ms,
                             size_t *index) {
-  group_t g = {{group_notify}, 1, 0, 0}; /* the first notification wakes us */
+  group_t g = {{group_notify}, 1, 0}; /* the first notification wakes us */
   uint32_t attached;
   int rc = check_batch(fs, n, timeout_ms);
   if (rc != 0 || index == NULL)
@@ -633,14 +653,14 @@ int synchro_future_wait_any(synchro_future_t *const *fs, size_t n, int64_t timeo
     return 0;
   if (timeout_ms == 0)
     return SYNCHRO_EPENDING;
-  if (attach_group(&g, fs, n, false, &attached) != 0) {
-    detach_group(&g, fs, n, attached);
+  if (attach_group(&g, fs, n, &attached) != 0) {
+    detach_group(&g, fs, n, attached, 1, false);
     return SYNCHRO_EINVAL;
   }
   if (first_done(fs, n) < n)
-    atomic_store(&g.woken, 1); /* one resolved while we attached */
+    atomic_fetch_or(&g.woken, GROUP_WOKEN); /* one resolved while we attached */
   rc = wait_group(&g, timeout_ms);
-  detach_group(&g, fs, n, attached);
+  detach_group(&g, fs, n, attached, 1, false);
   if (rc == 0)
     *index = first_done(fs, n);
   return rc;

@@ -8,27 +8,38 @@
  *
  * The host also keeps, on its own thread, a list of the calls attached to it, so that
  * freeing the host can cancel them. Calls attached from other threads arrive through
- * an inbox stack and join the list at the next dispatch. Every attached call holds a
- * reference on the host, so the host's memory outlives late notifications. */
+ * an inbox stack and join the list at the next dispatch. The host's memory outlives
+ * late notifications: while calls are in the list, the list holds one reference on the
+ * host (a call attached from another thread holds its own until it joins the list);
+ * once the host is freed, every call still attached holds one of its own. */
 #include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
 
+/* One cache line per writer: the loop thread delivers on the second line while the host
+ * thread works on its own fields, so a burst of deliveries does not bounce the line the
+ * host thread writes per call. */
 struct synchro_host_s {
+  /* read-mostly */
   synchro__sink_t base;
-  _Atomic uintptr_t done_head; /* resolved records, newest first; CLOSED once freed */
-  _Atomic uintptr_t inbox;     /* attached from other threads; CLOSED once freed */
-  synchro_call_t *pending;     /* attached records (host thread) */
-  synchro_call_t *ready;       /* resolved, not yet dispatched, oldest first */
-  _Atomic uint32_t refs;       /* the owner's + one per attached record */
-  _Atomic uint32_t attached;   /* attached and not yet dispatched */
-  _Atomic bool closed;
-  bool dispatching;
-  bool free_requested;
   int fd;
+  _Atomic bool closed;
   pthread_t thread;
   uv_loop_t *loop; /* NULL for an fd host */
+  /* written by whoever delivers (the loop thread) */
+  _Alignas(SYNCHRO__CACHE_LINE) _Atomic uintptr_t done_head; /* resolved records, newest
+                                                                first; CLOSED once freed */
+  _Atomic uint32_t refs; /* the owner's, the list's, and see the top of the file */
+  /* written by attachers on other threads */
+  _Alignas(SYNCHRO__CACHE_LINE) _Atomic uintptr_t inbox; /* CLOSED once freed */
+  /* the host thread's */
+  _Alignas(SYNCHRO__CACHE_LINE) synchro_call_t *pending; /* attached records */
+  synchro_call_t *ready; /* resolved, not yet dispatched, oldest first */
+  uint32_t attached;     /* in the list */
+  bool loop_refd;        /* the poll handle keeps the host's loop alive */
+  bool dispatching;
+  bool free_requested;
   uv_poll_t poll;
 };
 
@@ -40,12 +51,20 @@ static void host_unref(synchro_host_t *h) {
   if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) != 1)
     return;
   synchro__fd_close(h->fd);
-  synchro__free(h);
+  synchro__aligned_free(h);
 }
 
 /* ---- the host thread's list of attached calls ---------------------------------- */
 
-static void list_insert(synchro_host_t *h, synchro_call_t *rec) {
+/* The list's reference on the host is taken by its first call. `own_ref`: the call
+ * brings a reference of its own (attached from another thread), given back here. */
+static void list_insert(synchro_host_t *h, synchro_call_t *rec, bool own_ref) {
+  if (h->attached++ == 0) {
+    if (!own_ref)
+      atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+  } else if (own_ref) {
+    atomic_fetch_sub_explicit(&h->refs, 1, memory_order_relaxed); /* the list holds one */
+  }
   rec->host_prev = NULL;
   rec->host_next = h->pending;
   if (h->pending != NULL)
@@ -72,17 +91,17 @@ static void absorb_inbox(synchro_host_t *h, uintptr_t keep_bits) {
   synchro_call_t *rec = (synchro_call_t *)(top & ~SYNCHRO__STACK_CLOSED);
   while (rec != NULL) {
     synchro_call_t *next = rec->host_next;
-    list_insert(h, rec);
+    list_insert(h, rec, true);
     rec = next;
   }
 }
 
 /* ---- stacks ------------------------------------------------------------------------ */
 
-/* The host was freed: nobody will run this callback; release the call. */
+/* The host was freed: nobody will run this callback; release the call and the host
+ * reference it was given when the host was freed. */
 static void release_detached(synchro_host_t *h, synchro_call_t *rec) {
   /* cflags untouched: on the loop thread the host thread may be writing them. */
-  atomic_fetch_sub_explicit(&h->attached, 1, memory_order_relaxed);
   synchro__rec_unref(rec);
   host_unref(h);
 }
@@ -123,11 +142,11 @@ static int host_alloc(synchro_host_t **out) {
   if (out == NULL)
     return SYNCHRO_EINVAL;
   *out = NULL;
-  h = synchro__calloc(1, sizeof(*h));
+  h = synchro__aligned_calloc(sizeof(*h));
   if (h == NULL)
     return SYNCHRO_ENOMEM;
   if ((fd = synchro__eventfd_new()) < 0) {
-    synchro__free(h);
+    synchro__aligned_free(h);
     return fd;
   }
   h->base.notify = host_notify;
@@ -162,7 +181,7 @@ int synchro_host_new_uv(synchro_host_t **out, uv_loop_t *loop) {
       (rc = uv_poll_start(&h->poll, UV_READABLE, on_host_readable)) != 0) {
     synchro__host_thread_add(-1);
     synchro__fd_close(h->fd);
-    synchro__free(h);
+    synchro__aligned_free(h);
     *out = NULL;
     return rc;
   }
@@ -177,13 +196,16 @@ int synchro_host_fd(const synchro_host_t *h) { return h != NULL && h->loop == NU
 /* ---- attaching ------------------------------------------------------------------------ */
 
 /* A libuv host keeps its loop alive exactly while calls are attached. */
-static void update_loop_ref(synchro_host_t *h) {
-  if (h->loop == NULL || uv_is_closing((uv_handle_t *)&h->poll))
+static inline void update_loop_ref(synchro_host_t *h) {
+  bool want = h->attached != 0;
+  if (SYNCHRO__LIKELY(want == h->loop_refd) || h->loop == NULL ||
+      uv_is_closing((uv_handle_t *)&h->poll))
     return;
-  if (atomic_load_explicit(&h->attached, memory_order_relaxed) != 0)
+  if (want)
     uv_ref((uv_handle_t *)&h->poll);
   else
     uv_unref((uv_handle_t *)&h->poll);
+  h->loop_refd = want;
 }
 
 /* Registers `rec` with the host (its list, references, loop ref) so that a later
@@ -194,14 +216,14 @@ int synchro__host_attach(synchro_host_t *h, synchro_call_t *rec, synchro_host_cb
     return SYNCHRO_ECLOSED;
   rec->then_cb = cb;
   rec->then_data = data;
-  atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&h->attached, 1, memory_order_relaxed);
   /* Join the host's list before the loop can deliver, so dispatch always finds it. */
   if (on_host_thread(h)) {
-    list_insert(h, rec);
+    list_insert(h, rec, false);
     update_loop_ref(h);
-  } else if (!synchro__stack_push(&h->inbox, rec, &rec->host_next, &was)) {
-    atomic_fetch_sub_explicit(&h->attached, 1, memory_order_relaxed);
+    return 0;
+  }
+  atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed); /* until it joins the list */
+  if (!synchro__stack_push(&h->inbox, rec, &rec->host_next, &was)) {
     host_unref(h);
     return SYNCHRO_ECLOSED;
   } else {
@@ -217,7 +239,7 @@ int synchro_future_then(synchro_future_t *f, synchro_host_t *h, synchro_host_cb 
 }
 
 synchro_fn synchro_future_then_fn(const synchro_future_t *f) {
-  return synchro__future_check(f) == 0 ? f->then_fn : NULL;
+  return synchro__future_check(f) == 0 && (f->cflags & SYNCHRO__C_THEN_FN) ? f->then_fn : NULL;
 }
 
 int synchro_future_then_typed(synchro_future_t *f, synchro_host_t *h, synchro_host_cb cb,
@@ -230,7 +252,7 @@ int synchro_future_then_typed(synchro_future_t *f, synchro_host_t *h, synchro_ho
   sink = atomic_load_explicit(&f->sink, memory_order_acquire);
   if (sink != SYNCHRO__SINK_NONE && sink != SYNCHRO__SINK_DONE)
     return SYNCHRO_EINVAL;
-  f->cflags |= SYNCHRO__C_ATTACHED;
+  f->cflags |= SYNCHRO__C_ATTACHED | SYNCHRO__C_THEN_FN;
   f->then_fn = fn;
   if ((rc = synchro__host_attach(h, f, cb, data)) != 0) {
     f->cflags &= (uint8_t)~SYNCHRO__C_ATTACHED;
@@ -252,9 +274,9 @@ static void run_callback(synchro_host_t *h, synchro_call_t *rec) {
    * status to read. */
   rec->then_cb(rec, synchro__is_done(rec) ? rec->status : SYNCHRO_EPENDING, rec->then_data);
   rec->cflags &= (uint8_t)~SYNCHRO__C_ATTACHED;
-  atomic_fetch_sub_explicit(&h->attached, 1, memory_order_relaxed);
   synchro__rec_unref(rec);
-  host_unref(h); /* never the last: the owner's reference is held */
+  if (--h->attached == 0)
+    host_unref(h); /* the list's; never the last: the owner's reference is held */
 }
 
 /* Leaves the fd readable iff completions are left to dispatch. */
@@ -326,6 +348,13 @@ static void do_free(synchro_host_t *h) {
    * thread; hold every listed call first so the walks below never touch freed ones. */
   for (rec = h->pending; rec != NULL; rec = rec->host_next)
     synchro__rec_ref(rec);
+  /* From here each attached call holds its own host reference (released with the call
+   * by release_detached) instead of the list's one. */
+  if (h->attached != 0) {
+    atomic_fetch_add_explicit(&h->refs, h->attached, memory_order_relaxed);
+    host_unref(h);
+    h->attached = 0;
+  }
   top = atomic_exchange_explicit(&h->done_head, SYNCHRO__STACK_CLOSED, memory_order_acq_rel);
   release_list(h, (synchro_call_t *)(top & ~SYNCHRO__STACK_CLOSED));
   release_list(h, h->ready);

@@ -14,6 +14,8 @@
 
 #define SYNCHRO__CACHE_LINE 64
 #define SYNCHRO__ARGS_INLINE 32
+/* Small helpers of the per-call path: inlined whatever the optimizer thinks. */
+#define SYNCHRO__HOT __attribute__((always_inline)) inline
 #define SYNCHRO__LIKELY(x) __builtin_expect(!!(x), 1)
 #define SYNCHRO__UNLIKELY(x) __builtin_expect(!!(x), 0)
 
@@ -66,7 +68,18 @@ int synchro__ncpu(void);
 int synchro__current_cpu(void);
 /* The calling thread's CPU, re-read every few calls: threads rarely migrate, and the
  * spin decisions that use it only need to be right most of the time. */
-int synchro__recent_cpu(void);
+typedef struct {
+  int cpu;
+  unsigned uses;
+} synchro__recent_cpu_t;
+extern _Thread_local synchro__recent_cpu_t synchro__recent_cpu_tls;
+int synchro__recent_cpu_slow(void);
+static inline int synchro__recent_cpu(void) {
+  synchro__recent_cpu_t *t = &synchro__recent_cpu_tls;
+  if (SYNCHRO__LIKELY((t->uses++ & 63u) != 0 && t->cpu >= 0))
+    return t->cpu;
+  return synchro__recent_cpu_slow();
+}
 /* memcpy for the small blocks of the hot path (arguments, results): whole words
  * inline when the size allows, libc otherwise. */
 static inline void synchro__copy(void *dst, const void *src, size_t n) {
@@ -107,9 +120,10 @@ void synchro__error_add_context(synchro_error_t *err, const synchro_call_t *rec)
 
 /* ---- the call record ------------------------------------------------------------
  * One record per call, four cache lines, 64-byte aligned so that records never share
- * a line. Line 0 holds what crosses threads, line 1 what only the loop touches, line 2
- * the payload, line 3 the bindings (host, stream, object) and what diagnostics read.
- * The caller's future is the same record. */
+ * a line. Line 0 holds what crosses threads, line 1 what the loop touches and the
+ * bindings every call sets, line 2 the payload and what diagnostics read, line 3 the
+ * links of optional lists (host, object, then, cancel hook): a plain future's calls
+ * touch three lines. The caller's future is the same record. */
 
 /* state word: phase in the low 2 bits, then flags. Only the loop thread moves the
  * phase (PENDING -> COMPLETING -> DONE); callers only set CANCEL and WAITING. */
@@ -137,6 +151,7 @@ void synchro__error_add_context(synchro_error_t *err, const synchro_call_t *rec)
 #define SYNCHRO__C_ATTACHED 0x04u     /* owned by a completion queue or host */
 #define SYNCHRO__C_IN_HOST_LIST 0x08u /* in its host's list of pending calls */
 #define SYNCHRO__C_FREED 0x10u        /* the caller released its handle */
+#define SYNCHRO__C_THEN_FN 0x20u      /* then_fn is set */
 
 #define SYNCHRO__MAGIC_LIVE 0x53594e43u  /* "SYNC" */
 #define SYNCHRO__MAGIC_FREED 0x46524545u /* "FREE" */
@@ -173,11 +188,11 @@ struct synchro_call_s {
   synchro_t *sync;
   const synchro_op_t *op;
   void *ctx; /* the caller's ambient context, or NULL */
-  /* line 1: loop side */
+  /* line 1: loop side, and the bindings every call sets */
   synchro_call_t *act_prev;
   synchro_call_t *act_next;
   synchro_cancel_fn cancel_fn;
-  void *cancel_data;
+  struct synchro_object_s *object; /* the object a method/lifecycle call runs on */
   void *impl_data;
   uint64_t deadline_ns; /* 0: none */
   uint32_t heap_idx;
@@ -191,19 +206,20 @@ struct synchro_call_s {
     _Alignas(16) unsigned char result[SYNCHRO_RESULT_MAX];
     synchro_error_t *error;
   };
+  struct synchro_stream_s *stream; /* a stream op's buffer, else NULL */
+  uint32_t origin;                 /* diagnostics: number of the submitting thread */
+  uint32_t since_ms;               /* diagnostics: loop time (ms) when the loop took the call */
+  _Alignas(8) unsigned char args_inline[SYNCHRO__ARGS_INLINE];
+  /* line 3: set only when a call joins a list or a host, each before any reader can
+   * look (a plain future never touches this line) */
+  synchro_fn then_fn; /* synchro_future_then_typed's function pointer (C_THEN_FN) */
+  void *cancel_data;  /* with cancel_fn */
   synchro_host_cb then_cb;
   void *then_data;
-  _Alignas(8) unsigned char args_inline[SYNCHRO__ARGS_INLINE];
-  /* line 3: host delivery (host thread only) */
-  synchro_call_t *host_prev;       /* attached to a host: its list of pending calls */
-  synchro_call_t *host_next;       /* also the link of the host's foreign-thread inbox */
-  struct synchro_stream_s *stream; /* a stream op's buffer, else NULL */
-  struct synchro_object_s *object; /* the object a method/lifecycle call runs on */
-  synchro_call_t *obj_prev;        /* the object's in-flight calls (loop thread) */
+  synchro_call_t *host_prev; /* attached to a host: its list of pending calls */
+  synchro_call_t *host_next; /* also the link of the host's foreign-thread inbox */
+  synchro_call_t *obj_prev;  /* the object's in-flight calls (loop thread) */
   synchro_call_t *obj_next;
-  synchro_fn then_fn; /* synchro_future_then_typed's function pointer */
-  uint32_t origin;    /* diagnostics: number of the submitting thread */
-  uint32_t since_ms;  /* diagnostics: loop time (ms) when the loop took the call */
 } __attribute__((aligned(SYNCHRO__CACHE_LINE)));
 
 _Static_assert(sizeof(struct synchro_call_s) == 4 * SYNCHRO__CACHE_LINE,
@@ -225,8 +241,38 @@ static inline void synchro__count(_Atomic uint64_t *counter) {
 }
 
 /* record pool (lib/pool.c): per-thread caches over a shared free stack */
-synchro_call_t *synchro__pool_get(void);
-void synchro__pool_put(synchro_call_t *rec);
+typedef struct {
+  synchro_call_t *head;
+  synchro_call_t *tail; /* valid while head != NULL */
+  unsigned count;
+  bool registered; /* the thread-exit hook that hands the cache back is set */
+} synchro__pool_cache_t;
+#define SYNCHRO__POOL_CACHE_MAX 1024u
+extern _Thread_local synchro__pool_cache_t synchro__pool_cache;
+synchro_call_t *synchro__pool_get_slow(void);
+void synchro__pool_put_slow(synchro_call_t *rec);
+static inline synchro_call_t *synchro__pool_get(void) {
+  synchro__pool_cache_t *c = &synchro__pool_cache;
+  synchro_call_t *rec = c->head;
+  if (SYNCHRO__LIKELY(rec != NULL)) {
+    c->head = rec->next;
+    c->count--;
+    SYNCHRO__LIVE(RECORDS, 1);
+    return rec;
+  }
+  return synchro__pool_get_slow();
+}
+static inline void synchro__pool_put(synchro_call_t *rec) {
+  synchro__pool_cache_t *c = &synchro__pool_cache;
+  SYNCHRO__LIVE(RECORDS, -1);
+  if (SYNCHRO__LIKELY(c->head != NULL && c->count < SYNCHRO__POOL_CACHE_MAX)) {
+    rec->next = c->head;
+    c->head = rec;
+    c->count++;
+    return;
+  }
+  synchro__pool_put_slow(rec);
+}
 
 /* record lifetime (lib/record.c) */
 void synchro__rec_ref(synchro_call_t *rec);
@@ -241,10 +287,23 @@ void synchro__release_admission(synchro_t *s);
 /* Releases what a result (not yet stored in a record) owns. */
 void synchro__release_result(const synchro_op_t *op, const void *result);
 static inline uint32_t synchro__phase(uint32_t state) { return state & SYNCHRO__PHASE_MASK; }
-int synchro__rec_check(const synchro_call_t *rec);
+static inline int synchro__rec_check(const synchro_call_t *rec) {
+  uint32_t magic;
+  if (SYNCHRO__UNLIKELY(rec == NULL))
+    return SYNCHRO_EINVAL;
+  magic = atomic_load_explicit(&rec->magic, memory_order_relaxed);
+  if (SYNCHRO__LIKELY(magic == SYNCHRO__MAGIC_LIVE))
+    return 0;
+  return magic == SYNCHRO__MAGIC_FREED ? SYNCHRO_EFREED : SYNCHRO_EINVAL;
+}
 /* rec_check for the caller's handle: also refuses a future its caller already freed,
  * while the loop may still hold the record. */
-int synchro__future_check(const synchro_call_t *rec);
+static inline int synchro__future_check(const synchro_call_t *rec) {
+  int rc = synchro__rec_check(rec);
+  if (SYNCHRO__LIKELY(rc == 0) && SYNCHRO__UNLIKELY(rec->cflags & SYNCHRO__C_FREED))
+    rc = SYNCHRO_EFREED;
+  return rc;
+}
 /* The error of a resolved call that failed with one, else NULL. */
 static inline synchro_error_t *synchro__rec_error(const synchro_call_t *rec) {
   return rec->status != 0 ? rec->error : NULL;
@@ -310,6 +369,7 @@ struct synchro_s {
   _Alignas(SYNCHRO__CACHE_LINE) _Atomic uintptr_t submit_head;
   _Atomic uintptr_t cancel_head;
   _Atomic int submit_cpu; /* CPU of the latest submitter (only kept while spinning) */
+  _Atomic uint64_t n_submitted; /* beside the head every submitter writes anyway */
   /* read by callers, written by the loop: 1 while the loop is draining or spinning */
   _Alignas(SYNCHRO__CACHE_LINE) _Atomic int awake;
   /* fork generation + 1 of the running loop thread; 0 while not running */
@@ -319,9 +379,8 @@ struct synchro_s {
   pthread_t thread;
   _Atomic uint32_t inflight;
   _Atomic uint32_t inflight_waiters;
-  /* counters */
-  _Alignas(SYNCHRO__CACHE_LINE) _Atomic uint64_t n_submitted; /* callers' line */
-  /* written by one thread at a time (the loop, or the thread that owns its state) */
+  /* counters written by one thread at a time (the loop, or the thread that owns its
+   * state) */
   _Alignas(SYNCHRO__CACHE_LINE) _Atomic uint64_t n_completed;
   _Atomic uint64_t n_failed;
   _Atomic uint64_t n_cancelled;
@@ -386,9 +445,22 @@ void *synchro__aligned_calloc(size_t size);
 void synchro__aligned_free(void *ptr);
 
 /* synchronizer.c */
-int synchro__ensure_running(synchro_t *s);
+/* Starts the loop thread unless it runs (lazily, once per process after a fork). */
+int synchro__ensure_running_slow(synchro_t *s);
+static inline int synchro__ensure_running(synchro_t *s) {
+  if (SYNCHRO__LIKELY(atomic_load_explicit(&s->run_gen, memory_order_acquire) ==
+                      atomic_load_explicit(&synchro__fork_gen, memory_order_acquire) + 1))
+    return 0;
+  return synchro__ensure_running_slow(s);
+}
 /* In a fork child, resolves the calls inherited from the parent (SYNCHRO_EFORKED). */
-void synchro__check_fork(synchro_t *s);
+void synchro__check_fork_slow(synchro_t *s);
+static inline void synchro__check_fork(synchro_t *s) {
+  uint64_t gen = atomic_load_explicit(&s->run_gen, memory_order_acquire);
+  if (SYNCHRO__UNLIKELY(gen != SYNCHRO__NOT_STARTED &&
+                        gen != atomic_load_explicit(&synchro__fork_gen, memory_order_acquire) + 1))
+    synchro__check_fork_slow(s);
+}
 void synchro__wake_loop(synchro_t *s);
 /* Whether the loop thread of `s` runs in this process (not an inherited one). */
 bool synchro__is_running(synchro_t *s);
@@ -396,7 +468,11 @@ bool synchro__is_running(synchro_t *s);
 /* loop.c: the loop thread */
 void *synchro__loop_main(void *arg);
 int synchro__loop_init(synchro_t *s);
-void synchro__loop_finish_call(synchro_t *s, synchro_call_t *rec);
+/* The implementation is done with `rec` (or never started): drop the loop's reference
+ * once the outcome is published (lib/loop.c). */
+void synchro__loop_finish_call_slow(synchro_t *s, synchro_call_t *rec);
+static inline void synchro__active_insert(synchro_t *s, synchro_call_t *rec);
+static inline void synchro__active_remove(synchro_t *s, synchro_call_t *rec);
 /* Drops the loop's references to records finished during this loop iteration. */
 void synchro__loop_release_finished(synchro_t *s);
 void synchro__loop_drop_all(synchro_t *s, int outcome);
@@ -445,7 +521,32 @@ int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args, int6
                     bool blocking, const synchro__target_t *target, synchro_call_t **out);
 /* Blocking wait + result/error handoff shared by every blocking entry point. */
 int synchro__finish_blocking(synchro_call_t *rec, void *result, synchro_error_t **err);
-void synchro__init_record(synchro_call_t *rec, synchro_t *s, const synchro_op_t *op);
+/* Only what a fresh call reads before anything writes it. Links and bindings that are
+ * set when the record joins a list or a host (act_*, host_*, obj_*, then_*, cancel_data)
+ * are left as they are: every reader is guarded by a flag or by the field set with them
+ * (L_ACTIVE, C_IN_HOST_LIST, C_ATTACHED, C_THEN_FN, object, cancel_fn). */
+static inline void synchro__init_record(synchro_call_t *rec, synchro_t *s, const synchro_op_t *op) {
+  atomic_init(&rec->state, SYNCHRO__PENDING);
+  atomic_init(&rec->refs, 2); /* the caller's and the loop's */
+  atomic_init(&rec->magic, SYNCHRO__MAGIC_LIVE);
+  rec->status = 0;
+  atomic_init(&rec->sink, SYNCHRO__SINK_NONE);
+  rec->sync = s;
+  rec->op = op;
+  rec->ctx = NULL;
+  rec->cancel_fn = NULL;
+  rec->impl_data = NULL;
+  rec->heap_idx = UINT32_MAX;
+  rec->lflags = 0;
+  rec->cflags = 0;
+  rec->obj_kind = SYNCHRO__OBJ_NONE;
+  rec->error = NULL; /* the result's first bytes: NULL until an outcome */
+  rec->stream = NULL;
+  rec->object = NULL;
+  rec->origin = synchro__thread_no();
+  rec->since_ms = 0;
+}
+
 bool synchro__is_done(const synchro_call_t *rec);
 bool synchro__would_deadlock(const synchro_call_t *rec, int64_t timeout_ms);
 /* Sleeps until rec is DONE (0) or the deadline passes (SYNCHRO_EPENDING). */
@@ -521,5 +622,41 @@ void synchro__stream_demand(synchro_call_t *rec);
 void synchro__stream_deliver_sent(synchro_call_t *rec);
 /* Wakes the consumers of every stream that got items since the last flush. */
 void synchro__streams_flush(synchro_t *s);
+
+/* ---- active list: started calls whose implementation has not finished (loop) ----- */
+static inline void synchro__active_insert(synchro_t *s, synchro_call_t *rec) {
+  rec->act_prev = NULL;
+  rec->act_next = s->active;
+  if (s->active != NULL)
+    s->active->act_prev = rec;
+  s->active = rec;
+  rec->lflags |= SYNCHRO__L_ACTIVE;
+}
+
+static inline void synchro__active_remove(synchro_t *s, synchro_call_t *rec) {
+  if (!(rec->lflags & SYNCHRO__L_ACTIVE))
+    return;
+  if (rec->act_prev != NULL)
+    rec->act_prev->act_next = rec->act_next;
+  else
+    s->active = rec->act_next;
+  if (rec->act_next != NULL)
+    rec->act_next->act_prev = rec->act_prev;
+  rec->lflags &= (uint16_t)~SYNCHRO__L_ACTIVE;
+}
+
+static inline void synchro__loop_finish_call(synchro_t *s, synchro_call_t *rec) {
+  rec->lflags |= SYNCHRO__L_IMPL_DONE;
+  synchro__active_remove(s, rec);
+  if (SYNCHRO__UNLIKELY(rec->deadline_ns != 0 || s->shutting_down)) {
+    synchro__loop_finish_call_slow(s, rec);
+    return;
+  }
+  /* The loop's reference, and what the call's end means for its object (close,
+   * destroy), wait for the end of this loop iteration: the implementation may still be
+   * using the call and its state right after finishing it. */
+  rec->act_next = s->finished;
+  s->finished = rec;
+}
 
 #endif /* SYNCHRO_INTERNAL_H */

@@ -15,29 +15,6 @@
 
 _Thread_local synchro_t *synchro__tls_loop;
 
-/* ---- active list: started calls whose implementation has not finished --------- */
-
-static void active_insert(synchro_t *s, synchro_call_t *rec) {
-  rec->act_prev = NULL;
-  rec->act_next = s->active;
-  if (s->active != NULL)
-    s->active->act_prev = rec;
-  s->active = rec;
-  rec->lflags |= SYNCHRO__L_ACTIVE;
-}
-
-static void active_remove(synchro_t *s, synchro_call_t *rec) {
-  if (!(rec->lflags & SYNCHRO__L_ACTIVE))
-    return;
-  if (rec->act_prev != NULL)
-    rec->act_prev->act_next = rec->act_next;
-  else
-    s->active = rec->act_next;
-  if (rec->act_next != NULL)
-    rec->act_next->act_prev = rec->act_prev;
-  rec->lflags &= (uint16_t)~SYNCHRO__L_ACTIVE;
-}
-
 static void begin_teardown(synchro_t *s);
 static void on_teardown_due(uv_timer_t *timer) { begin_teardown(timer->data); }
 
@@ -48,11 +25,9 @@ static void teardown_soon(synchro_t *s) {
   uv_timer_start(&s->shutdown_timer, on_teardown_due, 0, 0);
 }
 
-/* The implementation is done with `rec` (or never started): drop the loop's reference
- * once the outcome is published. */
-void synchro__loop_finish_call(synchro_t *s, synchro_call_t *rec) {
-  rec->lflags |= SYNCHRO__L_IMPL_DONE;
-  active_remove(s, rec);
+/* synchro__loop_finish_call() (lib/internal.h) for a call with a deadline, or while
+ * shutting down. */
+void synchro__loop_finish_call_slow(synchro_t *s, synchro_call_t *rec) {
   if (rec->deadline_ns != 0)
     synchro__heap_remove(&s->heap, rec);
   /* The loop's reference, and what the call's end means for its object (close,
@@ -170,12 +145,12 @@ void synchro__loop_release_finished(synchro_t *s) { release_finished(s, true); }
 
 void synchro__loop_park(synchro_t *s, synchro_call_t *rec) {
   rec->lflags |= SYNCHRO__L_STARTED | SYNCHRO__L_PARKED;
-  active_insert(s, rec);
+  synchro__active_insert(s, rec);
 }
 
 void synchro__loop_run_impl(synchro_t *s, synchro_call_t *rec) {
   rec->lflags |= SYNCHRO__L_STARTED;
-  active_insert(s, rec);
+  synchro__active_insert(s, rec);
   SYNCHRO__SEAM(START, rec);
   /* For a dump the loop does not answer (it is stuck in this implementation). */
   atomic_store_explicit(&s->busy_since_ms, rec->since_ms, memory_order_relaxed);

@@ -1,46 +1,50 @@
 /* lib/pool.c - call records come from a pool: no malloc per call in steady state.
  *
- * Each thread keeps a small cache of free records (no atomics on that path). A cache
- * that overflows moves its surplus to a process-wide free stack; an empty cache takes
- * the whole stack at once (one atomic exchange, so no ABA), keeps up to half a cache
- * and gives the rest back. A thread that exits hands its cache back through a pthread
- * key destructor. */
+ * Records are carved from 64-byte-aligned slabs (one allocation per SLAB_RECORDS
+ * records, so no per-record allocator slack); a record never shares a cache line with
+ * another. Each thread keeps a cache of free records (no atomics on that path). A
+ * cache that overflows moves all of itself, as one chain, to a process-wide stack of
+ * chains; an empty cache takes one chain: it takes the whole stack (one atomic exchange,
+ * so no ABA) and pushes the other chains back, so that the work stays bounded by the
+ * cache size however many records are free, and no thread sits on records that other
+ * threads would then allocate anew. A thread that exits hands its cache back through a
+ * pthread key destructor. Slabs are never freed: records are recycled. */
 #include <sched.h>
 #include <string.h>
 
 #include "internal.h"
 
-#define CACHE_MAX 256
+/* 15 records and the alignment slack fit one 4 KiB page with the allocator's header. */
+#define SLAB_RECORDS 15
+#define cache synchro__pool_cache
 
-typedef struct {
-  synchro_call_t *head;
-  unsigned count;
-  bool registered;
-} cache_t;
-
-static _Thread_local cache_t cache;
+_Thread_local synchro__pool_cache_t synchro__pool_cache;
 static _Atomic uintptr_t shared_free;
 static _Atomic uint32_t grabbing; /* threads between taking the stack and giving back */
 static pthread_key_t exit_key;
 static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 
-static void push_chain(synchro_call_t *first, synchro_call_t *last) {
+/* Pushes the chains from `first` to `last` (chain heads linked through cancel_next,
+ * the records of a chain through next, NULL-terminated) onto the shared stack. */
+static void push_chains(synchro_call_t *first, synchro_call_t *last) {
   uintptr_t head = atomic_load_explicit(&shared_free, memory_order_relaxed);
   do
-    last->next = (synchro_call_t *)head;
+    last->cancel_next = (synchro_call_t *)head;
   while (!atomic_compare_exchange_weak_explicit(&shared_free, &head, (uintptr_t)first,
                                                 memory_order_release, memory_order_relaxed));
 }
 
+static void push_chain(synchro_call_t *first, synchro_call_t *last) {
+  last->next = NULL;
+  push_chains(first, first);
+}
+
 static void on_thread_exit(void *unused) {
-  synchro_call_t *last;
   (void)unused;
   if (cache.head == NULL)
     return;
-  for (last = cache.head; last->next != NULL; last = last->next)
-    ;
-  push_chain(cache.head, last);
-  cache.head = NULL;
+  push_chain(cache.head, cache.tail);
+  cache.head = cache.tail = NULL;
   cache.count = 0;
 }
 
@@ -53,27 +57,28 @@ static void register_thread(void) {
   cache.registered = true;
 }
 
-static synchro_call_t *allocate_record(void) {
-  unsigned char *mem = synchro__malloc(sizeof(synchro_call_t) + SYNCHRO__CACHE_LINE);
-  uintptr_t aligned;
-  synchro_call_t *rec;
+/* A new slab: returns its first record, the others go to this thread's (empty) cache. */
+static synchro_call_t *allocate_slab(void) {
+  unsigned char *mem = synchro__malloc(SLAB_RECORDS * sizeof(synchro_call_t) + SYNCHRO__CACHE_LINE);
+  synchro_call_t *recs;
+  unsigned i;
   if (mem == NULL)
     return NULL;
-  aligned = ((uintptr_t)mem + SYNCHRO__CACHE_LINE - 1) & ~(uintptr_t)(SYNCHRO__CACHE_LINE - 1);
-  rec = (synchro_call_t *)aligned; /* never freed: records are recycled, see above */
-  SYNCHRO__LIVE(ALLOCS, -1);       /* so it is counted as a record, not an allocation */
+  recs = (synchro_call_t *)(((uintptr_t)mem + SYNCHRO__CACHE_LINE - 1) &
+                            ~(uintptr_t)(SYNCHRO__CACHE_LINE - 1));
+  for (i = 1; i + 1 < SLAB_RECORDS; i++)
+    recs[i].next = &recs[i + 1];
+  recs[SLAB_RECORDS - 1].next = NULL;
+  cache.head = &recs[1];
+  cache.tail = &recs[SLAB_RECORDS - 1];
+  cache.count = SLAB_RECORDS - 1;
+  SYNCHRO__LIVE(ALLOCS, -1); /* so the slab is counted as records, not an allocation */
   SYNCHRO__LIVE(RECORDS, 1);
-  return rec;
+  return &recs[0];
 }
 
-synchro_call_t *synchro__pool_get(void) {
-  synchro_call_t *rec = cache.head;
-  if (SYNCHRO__LIKELY(rec != NULL)) {
-    cache.head = rec->next;
-    cache.count--;
-    SYNCHRO__LIVE(RECORDS, 1);
-    return rec;
-  }
+synchro_call_t *synchro__pool_get_slow(void) {
+  synchro_call_t *rec;
   if (!cache.registered)
     register_thread();
   atomic_fetch_add_explicit(&grabbing, 1, memory_order_relaxed);
@@ -81,9 +86,9 @@ synchro_call_t *synchro__pool_get(void) {
   if (rec == NULL) {
     int spins;
     atomic_fetch_sub_explicit(&grabbing, 1, memory_order_relaxed);
-    /* Empty, perhaps only while another thread splits what it took: wait a little
-     * for that thread's give-back rather than grow the pool (bounded; yielding, as
-     * that thread may have been preempted). */
+    /* Empty, perhaps only while another thread gives back what it took: wait a little
+     * for that rather than grow the pool (bounded; yielding, as that thread may have
+     * been preempted). */
     for (spins = 0; spins < 64 && atomic_load_explicit(&grabbing, memory_order_relaxed) != 0;
          spins++)
       sched_yield();
@@ -91,48 +96,42 @@ synchro_call_t *synchro__pool_get(void) {
     rec = (synchro_call_t *)atomic_exchange_explicit(&shared_free, 0, memory_order_acquire);
   }
   if (rec != NULL) {
-    synchro_call_t *it = rec, *rest;
+    synchro_call_t *it, *rest = rec->cancel_next;
     unsigned n = 0;
-    /* Keep at most CACHE_MAX / 2 and give the rest back at once: a thread that took
-     * the whole stack would otherwise sit on records other threads then allocate
-     * anew, and the pool would grow with every generation of threads. */
-    while (it->next != NULL && n < CACHE_MAX / 2) {
-      it = it->next;
-      n++;
-    }
-    rest = it->next;
-    it->next = NULL;
-    if (rest != NULL) {
-      uintptr_t empty = 0;
-      synchro_call_t *last = rest;
-      /* Usually nothing was pushed meanwhile: put the rest back whole, without walking it. */
-      if (!atomic_compare_exchange_strong_explicit(&shared_free, &empty, (uintptr_t)rest,
-                                                   memory_order_release, memory_order_relaxed)) {
-        while (last->next != NULL)
-          last = last->next;
-        push_chain(rest, last);
-      }
+    if (rest != NULL) { /* keep one chain, give the others back */
+      for (it = rest; it->cancel_next != NULL; it = it->cancel_next)
+        ;
+      push_chains(rest, it);
     }
     atomic_fetch_sub_explicit(&grabbing, 1, memory_order_release);
+    if (rec->next != NULL) {
+      for (it = rec->next; it->next != NULL; it = it->next)
+        n++;
+      cache.tail = it;
+      n++;
+    }
     cache.head = rec->next;
     cache.count = n;
     SYNCHRO__LIVE(RECORDS, 1);
     return rec;
   }
   atomic_fetch_sub_explicit(&grabbing, 1, memory_order_relaxed);
-  return allocate_record();
+  return allocate_slab();
 }
 
-void synchro__pool_put(synchro_call_t *rec) {
-  SYNCHRO__LIVE(RECORDS, -1);
-  if (SYNCHRO__LIKELY(cache.count < CACHE_MAX)) {
-    if (!cache.registered)
-      register_thread();
-    rec->next = cache.head;
-    cache.head = rec;
-    cache.count++;
-    return;
+/* The cache is empty (its tail must be set) or full. */
+void synchro__pool_put_slow(synchro_call_t *rec) {
+  if (cache.count >= SYNCHRO__POOL_CACHE_MAX) {
+    /* Hand the whole cache over with one CAS; this thread starts afresh. */
+    push_chain(cache.head, cache.tail);
+    cache.head = NULL;
+    cache.count = 0;
   }
-  rec->next = NULL;
-  push_chain(rec, rec);
+  if (SYNCHRO__UNLIKELY(!cache.registered))
+    register_thread();
+  rec->next = cache.head;
+  if (cache.head == NULL)
+    cache.tail = rec;
+  cache.head = rec;
+  cache.count++;
 }

@@ -29,29 +29,24 @@ static void release_payload(synchro_call_t *rec) {
     synchro__object_release(rec->object);
 }
 
+/* Whether the record owns nothing that needs releasing (the common case). */
+static inline bool owns_nothing(const synchro_call_t *rec) {
+  const synchro_op_t *op = rec->op;
+  if (op->args_free != NULL || rec->args != rec->args_inline || rec->stream != NULL ||
+      rec->object != NULL)
+    return false;
+  if (rec->status == 0)
+    return (rec->cflags & SYNCHRO__C_RESULT_TAKEN) || op->result_free == NULL;
+  return (rec->cflags & SYNCHRO__C_ERROR_TAKEN) || rec->error == NULL;
+}
+
 void synchro__rec_unref(synchro_call_t *rec) {
   if (atomic_fetch_sub_explicit(&rec->refs, 1, memory_order_acq_rel) != 1)
     return;
-  release_payload(rec);
+  if (!owns_nothing(rec))
+    release_payload(rec);
   atomic_store_explicit(&rec->magic, SYNCHRO__MAGIC_FREED, memory_order_relaxed);
   synchro__pool_put(rec);
-}
-
-int synchro__future_check(const synchro_call_t *rec) {
-  int rc = synchro__rec_check(rec);
-  if (rc == 0 && (rec->cflags & SYNCHRO__C_FREED))
-    rc = SYNCHRO_EFREED;
-  return rc;
-}
-
-int synchro__rec_check(const synchro_call_t *rec) {
-  uint32_t magic;
-  if (rec == NULL)
-    return SYNCHRO_EINVAL;
-  magic = atomic_load_explicit(&rec->magic, memory_order_relaxed);
-  if (magic == SYNCHRO__MAGIC_LIVE)
-    return 0;
-  return magic == SYNCHRO__MAGIC_FREED ? SYNCHRO_EFREED : SYNCHRO_EINVAL;
 }
 
 /* Moves the phase from PENDING to COMPLETING. Returns the state seen (with CANCEL if a

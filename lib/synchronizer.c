@@ -158,19 +158,15 @@ static int start_locked(synchro_t *s) {
   return 0;
 }
 
-void synchro__check_fork(synchro_t *s) {
-  if (SYNCHRO__LIKELY(!inherited(s)))
-    return;
+void synchro__check_fork_slow(synchro_t *s) {
   pthread_mutex_lock(&start_mutex);
   if (inherited(s))
     recover_after_fork(s); /* resolves the parent's calls as SYNCHRO_EFORKED */
   pthread_mutex_unlock(&start_mutex);
 }
 
-int synchro__ensure_running(synchro_t *s) {
+int synchro__ensure_running_slow(synchro_t *s) {
   int rc;
-  if (SYNCHRO__LIKELY(running_here(s)))
-    return 0;
   pthread_mutex_lock(&start_mutex);
   rc = start_locked(s);
   pthread_mutex_unlock(&start_mutex);

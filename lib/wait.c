@@ -78,12 +78,11 @@ int synchro__ncpu(void) {
 
 int synchro__current_cpu(void) { return sched_getcpu(); }
 
-int synchro__recent_cpu(void) {
-  static _Thread_local int cpu = -1;
-  static _Thread_local unsigned uses;
-  if ((uses++ & 63u) == 0 || cpu < 0)
-    cpu = sched_getcpu();
-  return cpu;
+_Thread_local synchro__recent_cpu_t synchro__recent_cpu_tls = {-1, 0};
+
+int synchro__recent_cpu_slow(void) {
+  synchro__recent_cpu_tls.cpu = sched_getcpu();
+  return synchro__recent_cpu_tls.cpu;
 }
 
 int synchro__eventfd_new(void) {

@@ -4,18 +4,23 @@
  * The group lives on the waiter's stack: once the waiter returns it is gone, and a
  * notification still touching it would write into a dead stack frame. The protocol:
  * attach with a CAS on each future's sink word (NONE -> group); the resolver exchanges
- * the sink for SINK_DONE, publishes DONE, then notifies (remaining, woken + futex wake,
- * and last acks); the waiter detaches with a CAS (group -> NONE) and waits until
- * acks == attached - detached before returning.
+ * the sink for SINK_DONE, publishes DONE, then notifies: one decrement of remaining,
+ * which is its last touch of the group, except for the notification that takes it to
+ * zero: that one sets woken, futex-wakes, then sets notifier_done (its last touch).
+ * wait_all takes one token per future plus its own up front and gives back, in one
+ * decrement, the tokens of the futures it could not attach and its own. The waiter
+ * detaches with a CAS (group -> NONE), then waits until remaining holds what the
+ * notifications it still expects leave behind, and for notifier_done if one of them
+ * took remaining to zero.
  *
  * Each future has its own resolver process. In the library one loop thread resolves
  * them one after the other; letting them run in parallel only adds interleavings, so
  * what holds here holds there.
  *
  * Properties: no notification touches the group after the waiter returned (`gone`);
- * every attached future is detached or acknowledged exactly once; a wait_all that
+ * every attached future is detached or notifies exactly once; a wait_all that
  * returned 0 saw every future DONE, a wait_any one of them; nobody is left blocked
- * (futex sleeper without a waker, or a waiter spinning on acks forever). */
+ * (futex sleeper without a waker, or a waiter spinning forever). */
 
 #define N 3 /* futures in the batch */
 
@@ -34,8 +39,9 @@ bit  done[N];          /* PHASE(rec->state) == DONE */
 
 /* the group (group_t on the waiter's stack) */
 byte remaining;        /* notifications still needed before waking (uint32: may wrap) */
-bit  woken;            /* futex word */
-byte acks;             /* notifications finished touching the group */
+bit  woken;            /* futex word, GROUP_WOKEN */
+bit  ndone;            /* futex word, GROUP_NOTIFIER_DONE */
+byte notes;            /* ghost: notifications made (not in the library) */
 bit  gsleep;           /* the waiter sleeps in futex_wait(&g->woken, 0) */
 bit  gone;             /* the waiter returned: the group's stack frame is dead */
 
@@ -43,18 +49,20 @@ bit  gone;             /* the waiter returned: the group's stack frame is dead *
 bit  all;              /* wait_all (1) or wait_any (0) */
 bit  timed;            /* a finite timeout: the futex wait may give up */
 byte attached, detached;
+bit  self_zero;        /* the waiter's own decrement took remaining to zero */
 byte wrc = 255;        /* what the wait returned */
 
 /* group_notify, run by the resolver that took the group out of the sink word */
 inline group_notify() {
-  atomic { assert(!gone); old = remaining; remaining-- } /* fetch_sub(&g->remaining, 1) */
+  /* fetch_sub(&g->remaining, 1): the last touch of g unless it returned 1 */
+  atomic { assert(!gone); old = remaining; remaining--; notes++ }
   if
   :: old == 1 ->
-     atomic { assert(!gone); woken = 1 }  /* store(&g->woken, 1) */
+     atomic { assert(!gone); woken = 1 }  /* fetch_or(&g->woken, GROUP_WOKEN) */
      atomic { assert(!gone); gsleep = 0 } /* futex_wake(&g->woken, 1) */
+     atomic { assert(!gone); ndone = 1 }  /* fetch_or(GROUP_NOTIFIER_DONE): last touch */
   :: else
-  fi;
-  atomic { assert(!gone); acks++ }        /* last touch of g */
+  fi
 }
 
 /* synchro__resolve's tail for future i: take the sink, publish DONE, notify. */
@@ -83,23 +91,15 @@ inline attach_sink(i, rc) {
   fi
 }
 
-/* attach_group: per_call (wait_all) counts each future in remaining. */
+/* attach_group: counts the attached futures (wait_all took their tokens already). */
 inline attach_group(rc) {
   i = 0;
   do
   :: i < N ->
-     if
-     :: all -> remaining++ /* fetch_add(&g->remaining, 1), relaxed */
-     :: else
-     fi;
      attach_sink(i, arc);
      if
      :: arc == 0 -> attached++
-     :: else ->
-        if
-        :: all -> remaining-- /* fetch_sub(&g->remaining, 1) */
-        :: else
-        fi
+     :: else
      fi;
      if
      :: arc == EINVAL -> rc = EINVAL; break
@@ -110,9 +110,14 @@ inline attach_group(rc) {
 }
 
 /* detach_group: CAS group -> NONE on each, then wait for the notifications that got
- * hold of the group to finish with it. */
-inline detach_group() {
+ * hold of the group to finish with it. `base`: remaining once every attached future
+ * notified, counted after the waiter's own decrement (wait_all: attached; wait_any: 1). */
+inline detach_group(base) {
   i = 0;
+  if
+  :: attached == 0 -> goto detached_all /* nothing attached: nothing to wait for */
+  :: else
+  fi;
   do
   :: i < N ->
      atomic {
@@ -124,7 +129,16 @@ inline detach_group() {
      i++
   :: i >= N -> break
   od;
-  acks >= attached - detached /* spin until every notification acknowledged */
+  notifying = attached - detached;
+  final = base - notifying;  /* byte arithmetic wraps as the uint32 does */
+  remaining == final;        /* spin: every notification made its decrement */
+  if
+  :: !self_zero && notifying != 0 && notifying >= base ->
+     ndone /* spin: the one that took remaining to zero is done with the group */
+  :: else
+  fi;
+detached_all:
+  skip
 }
 
 /* wait_group: sleep on woken == 0; a finite timeout may give up. */
@@ -150,22 +164,22 @@ inline first_done(k) {
 }
 
 proctype Waiter() {
-  byte i, arc, k, rc = 0, old;
+  byte i, arc, k, rc = 0, old, give, notifying, final;
   if
   :: all ->
-     remaining = 1; /* our own token */
+     remaining = N + 1; /* one token per future and our own, before any can notify */
      attach_group(rc);
+     give = N - attached + 1; /* the unattached futures' tokens and our own */
+     atomic { old = remaining; remaining = remaining - give };
      if
-     :: rc == EINVAL -> detach_group()
-     :: else ->
-        atomic { old = remaining; remaining-- };
-        if
-        :: old == 1 -> woken = 1 /* everything was already done */
-        :: else
-        fi;
-        wait_group(rc);
-        detach_group()
-     fi
+     :: old == give -> self_zero = 1; woken = 1 /* everything was already done */
+     :: else
+     fi;
+     if
+     :: rc == EINVAL -> skip
+     :: else -> wait_group(rc)
+     fi;
+     detach_group(attached)
   :: !all ->
      first_done(k);
      if
@@ -174,7 +188,7 @@ proctype Waiter() {
         remaining = 1; /* the first notification wakes us */
         attach_group(rc);
         if
-        :: rc == EINVAL -> detach_group()
+        :: rc == EINVAL -> detach_group(1)
         :: else ->
            first_done(k);
            if
@@ -182,7 +196,7 @@ proctype Waiter() {
            :: else
            fi;
            wait_group(rc);
-           detach_group()
+           detach_group(1)
         fi
      fi
   fi;
@@ -212,7 +226,7 @@ active proctype Watchdog() {
   atomic {
     assert(gone);                          /* the waiter returned */
     assert(!gsleep);                       /* no sleeper left behind */
-    assert(acks + detached == attached);   /* each attachment ended exactly once */
+    assert(notes + detached == attached);  /* each attachment ended exactly once */
     for (i : 0 .. N - 1) { assert(sink[i] == SINK_DONE && done[i]) }
   }
 }

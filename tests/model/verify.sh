@@ -146,7 +146,11 @@ mutants() {
     ':: PHASE(state) != PENDING -> rc = 0; posted = 0'
   echo "== mutants of tests/model/batch.pml"
   # detach_group returns without waiting for the notifications in flight
-  mutant no-ack-wait batch 'acks >= attached - detached /*' 'skip /*'
+  mutant no-remaining-wait batch 'remaining == final; ' 'skip; '
+  # detach_group does not wait for the notification that woke it to finish
+  mutant no-notifier-done-wait batch 'ndone /* spin' 'skip /* spin'
+  # wait_all takes its tokens one by one as it attaches, after the futures can notify
+  mutant late-tokens batch 'remaining = N + 1; /*' 'remaining = 1 + attached; /*'
   # the resolver reads the sink, then stores SINK_DONE: not one exchange
   mutant sink-load-store batch 'atomic { s = sink[i]; sink[i] = SINK_DONE }' \
     'atomic { s = sink[i] }; sink[i] = SINK_DONE'
