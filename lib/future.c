@@ -15,7 +15,8 @@ SYNCHRO__HOT static int check_op(const synchro_op_t *op) {
 }
 
 /* The deadline in ns (0: none) for a submission's timeout argument. */
-SYNCHRO__HOT static uint64_t deadline_for(const synchro_t *s, const synchro_op_t *op, int64_t timeout_ms) {
+SYNCHRO__HOT static uint64_t deadline_for(const synchro_t *s, const synchro_op_t *op,
+                                          int64_t timeout_ms) {
   if (timeout_ms == SYNCHRO_TIMEOUT_DEFAULT)
     timeout_ms = op->timeout_ms != 0 ? op->timeout_ms : s->opts.default_timeout_ms;
   if (timeout_ms == SYNCHRO_TIMEOUT_INFINITE)
@@ -58,8 +59,9 @@ uint32_t synchro__thread_no_assign(void) {
 /* Pushes onto a closable stack. Returns false if the stack is closed. Wakes the loop
  * when the stack was empty and the loop may be asleep (see drain() in loop.c: the
  * loop announces sleep, then re-checks; seq_cst on both sides makes one of them win). */
-SYNCHRO__HOT static bool push_and_wake(synchro_t *s, _Atomic uintptr_t *head, synchro_call_t *rec,
-                          synchro_call_t **link) { /* rec may top a chain ending at link */
+SYNCHRO__HOT static bool
+push_and_wake(synchro_t *s, _Atomic uintptr_t *head, synchro_call_t *rec,
+              synchro_call_t **link) { /* rec may top a chain ending at link */
   uintptr_t h;
   if (!synchro__stack_push(head, rec, link, &h))
     return false;
@@ -92,7 +94,7 @@ static int admit(synchro_t *s, bool wait) {
 }
 
 SYNCHRO__HOT static int check_submission(synchro_t *s, const synchro_op_t *op, const void *args,
-                            int64_t timeout_ms) {
+                                         int64_t timeout_ms) {
   if (s == NULL || (args == NULL && op != NULL && op->args_size != 0))
     return SYNCHRO_EINVAL;
   if (timeout_ms < 0 && timeout_ms != SYNCHRO_TIMEOUT_DEFAULT &&
@@ -102,8 +104,9 @@ SYNCHRO__HOT static int check_submission(synchro_t *s, const synchro_op_t *op, c
 }
 
 /* A record ready to be pushed (admission taken), or an error. */
-SYNCHRO__HOT static int prepare(synchro_t *s, const synchro_op_t *op, const void *args, uint64_t deadline,
-                   bool blocking, const synchro__target_t *target, synchro_call_t **out) {
+SYNCHRO__HOT static int prepare(synchro_t *s, const synchro_op_t *op, const void *args,
+                                uint64_t deadline, bool blocking, const synchro__target_t *target,
+                                synchro_call_t **out) {
   synchro_call_t *rec;
   int rc;
   if (target != NULL && target->internal)
@@ -148,7 +151,8 @@ static void unprepare(synchro_t *s, synchro_call_t *rec) {
 
 /* Pushes a chain of prepared records (top: the newest; bottom_link: the oldest's next)
  * with one queue operation and at most one wakeup. */
-SYNCHRO__HOT static int push_chain(synchro_t *s, synchro_call_t *top, synchro_call_t **bottom_link, size_t n) {
+SYNCHRO__HOT static int push_chain(synchro_t *s, synchro_call_t *top, synchro_call_t **bottom_link,
+                                   size_t n) {
   if (s->spin_loop) /* lets the loop skip its spin when we share its CPU */
     atomic_store_explicit(&s->submit_cpu, synchro__recent_cpu(), memory_order_relaxed);
   SYNCHRO__SEAM(SUBMIT, top);

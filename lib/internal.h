@@ -368,7 +368,7 @@ struct synchro_s {
   /* written by every caller: its own line */
   _Alignas(SYNCHRO__CACHE_LINE) _Atomic uintptr_t submit_head;
   _Atomic uintptr_t cancel_head;
-  _Atomic int submit_cpu; /* CPU of the latest submitter (only kept while spinning) */
+  _Atomic int submit_cpu;       /* CPU of the latest submitter (only kept while spinning) */
   _Atomic uint64_t n_submitted; /* beside the head every submitter writes anyway */
   /* read by callers, written by the loop: 1 while the loop is draining or spinning */
   _Alignas(SYNCHRO__CACHE_LINE) _Atomic int awake;
