@@ -39,10 +39,15 @@ void synchro__live_add(int which, int delta);
 /* true when a test asked this fault point to fail now */
 bool synchro__fault(synchro_fault_t fault);
 #define SYNCHRO__FAULT(name) synchro__fault(SYNCHRO_FAULT_##name)
+/* the loops of live synchronizers, for the test programs' affinity check */
+void synchro__test_loop_known(synchro_t *s, bool on);
+bool synchro__test_is_known_loop(const synchro_t *s);
+#define SYNCHRO__LOOP_KNOWN(s, on) synchro__test_loop_known((s), (on))
 #else
 #define SYNCHRO__SEAM(name, call) ((void)0)
 #define SYNCHRO__LIVE(which, delta) ((void)0)
 #define SYNCHRO__FAULT(name) false
+#define SYNCHRO__LOOP_KNOWN(s, on) ((void)0)
 #endif
 
 /* ---- allocation (lib/alloc.c) ----------------------------------------------- */

@@ -382,7 +382,7 @@ int synchro__loop_init(synchro_t *s) {
   if (rc != 0)
     return rc;
   SYNCHRO__LIVE(LOOPS, 1);
-  s->loop.data = s; /* how test builds recognise a synchronizer's loop (affinity check) */
+  SYNCHRO__LOOP_KNOWN(s, true);
   /* The watchdog measures busy time as wall time minus the time libuv waited. */
   if (s->wd != NULL && (rc = uv_loop_configure(&s->loop, UV_METRICS_IDLE_TIME)) != 0)
     goto fail_loop;
@@ -418,16 +418,20 @@ fail_fd:
   synchro__fd_close(s->wake_fd);
   s->wake_fd = -1;
 fail_loop:
-  if (uv_loop_close(&s->loop) == 0)
+  if (uv_loop_close(&s->loop) == 0) {
     SYNCHRO__LIVE(LOOPS, -1);
+    SYNCHRO__LOOP_KNOWN(s, false);
+  }
   return rc;
 }
 
 void synchro__loop_dispose(synchro_t *s) {
   uv_walk(&s->loop, close_any, s);
   uv_run(&s->loop, UV_RUN_DEFAULT);
-  if (uv_loop_close(&s->loop) == 0) /* else handles leaked: the loop stays counted */
+  if (uv_loop_close(&s->loop) == 0) { /* else handles leaked: the loop stays counted */
     SYNCHRO__LIVE(LOOPS, -1);
+    SYNCHRO__LOOP_KNOWN(s, false);
+  }
 }
 
 /* Drops every record the loop still references, resolving those still pending with

@@ -49,6 +49,34 @@ bool synchro__fault(synchro_fault_t fault) {
   return false;
 }
 
+/* Synchronizers whose loop is initialised and not closed: how the affinity check of
+ * the test programs (tests/support/affinity.c) tells a synchronizer's loop from the
+ * program's own. A fixed table: a test build never runs more synchronizers at once. */
+#define KNOWN_MAX 4096
+static _Atomic(synchro_t *) known[KNOWN_MAX];
+static _Atomic int known_used; /* slots ever used: lookups scan only these */
+
+void synchro__test_loop_known(synchro_t *s, bool on) {
+  int i;
+  for (i = 0; i < KNOWN_MAX; i++) {
+    synchro_t *want = on ? NULL : s;
+    if (atomic_compare_exchange_strong(&known[i], &want, on ? s : NULL)) {
+      int used = atomic_load(&known_used);
+      while (on && used <= i && !atomic_compare_exchange_weak(&known_used, &used, i + 1))
+        ;
+      return;
+    }
+  }
+}
+
+bool synchro__test_is_known_loop(const synchro_t *s) {
+  int i, used = atomic_load(&known_used);
+  for (i = 0; i < used; i++)
+    if (atomic_load_explicit(&known[i], memory_order_relaxed) == s)
+      return true;
+  return false;
+}
+
 #else
 /* ISO C wants a translation unit to declare something. */
 typedef int synchro__no_seams_t;

@@ -5,8 +5,8 @@
  * call made by the runtime, the test implementations or the examples' implementations
  * comes here first. A call that targets a running synchronizer's loop from any thread
  * but that loop's own aborts the test with the function's name. A synchronizer's loop
- * is recognised by loop->data pointing at the synchronizer that embeds it (set by
- * lib/loop.c), which a program's own loops never do. After the loop thread has been
+ * is recognised by the test build's table of initialised synchronizer loops (lib/seam.c;
+ * nothing of a program's own loop is read). After the loop thread has been
  * joined, or in a fork child, the thread that owns the synchronizer may touch it. */
 #include <stddef.h>
 #include <stdio.h>
@@ -26,7 +26,7 @@ static synchro_t *bridge_of(const uv_loop_t *loop) {
   if (loop == NULL)
     return NULL;
   s = (synchro_t *)(void *)((char *)(uintptr_t)loop - offsetof(synchro_t, loop));
-  return loop->data == (void *)s ? s : NULL;
+  return synchro__test_is_known_loop(s) ? s : NULL;
 }
 
 /* true: the call must not go through (counting mode; in the default mode it aborts) */
