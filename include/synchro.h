@@ -18,5 +18,6 @@
 #include "synchro/object.h"
 #include "synchro/module.h"
 #include "synchro/diag.h"
+#include "synchro/context.h"
 
 #endif /* SYNCHRO_H */

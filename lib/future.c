@@ -122,6 +122,8 @@ SYNCHRO__HOT static int prepare(synchro_t *s, const synchro_op_t *op, const void
   rec->deadline_ns = deadline;
   if (blocking)
     rec->lflags = SYNCHRO__L_BLOCKING; /* the loop's flags; it reads them after the push */
+  if (SYNCHRO__UNLIKELY(synchro__tls_ctx != NULL))
+    synchro__ctx_bind(s, rec, synchro__tls_ctx); /* the caller's ambient context (A30) */
   if ((rc = copy_args(rec, args)) != 0) {
     atomic_store_explicit(&rec->magic, SYNCHRO__MAGIC_FREED, memory_order_relaxed);
     synchro__pool_put(rec);
@@ -160,7 +162,8 @@ SYNCHRO__HOT static int push_chain(synchro_t *s, synchro_call_t *top, synchro_ca
   if (push_and_wake(s, &s->submit_head, top, bottom_link))
     return 0;
   atomic_fetch_sub_explicit(&s->n_submitted, n, memory_order_relaxed);
-  return SYNCHRO_ESHUTDOWN;
+  return atomic_load_explicit(&s->dead, memory_order_acquire) ? SYNCHRO_ELOOPDIED
+                                                              : SYNCHRO_ESHUTDOWN;
 }
 
 /* synchro__submit(), inlined into the public entry points so that each gets a copy
@@ -323,8 +326,11 @@ int synchro_call(synchro_t *s, const synchro_op_t *op, const void *args, int64_t
     return SYNCHRO_EINVAL;
   if (synchro__blocking_watched(self))
     return call_watched(s, op, args, timeout_ms, result, err);
-  if ((rc = submit_one(s, op, args, timeout_ms, true, NULL, &rec)) != 0)
+  if ((rc = submit_one(s, op, args, timeout_ms, true, NULL, &rec)) != 0) {
+    if (rc == SYNCHRO_ELOOPDIED && err != NULL) /* the cause, as the waiters got it */
+      synchro_error_new(err, rc, op->name, NULL, NULL, "%s: %s", synchro_strerror(rc), s->death);
     return rc;
+  }
   return synchro__finish_blocking(rec, result, err);
 }
 

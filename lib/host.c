@@ -272,7 +272,13 @@ static void run_callback(synchro_host_t *h, synchro_call_t *rec) {
   list_remove(h, rec);
   /* A stream's record is delivered before it resolves: only a resolved record has a
    * status to read. */
-  rec->then_cb(rec, synchro__is_done(rec) ? rec->status : SYNCHRO_EPENDING, rec->then_data);
+  if (rec->ctx != NULL) { /* the call's context is current in its callback (A30) */
+    struct synchro_ctx_s *saved = synchro__ctx_enter(rec->ctx);
+    rec->then_cb(rec, synchro__is_done(rec) ? rec->status : SYNCHRO_EPENDING, rec->then_data);
+    synchro__ctx_leave(saved);
+  } else {
+    rec->then_cb(rec, synchro__is_done(rec) ? rec->status : SYNCHRO_EPENDING, rec->then_data);
+  }
   rec->cflags &= (uint8_t)~SYNCHRO__C_ATTACHED;
   synchro__rec_unref(rec);
   if (--h->attached == 0)

@@ -123,6 +123,28 @@ int synchro__error_vnew(synchro_error_t **out, int code, const char *origin, str
  * when memory is short. Loop thread. */
 void synchro__error_add_context(synchro_error_t *err, const synchro_call_t *rec);
 
+/* ---- ambient context and cancel tokens (lib/context.c) ------------------------ */
+struct synchro_ctx_s;
+/* The calling thread's current context (holds a reference), or NULL. */
+extern _Thread_local struct synchro_ctx_s *synchro__tls_ctx;
+void synchro__ctx_ref(struct synchro_ctx_s *ctx);
+void synchro__ctx_unref(struct synchro_ctx_s *ctx);
+/* Whether the context's cancel token has fired. */
+bool synchro__ctx_cancelled(const struct synchro_ctx_s *ctx);
+/* Makes `ctx` the thread's current context for a callback; returns the previous one,
+ * which synchro__ctx_leave() puts back. */
+struct synchro_ctx_s *synchro__ctx_enter(struct synchro_ctx_s *ctx);
+void synchro__ctx_leave(struct synchro_ctx_s *saved);
+struct synchro_s;
+/* Submission with a context: the record takes a reference, and a context with a token
+ * registers the synchronizer so that the token can wake its loop. */
+void synchro__ctx_bind(struct synchro_s *s, struct synchro_call_s *rec, struct synchro_ctx_s *ctx);
+/* Loop thread: whether a token fired since the last call (then scan the active list). */
+bool synchro__token_kicked(struct synchro_s *s);
+/* The wake fd changed (loop start) or goes away (fork child, free). */
+void synchro__token_slot_update(struct synchro_s *s);
+void synchro__token_slot_release(struct synchro_s *s, bool wait);
+
 /* ---- the call record ------------------------------------------------------------
  * One record per call, four cache lines, 64-byte aligned so that records never share
  * a line. Line 0 holds what crosses threads, line 1 what the loop touches and the
@@ -192,7 +214,7 @@ struct synchro_call_s {
   _Atomic uintptr_t sink;
   synchro_t *sync;
   const synchro_op_t *op;
-  void *ctx; /* the caller's ambient context, or NULL */
+  struct synchro_ctx_s *ctx; /* the caller's ambient context (a reference), or NULL */
   /* line 1: loop side, and the bindings every call sets */
   synchro_call_t *act_prev;
   synchro_call_t *act_next;
@@ -428,6 +450,17 @@ struct synchro_s {
   /* diagnostics (lib/diag.c) */
   _Atomic(synchro_t *) waits_on; /* the synchronizer this loop thread blocks on, or NULL */
   struct synchro__watch_s *wd;   /* the stall watchdog, NULL when off */
+  /* loop death (A12): what a dying loop thread must still find */
+  synchro_call_t *batch;        /* the rest of the submissions being started */
+  synchro_call_t *cancel_batch; /* the rest of the control requests (each holds a ref) */
+  synchro_call_t *current;      /* the call whose start or cancel hook runs */
+  bool fork_held;               /* the loop holds fork_lock */
+  bool dying;                   /* the loop thread is exiting: no libuv call any more */
+  _Atomic int dead;             /* 1 once the loop thread ended unexpectedly */
+  char death[160];              /* the cause, written before `dead` is published */
+  /* cancel tokens (lib/context.c) */
+  _Atomic int tok_slot; /* index + 1 of this synchronizer's wake slot, 0: none */
+  uint32_t tok_seen;    /* loop thread: the slot's kick count last acted on */
 };
 
 /* The synchronizer whose loop runs on this thread, or NULL. */

@@ -3,6 +3,7 @@
  * (or, after fork, on the child's thread that tears the inherited loop down). */
 #define _GNU_SOURCE
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -35,7 +36,7 @@ void synchro__loop_finish_call_slow(synchro_t *s, synchro_call_t *rec) {
    * using the call and its state right after finishing it. */
   rec->act_next = s->finished;
   s->finished = rec;
-  if (s->shutting_down && s->active == NULL)
+  if (s->shutting_down && s->active == NULL && !s->dying)
     teardown_soon(s);
 }
 
@@ -56,8 +57,17 @@ static void cancel_started(synchro_t *s, synchro_call_t *rec, int reason) {
     synchro__heap_remove(&s->heap, rec);
   if (rec->cancel_fn != NULL) {
     synchro_cancel_fn fn = rec->cancel_fn;
+    synchro_call_t *outer = s->current;
     rec->cancel_fn = NULL;
-    fn(rec, rec->status != 0 ? rec->status : SYNCHRO_ECANCELED, rec->cancel_data);
+    s->current = rec;
+    if (SYNCHRO__UNLIKELY(rec->ctx != NULL || synchro__tls_ctx != NULL)) {
+      struct synchro_ctx_s *saved = synchro__ctx_enter(rec->ctx);
+      fn(rec, rec->status != 0 ? rec->status : SYNCHRO_ECANCELED, rec->cancel_data);
+      synchro__ctx_leave(saved);
+    } else {
+      fn(rec, rec->status != 0 ? rec->status : SYNCHRO_ECANCELED, rec->cancel_data);
+    }
+    s->current = outer;
     if (rec->op->flags & SYNCHRO_OP_DETACH_CLEANUP) /* the caller need not wait for it */
       synchro__resolve(rec, SYNCHRO_ECANCELED, NULL, NULL);
   } else {
@@ -111,6 +121,8 @@ static void start_call(synchro_t *s, synchro_call_t *rec, uint64_t now) {
   int refused = 0;
   if (st & SYNCHRO__CANCEL)
     refused = SYNCHRO_ECANCELED;
+  else if (rec->ctx != NULL && synchro__ctx_cancelled(rec->ctx))
+    refused = SYNCHRO_ECANCELED; /* its cancel token fired while it was queued */
   else if (rec->deadline_ns != 0 && rec->deadline_ns <= now)
     refused = SYNCHRO_ETIMEDOUT;
   else if (rec->deadline_ns != 0 && synchro__heap_push(&s->heap, rec) != 0)
@@ -149,20 +161,30 @@ void synchro__loop_park(synchro_t *s, synchro_call_t *rec) {
 }
 
 void synchro__loop_run_impl(synchro_t *s, synchro_call_t *rec) {
+  synchro_call_t *outer = s->current;
   rec->lflags |= SYNCHRO__L_STARTED;
   synchro__active_insert(s, rec);
   SYNCHRO__SEAM(START, rec);
+  s->current = rec; /* what a dying loop thread was doing (A12) */
   /* For a dump the loop does not answer (it is stuck in this implementation). */
   atomic_store_explicit(&s->busy_since_ms, rec->since_ms, memory_order_relaxed);
   atomic_store_explicit(&s->busy_op, rec->op, memory_order_relaxed);
-  if (SYNCHRO__UNLIKELY(s->wd != NULL)) { /* the stall watchdog names the running op */
-    synchro__wd_running(s, rec->op);
-    rec->op->impl(rec);
-    synchro__wd_running(s, NULL);
+  if (SYNCHRO__UNLIKELY(s->wd != NULL || rec->ctx != NULL || synchro__tls_ctx != NULL)) {
+    /* The caller's context is current while the implementation starts: nested calls
+     * inherit it, and what the implementation sets stays here (A30). The stall
+     * watchdog names the running op. */
+    struct synchro_ctx_s *saved = synchro__ctx_enter(rec->ctx);
+    if (s->wd != NULL)
+      synchro__wd_running(s, rec->op);
+    rec->op->impl(rec); /* may finish (and release) rec before returning */
+    if (s->wd != NULL)
+      synchro__wd_running(s, NULL);
+    synchro__ctx_leave(saved);
   } else {
     rec->op->impl(rec); /* may finish (and release) rec before returning */
   }
   atomic_store_explicit(&s->busy_op, NULL, memory_order_relaxed);
+  s->current = outer;
 }
 
 /* Runs one pass over both queues; returns whether there was anything. While calls are
@@ -173,14 +195,19 @@ static bool drain_once(synchro_t *s) {
   uint64_t now;
   uint32_t now_ms = (uint32_t)s->loop.time; /* uv_now(): diagnostics only */
   pthread_mutex_lock(&s->fork_lock);
+  s->fork_held = true;
   calls = synchro__stack_take_fifo(&s->submit_head, false);
   cancels = synchro__stack_take_fifo(&s->cancel_head, true);
   any = calls != NULL || cancels != NULL;
   now = calls != NULL ? synchro__now_ns() : 0;
   if (SYNCHRO__UNLIKELY(s->wd != NULL) && calls != NULL)
     synchro__wd_activity(s); /* a parked watchdog watches again */
+  /* The rest of both batches stays findable: a loop thread that dies inside a start or
+   * a cancel hook must still resolve them (on_loop_exit). */
+  s->cancel_batch = cancels;
   while (calls != NULL) {
     synchro_call_t *next = calls->next;
+    s->batch = next;
     SYNCHRO__SEAM(DEQUEUE, calls);
     calls->since_ms = now_ms;
     timed |= calls->deadline_ns != 0;
@@ -207,9 +234,11 @@ static bool drain_once(synchro_t *s) {
       synchro__stream_demand(cancels);
     if ((st & SYNCHRO__SENT) && cancels->stream != NULL)
       synchro__stream_deliver_sent(cancels);
+    s->cancel_batch = next;
     synchro__rec_unref(cancels);
     cancels = next;
   }
+  s->fork_held = false;
   pthread_mutex_unlock(&s->fork_lock);
   if (timed)
     arm_deadline_timer(s);
@@ -256,11 +285,17 @@ static void drain(synchro_t *s) {
     begin_shutdown(s);
 }
 
+static void cancel_all_active(synchro_t *s, int reason, bool token_only);
+
 static void on_wake(uv_poll_t *poll, int status, int events) {
   synchro_t *s = poll->data;
   (void)status;
   (void)events;
   synchro__eventfd_clear(s->wake_fd);
+  /* After the clear: a token that fired before it has its kick counted by now. */
+  if (SYNCHRO__UNLIKELY(atomic_load_explicit(&s->tok_slot, memory_order_relaxed) != 0) &&
+      synchro__token_kicked(s))
+    cancel_all_active(s, SYNCHRO_ECANCELED, true);
   drain(s);
 }
 
@@ -319,15 +354,17 @@ static void on_cleanup_bound(uv_timer_t *timer) {
   begin_teardown(s);
 }
 
-/* Cancels every started call. A hook may finish calls (its own or others) before it
- * returns, unlinking them; holding a reference on the next record tells whether the
- * walk can go on from there or must restart from the head. */
-static void cancel_all_active(synchro_t *s, int reason) {
+/* Cancels every started call (`token_only`: those whose context's cancel token fired).
+ * A hook may finish calls (its own or others) before it returns, unlinking them;
+ * holding a reference on the next record tells whether the walk can go on from there
+ * or must restart from the head. */
+static void cancel_all_active(synchro_t *s, int reason, bool token_only) {
   synchro_call_t *rec = s->active;
   while (rec != NULL) {
     synchro_call_t *next = rec->act_next;
     bool next_still_active;
-    if (rec->lflags & SYNCHRO__L_CANCEL_SEEN) {
+    if ((rec->lflags & SYNCHRO__L_CANCEL_SEEN) ||
+        (token_only && (rec->ctx == NULL || !synchro__ctx_cancelled(rec->ctx)))) {
       rec = next;
       continue;
     }
@@ -344,7 +381,7 @@ static void cancel_all_active(synchro_t *s, int reason) {
 
 static void on_grace_over(uv_timer_t *timer) {
   synchro_t *s = timer->data;
-  cancel_all_active(s, SYNCHRO_ESHUTDOWN);
+  cancel_all_active(s, SYNCHRO_ESHUTDOWN, false);
   if (s->active == NULL) {
     begin_teardown(s);
     return;
@@ -434,20 +471,27 @@ void synchro__loop_dispose(synchro_t *s) {
   }
 }
 
+/* Resolves a record the loop drops; a dead loop's records carry the cause. */
+static void drop_one(synchro_t *s, synchro_call_t *rec, int outcome) {
+  synchro_error_t *err = NULL;
+  if (outcome == SYNCHRO_ELOOPDIED && !synchro__is_done(rec))
+    synchro_error_new(&err, outcome, rec->op->name, NULL, NULL, "%s: %s",
+                      synchro_strerror(outcome), s->death); /* ENOMEM: the code alone */
+  synchro__resolve(rec, outcome, NULL, err);
+  synchro__loop_finish_call(s, rec);
+}
+
 /* Drops every record the loop still references, resolving those still pending with
  * `outcome`: after the loop stopped, or in a fork child. */
 void synchro__loop_drop_all(synchro_t *s, int outcome) {
   synchro_call_t *rec;
   for (rec = synchro__stack_take_fifo(&s->submit_head, false); rec != NULL;) {
     synchro_call_t *next = rec->next;
-    synchro__resolve(rec, outcome, NULL, NULL);
-    synchro__loop_finish_call(s, rec);
+    drop_one(s, rec, outcome);
     rec = next;
   }
-  while ((rec = s->active) != NULL) {
-    synchro__resolve(rec, outcome, NULL, NULL);
-    synchro__loop_finish_call(s, rec);
-  }
+  while ((rec = s->active) != NULL)
+    drop_one(s, rec, outcome);
   /* Close the cancel queue for good: a late canceller drops its own reference. */
   {
     uintptr_t h = atomic_exchange(&s->cancel_head, SYNCHRO__STACK_CLOSED);
@@ -465,6 +509,64 @@ void synchro__loop_drop_all(synchro_t *s, int outcome) {
   synchro__heap_free(&s->heap);
 }
 
+/* The loop thread ends inside uv_run (pthread_exit or a cancellation from a callback):
+ * the synchronizer is dead (A12). Runs on the dying thread. The loop's handles are in
+ * an unknown state, so no libuv function is called from here on; only the runtime's own
+ * lists are walked, which are consistent between callbacks. */
+static void describe_death(synchro_t *s) {
+  size_t n = 0;
+  synchro_call_t *rec;
+  if (s->current != NULL) {
+    snprintf(s->death, sizeof(s->death), "the loop thread exited inside %s",
+             s->current->op->name != NULL ? s->current->op->name : "(unnamed op)");
+    return;
+  }
+  for (rec = s->active; rec != NULL; rec = rec->act_next)
+    n++;
+  if (n == 0) {
+    snprintf(s->death, sizeof(s->death), "the loop thread exited in a loop callback");
+    return;
+  }
+  snprintf(s->death, sizeof(s->death),
+           "the loop thread exited in a loop callback while %zu call(s) ran (one of them: %s)",
+           n, s->active->op->name != NULL ? s->active->op->name : "(unnamed op)");
+}
+
+static void on_loop_exit(void *arg) {
+  synchro_t *s = arg;
+  synchro_call_t *rec;
+  s->dying = true;
+  describe_death(s);
+  atomic_store_explicit(&s->dead, 1, memory_order_release);
+  /* From here every push fails, and the caller sees `dead` (SYNCHRO_ELOOPDIED). */
+  atomic_fetch_or_explicit(&s->submit_head, SYNCHRO__STACK_CLOSED, memory_order_acq_rel);
+  for (rec = s->batch; rec != NULL;) { /* taken off the queue, never started */
+    synchro_call_t *next = rec->next;
+    drop_one(s, rec, SYNCHRO_ELOOPDIED);
+    rec = next;
+  }
+  s->batch = NULL;
+  for (rec = s->cancel_batch; rec != NULL;) {
+    synchro_call_t *next = rec->cancel_next;
+    atomic_fetch_and(&rec->state, ~(SYNCHRO__CTL_QUEUED | SYNCHRO__DEMAND | SYNCHRO__SENT));
+    synchro__rec_unref(rec);
+    rec = next;
+  }
+  s->cancel_batch = NULL;
+  synchro__loop_drop_all(s, SYNCHRO_ELOOPDIED);
+  if (s->fork_held) {
+    s->fork_held = false;
+    pthread_mutex_unlock(&s->fork_lock);
+  }
+  if (s->wd != NULL)
+    synchro__wd_loop_stop(s); /* the watchdog thread stops reading the loop */
+  /* Objects keep their state: destroying it could touch the dead loop's handles. The
+   * loop is not closed, so it stays counted as live. */
+  synchro__tls_loop = NULL;
+  atomic_store_explicit(&s->loop_tid, 0, memory_order_relaxed);
+  SYNCHRO__LIVE(THREADS, -1);
+}
+
 void *synchro__loop_main(void *arg) {
   synchro_t *s = arg;
   SYNCHRO__LIVE(THREADS, 1);
@@ -472,7 +574,9 @@ void *synchro__loop_main(void *arg) {
   synchro__tls_loop = s;
   if (s->wd != NULL)
     synchro__wd_loop_start(s);
+  pthread_cleanup_push(on_loop_exit, s);
   uv_run(&s->loop, UV_RUN_DEFAULT);
+  pthread_cleanup_pop(0);
   if (s->wd != NULL)
     synchro__wd_loop_stop(s); /* before the loop (read by the watchdog) goes */
   synchro__loop_drop_all(s, SYNCHRO_ESHUTDOWN);

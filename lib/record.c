@@ -27,13 +27,15 @@ static void release_payload(synchro_call_t *rec) {
     synchro__stream_destroy(rec->stream); /* releases the items nobody took */
   if (rec->object != NULL)
     synchro__object_release(rec->object);
+  if (rec->ctx != NULL)
+    synchro__ctx_unref(rec->ctx);
 }
 
 /* Whether the record owns nothing that needs releasing (the common case). */
 static inline bool owns_nothing(const synchro_call_t *rec) {
   const synchro_op_t *op = rec->op;
   if (op->args_free != NULL || rec->args != rec->args_inline || rec->stream != NULL ||
-      rec->object != NULL)
+      rec->object != NULL || rec->ctx != NULL)
     return false;
   if (rec->status == 0)
     return (rec->cflags & SYNCHRO__C_RESULT_TAKEN) || op->result_free == NULL;

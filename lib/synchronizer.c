@@ -97,6 +97,11 @@ static bool inherited(synchro_t *s) {
  * synchronizer ready for a fresh lazy start. */
 static void recover_after_fork(synchro_t *s) {
   synchro_t *saved = synchro__tls_loop;
+  if (atomic_load(&s->dead)) { /* nothing of a dead loop is touched, here neither */
+    synchro__token_slot_release(s, false);
+    atomic_store(&s->run_gen, SYNCHRO__NOT_STARTED);
+    return;
+  }
   SYNCHRO__LIVE(THREADS, -1); /* the parent's loop thread does not exist here */
   atomic_store(&s->loop_tid, 0);
   synchro__tls_loop = s; /* completions from close callbacks are legitimate here */
@@ -110,6 +115,7 @@ static void recover_after_fork(synchro_t *s) {
     synchro__loop_dispose(s);
   synchro__loop_drop_all(s, SYNCHRO_EFORKED);
   synchro__objects_orphan(s, SYNCHRO_EFORKED);
+  synchro__token_slot_release(s, false); /* tokens must not signal the closed fd */
   synchro__fd_close(s->wake_fd);
   s->wake_fd = -1;
   atomic_store(&s->run_gen, SYNCHRO__NOT_STARTED);
@@ -136,12 +142,13 @@ static int start_locked(synchro_t *s) {
   if (running_here(s))
     return 0;
   if (atomic_load(&s->submit_head) & SYNCHRO__STACK_CLOSED)
-    return SYNCHRO_ESHUTDOWN;
+    return atomic_load(&s->dead) ? SYNCHRO_ELOOPDIED : SYNCHRO_ESHUTDOWN;
   atomic_store(&s->cancel_head, 0);
   /* A fork child inherits whatever the parent's loop was doing: it is not awake. */
   atomic_store(&s->awake, 0);
   if ((rc = synchro__loop_init(s)) != 0)
     return SYNCHRO_ESTART;
+  synchro__token_slot_update(s); /* a fork child's new wake fd */
   start_thread_signals_blocked(s, &rc);
   if (rc != 0) {
     synchro__loop_dispose(s);
@@ -211,6 +218,9 @@ void synchro_free(synchro_t *s) {
     return;
   synchro__exit_forget(s);
   synchro_close(s, 0);
+  synchro__token_slot_release(s, true);
+  if (atomic_load(&s->dead) && uv_backend_fd(&s->loop) >= 0)
+    close(uv_backend_fd(&s->loop)); /* the rest of a dead loop is left as it was */
   synchro__fd_close(s->wake_fd);
   synchro__fork_unregister(s);
   pthread_mutex_destroy(&s->close_mutex);

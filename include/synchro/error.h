@@ -31,7 +31,8 @@ extern "C" {
   XX(EPERM, -30013, "not allowed from this thread")                                                \
   XX(EFREED, -30014, "handle was already freed")                                                   \
   XX(EEMPTY, -30016, "nothing to wait for")                                                        \
-  XX(EEND, -30017, "end of stream")
+  XX(EEND, -30017, "end of stream")                                                                \
+  XX(ELOOPDIED, -30018, "the loop thread ended unexpectedly")
 
 typedef enum synchro_errno_e {
 #define SYNCHRO__ERRNO_ENUM(name, value, msg) SYNCHRO_##name = (value),
