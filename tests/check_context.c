@@ -349,6 +349,7 @@ static void sigint_child(int fd) {
   char line[96];
   int rc;
   log_fd = fd;
+  signal(SIGALRM, SIG_DFL);
   alarm(10); /* a hang kills the child: the parent sees SIGALRM, not 130 */
   if (synchro_new(&s, NULL) != 0 || synchro_token_new(&sig_token) != 0)
     _exit(2);
@@ -470,9 +471,11 @@ START_TEST(test_a28_signal_storm_while_8_threads_submit) {
     args[i].id = i;
     ck_assert_int_eq(pthread_create(&threads[i], NULL, storm_submitter, &args[i]), 0);
   }
+  while (atomic_load(&storm_ok) + atomic_load(&storm_cancelled) < STORM_THREADS)
+    usleep(1000); /* the submitters are under way */
   for (i = 0; i < STORM_SIGNALS; i++) {
     pthread_kill(threads[i % STORM_THREADS], SIGUSR1);
-    if (i % 64 == 0)
+    if (i % 8 == 0)
       usleep(100);
   }
   while (atomic_load(&storm_fired) < 1)
