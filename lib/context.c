@@ -161,7 +161,8 @@ static synchro_ctx_t *flatten(const synchro_ctx_t *ctx, bool *empty) {
       live[count++] = n;
   if (n != NULL)
     return NULL; /* deeper than expected: keep the chain */
-  if (ctx->token != NULL && (out = node_new(NULL, NODE_TOKEN, NULL, NULL, NULL, ctx->token)) == NULL)
+  if (ctx->token != NULL &&
+      (out = node_new(NULL, NODE_TOKEN, NULL, NULL, NULL, ctx->token)) == NULL)
     return NULL;
   for (i = count; i-- > 0;) {
     synchro_ctx_t *next = node_new(out, live[i]->kind, live[i]->key,
@@ -186,8 +187,8 @@ static int push_node(int kind, const char *key, const char *str, void *ptr, sync
       cur = flat;
     }
   }
-  if (kind == NODE_DEL && (cur == NULL || find(cur, key) == NULL ||
-                           find(cur, key)->kind == NODE_DEL))
+  if (kind == NODE_DEL &&
+      (cur == NULL || find(cur, key) == NULL || find(cur, key)->kind == NODE_DEL))
     return 0; /* nothing to remove */
   if ((n = node_new(cur, kind, key, str, ptr, tok)) == NULL)
     return SYNCHRO_ENOMEM;

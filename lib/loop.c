@@ -475,8 +475,8 @@ void synchro__loop_dispose(synchro_t *s) {
 static void drop_one(synchro_t *s, synchro_call_t *rec, int outcome) {
   synchro_error_t *err = NULL;
   if (outcome == SYNCHRO_ELOOPDIED && !synchro__is_done(rec))
-    synchro_error_new(&err, outcome, rec->op->name, NULL, NULL, "%s: %s",
-                      synchro_strerror(outcome), s->death); /* ENOMEM: the code alone */
+    synchro_error_new(&err, outcome, rec->op->name, NULL, NULL, "%s: %s", synchro_strerror(outcome),
+                      s->death); /* ENOMEM: the code alone */
   synchro__resolve(rec, outcome, NULL, err);
   synchro__loop_finish_call(s, rec);
 }
@@ -528,8 +528,8 @@ static void describe_death(synchro_t *s) {
     return;
   }
   snprintf(s->death, sizeof(s->death),
-           "the loop thread exited in a loop callback while %zu call(s) ran (one of them: %s)",
-           n, s->active->op->name != NULL ? s->active->op->name : "(unnamed op)");
+           "the loop thread exited in a loop callback while %zu call(s) ran (one of them: %s)", n,
+           s->active->op->name != NULL ? s->active->op->name : "(unnamed op)");
 }
 
 static void on_loop_exit(void *arg) {
