@@ -39,7 +39,7 @@ struct synchro_ctx_s {
 
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "tokens need lock-free atomics (signal safety)");
 
-_Thread_local synchro_ctx_t *synchro__tls_ctx;
+_Thread_local synchro_ctx_t *synchro__tls_ctx __attribute__((tls_model("initial-exec")));
 
 /* ---- references ------------------------------------------------------------------- */
 

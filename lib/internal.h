@@ -126,7 +126,8 @@ void synchro__error_add_context(synchro_error_t *err, const synchro_call_t *rec)
 /* ---- ambient context and cancel tokens (lib/context.c) ------------------------ */
 struct synchro_ctx_s;
 /* The calling thread's current context (holds a reference), or NULL. */
-extern _Thread_local struct synchro_ctx_s *synchro__tls_ctx;
+extern _Thread_local struct synchro_ctx_s *synchro__tls_ctx
+    __attribute__((tls_model("initial-exec"))); /* one %fs-relative load at submission */
 void synchro__ctx_ref(struct synchro_ctx_s *ctx);
 void synchro__ctx_unref(struct synchro_ctx_s *ctx);
 /* Whether the context's cancel token has fired. */
