@@ -213,18 +213,34 @@ out:
   return rc;
 }
 
+/* Synchronizers whose loop thread died: kept, with their loop's memory, for the life
+ * of the process (docs/context.md): the loop's handles are in an unknown state, so
+ * neither libuv nor the implementations' memory may be released. */
+static pthread_mutex_t graveyard_mutex = PTHREAD_MUTEX_INITIALIZER;
+static synchro_t *graveyard;
+
 void synchro_free(synchro_t *s) {
+  bool dead;
   if (s == NULL || synchro__on_loop(s))
     return;
   synchro__exit_forget(s);
   synchro_close(s, 0);
   synchro__token_slot_release(s, true);
-  if (atomic_load(&s->dead) && uv_backend_fd(&s->loop) >= 0)
-    close(uv_backend_fd(&s->loop)); /* the rest of a dead loop is left as it was */
+  dead = atomic_load(&s->dead) != 0;
+  if (dead && uv_backend_fd(&s->loop) >= 0)
+    close(uv_backend_fd(&s->loop)); /* its fds go; its memory stays */
   synchro__fd_close(s->wake_fd);
+  s->wake_fd = -1;
   synchro__fork_unregister(s);
   pthread_mutex_destroy(&s->close_mutex);
   synchro__wd_free(s);
+  if (dead) {
+    pthread_mutex_lock(&graveyard_mutex);
+    s->reg_next = graveyard; /* the fork registry no longer links it */
+    graveyard = s;
+    pthread_mutex_unlock(&graveyard_mutex);
+    return;
+  }
   synchro__free(s->name);
   synchro__aligned_free(s);
 }
