@@ -492,6 +492,60 @@ START_TEST(test_a28_signal_storm_while_8_threads_submit) {
 }
 END_TEST
 
+/* Past SYNCHRO_TOKEN_MAX_SYNCHRONIZERS token-using synchronizers: the next one's running
+ * calls are not woken by a token (queued ones are still refused); once a slot is given
+ * back by synchro_free, it takes it at its next call under a token. */
+START_TEST(test_a28_token_slots_limit_and_reuse) {
+  synchro_t *syncs[SYNCHRO_TOKEN_MAX_SYNCHRONIZERS], *extra = new_sync();
+  synchro_token_t *fill = NULL, *tok = NULL, *tok2 = NULL;
+  synchro_future_t *f = NULL, *g = NULL;
+  test_add_args_t add = {1, 1};
+  test_sleep_args_t sl = {60000, 0};
+  int64_t sum;
+  int i;
+  testops_reset();
+  ck_assert_int_eq(synchro_token_new(&fill), 0);
+  ck_assert_int_eq(synchro_token_new(&tok), 0);
+  ck_assert_int_eq(synchro_token_new(&tok2), 0);
+  ck_assert_int_eq(synchro_ctx_set_token(fill), 0);
+  for (i = 0; i < SYNCHRO_TOKEN_MAX_SYNCHRONIZERS; i++) { /* every slot taken */
+    syncs[i] = new_sync();
+    ck_assert_int_eq(
+        synchro_call(syncs[i], &test_op_add, &add, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL), 0);
+  }
+  ck_assert_int_eq(synchro_ctx_set_token(tok), 0);
+  ck_assert_int_eq(synchro_submit(extra, &test_op_sleep, &sl, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
+  ck_assert_int_eq(synchro_submit(syncs[0], &test_op_sleep, &sl, SYNCHRO_TIMEOUT_DEFAULT, &g), 0);
+  while (test_sleeps_started < 2)
+    usleep(1000);
+  synchro_token_cancel(tok);
+  ck_assert_int_eq(synchro_future_wait(g, 10000), SYNCHRO_ECANCELED); /* has a slot */
+  ck_assert_int_eq(synchro_future_wait(f, 200), SYNCHRO_EPENDING);    /* has none */
+  ck_assert_int_eq(synchro_future_cancel(f), 0);
+  ck_assert_int_eq(synchro_future_wait(f, 10000), SYNCHRO_ECANCELED);
+  synchro_future_free(f);
+  synchro_future_free(g);
+  /* queued under a fired token: refused even without a slot */
+  ck_assert_int_eq(synchro_call(extra, &test_op_add, &add, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL),
+                   SYNCHRO_ECANCELED);
+  synchro_free(syncs[0]); /* gives its slot back */
+  ck_assert_int_eq(synchro_ctx_set_token(tok2), 0);
+  ck_assert_int_eq(synchro_submit(extra, &test_op_sleep, &sl, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
+  while (test_sleeps_started < 3)
+    usleep(1000);
+  synchro_token_cancel(tok2);
+  ck_assert_int_eq(synchro_future_wait(f, 10000), SYNCHRO_ECANCELED);
+  synchro_future_free(f);
+  synchro_ctx_clear();
+  for (i = 1; i < SYNCHRO_TOKEN_MAX_SYNCHRONIZERS; i++)
+    synchro_free(syncs[i]);
+  synchro_free(extra);
+  synchro_token_free(fill);
+  synchro_token_free(tok);
+  synchro_token_free(tok2);
+}
+END_TEST
+
 static Suite *context_suite(void) {
   Suite *s = suite_create("context");
   TCase *tc = tcase_create("a30");
@@ -507,6 +561,7 @@ static Suite *context_suite(void) {
   tcase_add_test(tc, test_a28_token_cancels_a_running_call_after_its_cleanup);
   tcase_add_test(tc, test_a28_token_refuses_queued_calls);
   tcase_add_test(tc, test_a28_signal_storm_while_8_threads_submit);
+  tcase_add_test(tc, test_a28_token_slots_limit_and_reuse);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("a28_process");
