@@ -212,6 +212,24 @@ START_TEST(test_a12_other_synchronizers_unaffected) {
 }
 END_TEST
 
+/* A dump of a dead synchronizer neither hangs nor touches the dead loop. */
+START_TEST(test_a12_dump_after_death) {
+  synchro_t *s = new_sync();
+  synchro_future_t *die = NULL;
+  char *json = NULL;
+  double t0;
+  ck_assert_int_eq(synchro_submit(s, &op_die, NULL, SYNCHRO_TIMEOUT_DEFAULT, &die), 0);
+  ck_assert_int_eq(synchro_future_wait(die, 10000), SYNCHRO_ELOOPDIED);
+  t0 = test_now_ms();
+  ck_assert_int_eq(synchro_dump(s, SYNCHRO_TIMEOUT_INFINITE, &json), 0);
+  ck_assert_double_lt(test_now_ms() - t0, 2000);
+  ck_assert_ptr_nonnull(strstr(json, "\"accepting\": false"));
+  synchro_mem_free(json);
+  synchro_future_free(die);
+  synchro_free(s);
+}
+END_TEST
+
 static Suite *loop_death_suite(void) {
   Suite *s = suite_create("loop_death");
   TCase *tc = tcase_create("a12");
@@ -222,6 +240,7 @@ static Suite *loop_death_suite(void) {
   tcase_add_test(tc, test_a12_death_in_a_loop_callback);
   tcase_add_test(tc, test_a12_close_and_free_after_death);
   tcase_add_test(tc, test_a12_other_synchronizers_unaffected);
+  tcase_add_test(tc, test_a12_dump_after_death);
   suite_add_tcase(s, tc);
   return s;
 }
