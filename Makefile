@@ -118,6 +118,8 @@ AFFINITY_WRAPPED := uv_timer_init uv_timer_start uv_timer_stop uv_poll_init uv_p
   uv_queue_work uv_close uv_stop
 AFFINITY_LDFLAGS := $(foreach f,$(AFFINITY_WRAPPED),-Wl,--wrap=$(f))
 $(B)/obj/tests/support/affinity.o: ALL_CFLAGS += -Ilib -Itests -DSYNCHRO_TEST_SEAMS
+# check_seams also calls the test build's internal checks (lib/internal.h).
+$(B)/tests/check_seams: EXTRA_TEST_FLAGS := -DSYNCHRO_TEST_SEAMS
 
 $(B)/tests/%: tests/%.c $(TEST_SUPPORT_OBJS) $(TEST_LIB)
 	@mkdir -p $(@D)

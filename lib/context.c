@@ -330,7 +330,7 @@ void synchro_token_cancel(synchro_token_t *tok) {
 
 static void register_sync(synchro_t *s) {
   size_t i;
-  pthread_mutex_lock(&slots_mutex);
+  synchro__lock(&slots_mutex);
   for (i = 0; i < SYNCHRO_TOKEN_MAX_SYNCHRONIZERS && atomic_load(&s->tok_slot) == 0; i++) {
     wake_slot_t *sl = &slots[i];
     if (atomic_load(&sl->owner) != NULL)
@@ -341,7 +341,7 @@ static void register_sync(synchro_t *s) {
   }
   /* Table full: the call is still refused at dequeue if its token fired, but a running
    * call is not cancelled by the token (docs/context.md). */
-  pthread_mutex_unlock(&slots_mutex);
+  synchro__unlock(&slots_mutex);
 }
 
 void synchro__ctx_bind(synchro_t *s, synchro_call_t *rec, synchro_ctx_t *ctx) {

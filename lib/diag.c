@@ -198,10 +198,10 @@ static uint64_t in_flight(const synchro_t *s) {
 }
 
 static void sample(synchro__watch_t *w, uint64_t *now, uint64_t *idle) {
-  pthread_mutex_lock(&w->sample_lock);
+  synchro__lock(&w->sample_lock);
   *idle = uv_metrics_idle_time(&w->s->loop); /* documented thread-safe */
   *now = uv_hrtime();
-  pthread_mutex_unlock(&w->sample_lock);
+  synchro__unlock(&w->sample_lock);
 }
 
 /* Reports the stall that began at progress mark `seq`, once: the watchdog while it
@@ -369,9 +369,9 @@ void synchro__wd_fork_lock(synchro_t *s, bool lock) {
   if (s->wd == NULL)
     return;
   if (lock)
-    pthread_mutex_lock(&s->wd->sample_lock);
+    synchro__lock(&s->wd->sample_lock);
   else
-    pthread_mutex_unlock(&s->wd->sample_lock);
+    synchro__unlock(&s->wd->sample_lock);
 }
 
 void synchro__wd_fork_child(synchro_t *s) {

@@ -22,13 +22,13 @@ static bool handler_installed;
 
 static void close_all_at_exit(void) {
   exit_entry_t *e;
-  pthread_mutex_lock(&exit_mutex);
+  synchro__lock(&exit_mutex);
   while ((e = exit_list) != NULL) {
     exit_list = e->next;
     synchro_close(e->s, e->grace_ms); /* EDEADLK if exit() runs on that loop: skipped */
     synchro__free(e);
   }
-  pthread_mutex_unlock(&exit_mutex);
+  synchro__unlock(&exit_mutex);
 }
 
 static exit_entry_t **find(const synchro_t *s) {
@@ -46,7 +46,7 @@ int synchro_close_at_exit(synchro_t *s, int64_t grace_ms) {
     return SYNCHRO_EINVAL;
   if (synchro__tls_loop != NULL)
     return SYNCHRO_EDEADLK; /* the exit handler may be joining this very thread */
-  pthread_mutex_lock(&exit_mutex);
+  synchro__lock(&exit_mutex);
   if ((found = find(s)) != NULL) {
     (*found)->grace_ms = grace_ms;
   } else if (!handler_installed && atexit(close_all_at_exit) != 0) {
@@ -61,17 +61,17 @@ int synchro_close_at_exit(synchro_t *s, int64_t grace_ms) {
     e->next = exit_list;
     exit_list = e;
   }
-  pthread_mutex_unlock(&exit_mutex);
+  synchro__unlock(&exit_mutex);
   return rc;
 }
 
 void synchro__exit_forget(synchro_t *s) {
   exit_entry_t **found, *e;
-  pthread_mutex_lock(&exit_mutex);
+  synchro__lock(&exit_mutex);
   if ((found = find(s)) != NULL) {
     e = *found;
     *found = e->next;
     synchro__free(e);
   }
-  pthread_mutex_unlock(&exit_mutex);
+  synchro__unlock(&exit_mutex);
 }

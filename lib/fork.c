@@ -25,34 +25,34 @@ static void unlock_until(synchro_t *stop) {
   synchro_t *s;
   for (s = registry; s != stop; s = s->reg_next)
     if (!skipped(s))
-      pthread_mutex_unlock(&s->fork_lock);
+      synchro__unlock(&s->fork_lock);
 }
 
 static void before_fork(void) {
   for (;;) {
     synchro_t *s;
-    pthread_mutex_lock(&registry_mutex);
+    synchro__lock(&registry_mutex);
     for (s = registry; s != NULL; s = s->reg_next)
-      if (!skipped(s) && pthread_mutex_trylock(&s->fork_lock) != 0)
+      if (!skipped(s) && synchro__trylock(&s->fork_lock) != 0)
         break;
     if (s == NULL)
       break;
     unlock_until(s);
-    pthread_mutex_unlock(&registry_mutex);
+    synchro__unlock(&registry_mutex);
     sched_yield(); /* that loop is moving calls: a few microseconds */
   }
   for (synchro_t *s = registry; s != NULL; s = s->reg_next)
     synchro__wd_fork_lock(s, true); /* no watchdog is inside libuv's metrics lock */
-  pthread_mutex_lock(&synchro__start_mutex);
+  synchro__lock(&synchro__start_mutex);
 }
 
 static void after_fork_parent(void) {
   synchro_t *s;
-  pthread_mutex_unlock(&synchro__start_mutex);
+  synchro__unlock(&synchro__start_mutex);
   for (s = registry; s != NULL; s = s->reg_next)
     synchro__wd_fork_lock(s, false);
   unlock_until(NULL);
-  pthread_mutex_unlock(&registry_mutex);
+  synchro__unlock(&registry_mutex);
 }
 
 static void after_fork_child(void) {
@@ -66,6 +66,9 @@ static void after_fork_child(void) {
   pthread_mutex_init(&registry_mutex, NULL);
   synchro__diag_fork_child();
   atomic_fetch_add(&synchro__fork_gen, 1);
+#ifdef SYNCHRO_TEST_SEAMS
+  synchro__locks_held = 0; /* the locks taken before fork() were re-made, not released */
+#endif
   synchro__tls_loop = NULL; /* no loop thread exists in the child */
 }
 
@@ -74,23 +77,23 @@ static void install(void) { pthread_atfork(before_fork, after_fork_parent, after
 void synchro__fork_register(synchro_t *s) {
   pthread_once(&atfork_once, install);
   pthread_mutex_init(&s->fork_lock, NULL);
-  pthread_mutex_lock(&registry_mutex);
+  synchro__lock(&registry_mutex);
   s->reg_prev = NULL;
   s->reg_next = registry;
   if (registry != NULL)
     registry->reg_prev = s;
   registry = s;
-  pthread_mutex_unlock(&registry_mutex);
+  synchro__unlock(&registry_mutex);
 }
 
 void synchro__fork_unregister(synchro_t *s) {
-  pthread_mutex_lock(&registry_mutex);
+  synchro__lock(&registry_mutex);
   if (s->reg_prev != NULL)
     s->reg_prev->reg_next = s->reg_next;
   else
     registry = s->reg_next;
   if (s->reg_next != NULL)
     s->reg_next->reg_prev = s->reg_prev;
-  pthread_mutex_unlock(&registry_mutex);
+  synchro__unlock(&registry_mutex);
   pthread_mutex_destroy(&s->fork_lock);
 }

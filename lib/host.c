@@ -274,9 +274,11 @@ static void run_callback(synchro_host_t *h, synchro_call_t *rec) {
    * status to read. */
   if (rec->ctx != NULL) { /* the call's context is current in its callback (A30) */
     struct synchro_ctx_s *saved = synchro__ctx_enter(rec->ctx);
+    SYNCHRO__USER_CODE("a host callback");
     rec->then_cb(rec, synchro__is_done(rec) ? rec->status : SYNCHRO_EPENDING, rec->then_data);
     synchro__ctx_leave(saved);
   } else {
+    SYNCHRO__USER_CODE("a host callback");
     rec->then_cb(rec, synchro__is_done(rec) ? rec->status : SYNCHRO_EPENDING, rec->then_data);
   }
   rec->cflags &= (uint8_t)~SYNCHRO__C_ATTACHED;

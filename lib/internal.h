@@ -50,6 +50,36 @@ bool synchro__test_is_known_loop(const synchro_t *s);
 #define SYNCHRO__LOOP_KNOWN(s, on) ((void)0)
 #endif
 
+/* ---- the runtime's own locks ------------------------------------------------------
+ * Every mutex of the runtime is taken through these, so that a test build can check
+ * the rule that no runtime lock is held while user code runs (an implementation, a
+ * cancel, demand or send hook, a class's constructor or destructor, a host callback):
+ * such code may block on the program's own locks, or call back into the runtime. */
+#ifdef SYNCHRO_TEST_SEAMS
+extern _Thread_local int synchro__locks_held;
+/* Aborts, naming `what`, if the calling thread holds a runtime lock. */
+void synchro__user_code(const char *what);
+#define SYNCHRO__USER_CODE(what) synchro__user_code(what)
+#define SYNCHRO__HELD(delta) (synchro__locks_held += (delta))
+#else
+#define SYNCHRO__USER_CODE(what) ((void)0)
+#define SYNCHRO__HELD(delta) ((void)0)
+#endif
+static inline void synchro__lock(pthread_mutex_t *m) {
+  pthread_mutex_lock(m);
+  SYNCHRO__HELD(1);
+}
+static inline void synchro__unlock(pthread_mutex_t *m) {
+  SYNCHRO__HELD(-1);
+  pthread_mutex_unlock(m);
+}
+static inline int synchro__trylock(pthread_mutex_t *m) {
+  int rc = pthread_mutex_trylock(m);
+  if (rc == 0)
+    SYNCHRO__HELD(1);
+  return rc;
+}
+
 /* ---- allocation (lib/alloc.c) ----------------------------------------------- */
 void *synchro__malloc(size_t size);
 void *synchro__calloc(size_t count, size_t size);
@@ -440,6 +470,8 @@ struct synchro_s {
   synchro_t *reg_prev;
   synchro_t *reg_next;
   /* objects living on this loop, by state pointer (translation) */
+  /* objects of a loop that is gone, whose destructors run once no lock is held */
+  struct synchro_object_s *orphans;
   struct synchro_object_s **obj_buckets;
   uint32_t obj_nbuckets;
   uint32_t obj_count;
@@ -452,10 +484,8 @@ struct synchro_s {
   _Atomic(synchro_t *) waits_on; /* the synchronizer this loop thread blocks on, or NULL */
   struct synchro__watch_s *wd;   /* the stall watchdog, NULL when off */
   /* loop death (A12): what a dying loop thread must still find */
-  synchro_call_t *batch;        /* the rest of the submissions being started */
   synchro_call_t *cancel_batch; /* the rest of the control requests (each holds a ref) */
   synchro_call_t *current;      /* the call whose start or cancel hook runs */
-  bool fork_held;               /* the loop holds fork_lock */
   bool dying;                   /* the loop thread is exiting: no libuv call any more */
   _Atomic int dead;             /* 1 once the loop thread ended unexpectedly */
   char death[160];              /* the cause, written before `dead` is published */
@@ -603,7 +633,11 @@ bool synchro__object_admit(synchro_t *s, synchro_call_t *rec);
 void synchro__object_call_done(synchro_t *s, synchro_call_t *rec, bool live);
 void synchro__object_release(struct synchro_object_s *obj); /* a record's hold */
 void synchro__objects_shutdown(synchro_t *s);               /* close every open object */
-void synchro__objects_orphan(synchro_t *s, int reason);     /* the loop is gone */
+/* The loop is gone: its objects are cut loose (calls on them fail with `reason`); their
+ * destructors run in synchro__objects_reap, which the caller runs once it holds no
+ * runtime lock (A3: no user code under a runtime lock). */
+void synchro__objects_orphan(synchro_t *s, int reason);
+void synchro__objects_reap(struct synchro_object_s *list); /* takes s->orphans' list */
 /* loop.c: starts an admitted call's implementation */
 void synchro__loop_run_impl(synchro_t *s, synchro_call_t *rec);
 /* Cancels a started call now (hook or resolution), on the loop thread. */

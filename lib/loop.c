@@ -62,9 +62,11 @@ static void cancel_started(synchro_t *s, synchro_call_t *rec, int reason) {
     s->current = rec;
     if (SYNCHRO__UNLIKELY(rec->ctx != NULL || synchro__tls_ctx != NULL)) {
       struct synchro_ctx_s *saved = synchro__ctx_enter(rec->ctx);
+      SYNCHRO__USER_CODE("a cancel hook");
       fn(rec, rec->status != 0 ? rec->status : SYNCHRO_ECANCELED, rec->cancel_data);
       synchro__ctx_leave(saved);
     } else {
+      SYNCHRO__USER_CODE("a cancel hook");
       fn(rec, rec->status != 0 ? rec->status : SYNCHRO_ECANCELED, rec->cancel_data);
     }
     s->current = outer;
@@ -157,14 +159,17 @@ void synchro__loop_release_finished(synchro_t *s) { release_finished(s, true); }
 
 void synchro__loop_park(synchro_t *s, synchro_call_t *rec) {
   rec->lflags |= SYNCHRO__L_STARTED | SYNCHRO__L_PARKED;
-  synchro__active_insert(s, rec);
+  if (!(rec->lflags & SYNCHRO__L_ACTIVE)) /* a dequeued call is in the list already */
+    synchro__active_insert(s, rec);
 }
 
 void synchro__loop_run_impl(synchro_t *s, synchro_call_t *rec) {
   synchro_call_t *outer = s->current;
   rec->lflags |= SYNCHRO__L_STARTED;
-  synchro__active_insert(s, rec);
+  if (!(rec->lflags & SYNCHRO__L_ACTIVE)) /* a dequeued call is in the list already */
+    synchro__active_insert(s, rec);
   SYNCHRO__SEAM(START, rec);
+  SYNCHRO__USER_CODE(rec->op->name);
   s->current = rec; /* what a dying loop thread was doing (A12) */
   /* For a dump the loop does not answer (it is stuck in this implementation). */
   atomic_store_explicit(&s->busy_since_ms, rec->since_ms, memory_order_relaxed);
@@ -190,24 +195,28 @@ void synchro__loop_run_impl(synchro_t *s, synchro_call_t *rec) {
 /* Runs one pass over both queues; returns whether there was anything. While calls are
  * off the queue but not yet in the active list, fork() must wait (lib/fork.c). */
 static bool drain_once(synchro_t *s) {
-  synchro_call_t *calls, *cancels;
+  synchro_call_t *calls, *cancels, *rec;
   bool any, timed = false;
   uint64_t now;
   uint32_t now_ms = (uint32_t)s->loop.time; /* uv_now(): diagnostics only */
-  pthread_mutex_lock(&s->fork_lock);
-  s->fork_held = true;
+  /* Moving the batch from the queue to the active list is the only step fork() must
+   * not see half done; the implementations and hooks below then run with no runtime
+   * lock held (A3). */
+  synchro__lock(&s->fork_lock);
   calls = synchro__stack_take_fifo(&s->submit_head, false);
   cancels = synchro__stack_take_fifo(&s->cancel_head, true);
+  for (rec = calls; rec != NULL; rec = rec->next)
+    synchro__active_insert(s, rec); /* taken: counted as in hand, not yet started */
+  synchro__unlock(&s->fork_lock);
   any = calls != NULL || cancels != NULL;
   now = calls != NULL ? synchro__now_ns() : 0;
   if (SYNCHRO__UNLIKELY(s->wd != NULL) && calls != NULL)
     synchro__wd_activity(s); /* a parked watchdog watches again */
-  /* The rest of both batches stays findable: a loop thread that dies inside a start or
-   * a cancel hook must still resolve them (on_loop_exit). */
+  /* The rest of the control batch stays findable: a loop thread that dies inside a
+   * start or a cancel hook must still release it (on_loop_exit). */
   s->cancel_batch = cancels;
   while (calls != NULL) {
     synchro_call_t *next = calls->next;
-    s->batch = next;
     SYNCHRO__SEAM(DEQUEUE, calls);
     calls->since_ms = now_ms;
     timed |= calls->deadline_ns != 0;
@@ -238,8 +247,6 @@ static bool drain_once(synchro_t *s) {
     synchro__rec_unref(cancels);
     cancels = next;
   }
-  s->fork_held = false;
-  pthread_mutex_unlock(&s->fork_lock);
   if (timed)
     arm_deadline_timer(s);
   return any;
@@ -540,12 +547,6 @@ static void on_loop_exit(void *arg) {
   atomic_store_explicit(&s->dead, 1, memory_order_release);
   /* From here every push fails, and the caller sees `dead` (SYNCHRO_ELOOPDIED). */
   atomic_fetch_or_explicit(&s->submit_head, SYNCHRO__STACK_CLOSED, memory_order_acq_rel);
-  for (rec = s->batch; rec != NULL;) { /* taken off the queue, never started */
-    synchro_call_t *next = rec->next;
-    drop_one(s, rec, SYNCHRO_ELOOPDIED);
-    rec = next;
-  }
-  s->batch = NULL;
   for (rec = s->cancel_batch; rec != NULL;) {
     synchro_call_t *next = rec->cancel_next;
     atomic_fetch_and(&rec->state, ~(SYNCHRO__CTL_QUEUED | SYNCHRO__DEMAND | SYNCHRO__SENT));
@@ -554,10 +555,6 @@ static void on_loop_exit(void *arg) {
   }
   s->cancel_batch = NULL;
   synchro__loop_drop_all(s, SYNCHRO_ELOOPDIED);
-  if (s->fork_held) {
-    s->fork_held = false;
-    pthread_mutex_unlock(&s->fork_lock);
-  }
   if (s->wd != NULL)
     synchro__wd_loop_stop(s); /* the watchdog thread stops reading the loop */
   /* Objects keep their state: destroying it could touch the dead loop's handles. The
@@ -581,6 +578,8 @@ void *synchro__loop_main(void *arg) {
     synchro__wd_loop_stop(s); /* before the loop (read by the watchdog) goes */
   synchro__loop_drop_all(s, SYNCHRO_ESHUTDOWN);
   synchro__objects_orphan(s, SYNCHRO_ESHUTDOWN);
+  synchro__objects_reap(s->orphans); /* this thread holds no lock */
+  s->orphans = NULL;
   synchro__loop_dispose(s);
   /* wake_fd stays open until synchro_free(): a caller that pushed its call just
    * before the close may still be about to signal it. */

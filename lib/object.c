@@ -41,10 +41,10 @@ static synchro_object_t *recycled;
 static synchro_object_t *object_alloc(void) {
   synchro_object_t *obj = NULL;
 #ifndef SYNCHRO_DEBUG
-  pthread_mutex_lock(&recycle_mutex);
+  synchro__lock(&recycle_mutex);
   if ((obj = recycled) != NULL)
     recycled = obj->recycle_next;
-  pthread_mutex_unlock(&recycle_mutex);
+  synchro__unlock(&recycle_mutex);
 #endif
   if (obj == NULL && (obj = synchro__malloc(sizeof(*obj))) == NULL)
     return NULL;
@@ -54,10 +54,10 @@ static synchro_object_t *object_alloc(void) {
 
 static void object_recycle(synchro_object_t *obj) {
   atomic_store(&obj->magic, SYNCHRO__MAGIC_FREED);
-  pthread_mutex_lock(&recycle_mutex);
+  synchro__lock(&recycle_mutex);
   obj->recycle_next = recycled;
   recycled = obj;
-  pthread_mutex_unlock(&recycle_mutex);
+  synchro__unlock(&recycle_mutex);
 }
 
 void synchro__object_release(synchro_object_t *obj) {
@@ -200,6 +200,7 @@ static void run_next_method(synchro_t *s, synchro_object_t *obj) {
       } else {
         obj->serial_running = rec;
         SYNCHRO__SEAM(START, rec);
+        SYNCHRO__USER_CODE(rec->op->name);
         rec->op->impl(rec); /* may finish rec before returning */
       }
     }
@@ -210,8 +211,10 @@ static void run_next_method(synchro_t *s, synchro_object_t *obj) {
 static void destroy_state(synchro_t *s, synchro_object_t *obj) {
   obj->destroyed = true;
   registry_remove(s, obj);
-  if (obj->cls->destroy != NULL)
+  if (obj->cls->destroy != NULL) {
+    SYNCHRO__USER_CODE("a class destructor");
     obj->cls->destroy(obj->state);
+  }
   synchro__object_release(obj); /* the object's life on the loop */
 }
 
@@ -319,6 +322,7 @@ static void open_finished(synchro_t *s, synchro_object_t *obj, bool ok) {
     obj->parked_close = NULL;
     obj->lstate = OBJ_CLOSING;
     parked->lflags &= (uint16_t)~SYNCHRO__L_PARKED;
+    SYNCHRO__USER_CODE(parked->op->name);
     parked->op->impl(parked); /* even if cancelled meanwhile: close runs once */
   } else if (!ok) {
     close_internally(s, obj); /* release what the failed open set up */
@@ -395,12 +399,27 @@ void synchro__objects_orphan(synchro_t *s, int reason) {
     synchro_object_t *obj;
     while ((obj = s->obj_buckets[i]) != NULL) {
       atomic_store(&obj->gone, reason);
-      destroy_state(s, obj); /* unlinks it */
+      obj->destroyed = true;
+      registry_remove(s, obj); /* unlinks it */
+      obj->bucket_next = s->orphans;
+      s->orphans = obj;
     }
   }
   synchro__free(s->obj_buckets);
   s->obj_buckets = NULL;
   s->obj_nbuckets = s->obj_count = 0;
+}
+
+void synchro__objects_reap(synchro_object_t *list) {
+  synchro_object_t *obj;
+  while ((obj = list) != NULL) {
+    list = obj->bucket_next;
+    if (obj->cls->destroy != NULL) {
+      SYNCHRO__USER_CODE("a class destructor");
+      obj->cls->destroy(obj->state);
+    }
+    synchro__object_release(obj); /* the object's life on the loop */
+  }
 }
 
 /* ---- caller side --------------------------------------------------------------------- */
@@ -414,7 +433,9 @@ static void construct_impl(synchro_call_t *call) {
   const construct_args_t *a = synchro_call_args(call);
   synchro_object_t *obj = a->obj;
   synchro_t *s = synchro_call_synchronizer(call);
-  int rc = obj->cls->construct(s, a->args, &obj->state);
+  int rc;
+  SYNCHRO__USER_CODE("a class constructor");
+  rc = obj->cls->construct(s, a->args, &obj->state);
   if (rc == 0 && (rc = registry_add(s, obj)) != 0 && obj->cls->destroy != NULL)
     obj->cls->destroy(obj->state);
   if (rc != 0) {

@@ -1,4 +1,7 @@
 /* lib/seam.c - the test seams of lib/testing.h (test builds only). */
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "internal.h"
 
 #ifdef SYNCHRO_TEST_SEAMS
@@ -32,6 +35,16 @@ void synchro__seam(synchro_seam_t seam, const synchro_call_t *call) {
   synchro_seam_fn fn = atomic_load_explicit(&slots[seam].fn, memory_order_acquire);
   if (fn != NULL)
     fn(seam, call, atomic_load_explicit(&slots[seam].data, memory_order_relaxed));
+}
+
+_Thread_local int synchro__locks_held;
+
+void synchro__user_code(const char *what) {
+  if (synchro__locks_held == 0)
+    return;
+  fprintf(stderr, "synchro: %s runs with %d runtime lock(s) held\n",
+          what != NULL ? what : "user code", synchro__locks_held);
+  abort();
 }
 
 static _Atomic int fault_budget[SYNCHRO_FAULT_COUNT];

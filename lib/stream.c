@@ -161,8 +161,10 @@ void synchro__stream_deliver_sent(synchro_call_t *rec) {
     m = list;
     list = m->next;
     /* a hook that ended the call stops the delivery: the rest is dropped */
-    if (!(rec->lflags & SYNCHRO__L_IMPL_DONE))
+    if (!(rec->lflags & SYNCHRO__L_IMPL_DONE)) {
+      SYNCHRO__USER_CODE("a send hook");
       st->send_fn(rec, m->code == 0 ? m->value : NULL, m->code, st->send_data);
+    }
     synchro__free(m);
   }
 }
@@ -489,5 +491,6 @@ void synchro__stream_demand(synchro_call_t *rec) {
   if ((rec->lflags & SYNCHRO__L_IMPL_DONE) || !(rec->lflags & SYNCHRO__L_STARTED) ||
       st->demand_fn == NULL)
     return;
+  SYNCHRO__USER_CODE("a demand hook");
   st->demand_fn(rec, st->demand_data);
 }

@@ -165,18 +165,31 @@ static int start_locked(synchro_t *s) {
   return 0;
 }
 
+/* Runs the destructors of objects a fork recovery cut loose, now that no lock is held.
+ * Under start_mutex, so that two threads never reap the same list. */
+static void reap_orphans(synchro_t *s) {
+  synchro_object_t *list;
+  synchro__lock(&start_mutex);
+  list = s->orphans;
+  s->orphans = NULL;
+  synchro__unlock(&start_mutex);
+  synchro__objects_reap(list);
+}
+
 void synchro__check_fork_slow(synchro_t *s) {
-  pthread_mutex_lock(&start_mutex);
+  synchro__lock(&start_mutex);
   if (inherited(s))
     recover_after_fork(s); /* resolves the parent's calls as SYNCHRO_EFORKED */
-  pthread_mutex_unlock(&start_mutex);
+  synchro__unlock(&start_mutex);
+  reap_orphans(s);
 }
 
 int synchro__ensure_running_slow(synchro_t *s) {
   int rc;
-  pthread_mutex_lock(&start_mutex);
+  synchro__lock(&start_mutex);
   rc = start_locked(s);
-  pthread_mutex_unlock(&start_mutex);
+  synchro__unlock(&start_mutex);
+  reap_orphans(s);
   return rc;
 }
 
@@ -190,18 +203,18 @@ int synchro_close(synchro_t *s, int64_t grace_ms) {
     return SYNCHRO_EINVAL;
   if (synchro__on_loop(s))
     return SYNCHRO_EDEADLK;
-  pthread_mutex_lock(&s->close_mutex);
+  synchro__lock(&s->close_mutex);
   if (s->closed) {
     rc = SYNCHRO_EALREADY;
     goto out;
   }
-  pthread_mutex_lock(&start_mutex); /* no lazy start may race with the close */
+  synchro__lock(&start_mutex); /* no lazy start may race with the close */
   if (inherited(s))
     recover_after_fork(s);
   s->grace_ms = grace_ms;
   /* From here every push fails with SYNCHRO_ESHUTDOWN; release publishes grace_ms. */
   atomic_fetch_or_explicit(&s->submit_head, SYNCHRO__STACK_CLOSED, memory_order_acq_rel);
-  pthread_mutex_unlock(&start_mutex);
+  synchro__unlock(&start_mutex);
   if (running_here(s)) {
     synchro__wake_loop(s);
     pthread_join(s->thread, NULL);
@@ -209,7 +222,8 @@ int synchro_close(synchro_t *s, int64_t grace_ms) {
   }
   s->closed = true;
 out:
-  pthread_mutex_unlock(&s->close_mutex);
+  synchro__unlock(&s->close_mutex);
+  reap_orphans(s);
   return rc;
 }
 
@@ -235,10 +249,10 @@ void synchro_free(synchro_t *s) {
   pthread_mutex_destroy(&s->close_mutex);
   synchro__wd_free(s);
   if (dead) {
-    pthread_mutex_lock(&graveyard_mutex);
+    synchro__lock(&graveyard_mutex);
     s->reg_next = graveyard; /* the fork registry no longer links it */
     graveyard = s;
-    pthread_mutex_unlock(&graveyard_mutex);
+    synchro__unlock(&graveyard_mutex);
     return;
   }
   synchro__free(s->name);

@@ -6,11 +6,14 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "support/testops.h"
 #include "synchro.h"
 #include "testing.h"
+#include "internal.h" /* synchro__lock, synchro__user_code (A3) */
 
 /* ---- a gate: the hooked thread stops at the seam until the test opens it ---------- */
 
@@ -442,6 +445,31 @@ START_TEST(test_every_seam_is_reached) {
 }
 END_TEST
 
+/* A3 (c): no runtime lock is held while user code runs. The test build checks it at
+ * every point where the runtime calls user code (implementations, cancel, demand and
+ * send hooks, class constructors and destructors, host callbacks), so the whole suite
+ * runs under it. Here: the check itself, which must abort when a lock is held. */
+START_TEST(test_a3_user_code_under_a_runtime_lock_aborts) {
+  pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+  int status;
+  pid_t pid;
+  synchro__user_code("free of locks"); /* no lock held: nothing happens */
+  synchro__lock(&m);
+  synchro__unlock(&m);
+  synchro__user_code("after a lock was released");
+  fflush(NULL);
+  pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    synchro__lock(&m);
+    synchro__user_code("a callback under a lock");
+    _exit(0); /* not reached */
+  }
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "child status %#x", status);
+}
+END_TEST
+
 static Suite *seams_suite(void) {
   Suite *s = suite_create("seams");
   TCase *tc = tcase_create("cancel");
@@ -473,6 +501,12 @@ static Suite *seams_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_submit_between_announce_and_recheck);
   tcase_add_test(tc, test_every_seam_is_reached);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("locks");
+  tcase_set_tags(tc, "fork");
+  tcase_set_timeout(tc, 20);
+  tcase_add_test(tc, test_a3_user_code_under_a_runtime_lock_aborts);
   suite_add_tcase(s, tc);
   return s;
 }
