@@ -344,8 +344,8 @@ void synchro__object_call_done(synchro_t *s, synchro_call_t *rec, bool live) {
     obj->serial_running = NULL;
   if (!live)
     return; /* the loop is gone: orphaning destroys what is left */
-  if (rec->obj_kind == SYNCHRO__OBJ_METHOD && obj->serial_running == NULL)
-    run_next_method(s, obj);
+  if (rec->obj_kind == SYNCHRO__OBJ_METHOD && obj->serial_running == NULL && is_serial(obj))
+    run_next_method(s, obj); /* only a serial object has methods waiting their turn */
   if (rec->obj_kind == SYNCHRO__OBJ_OPEN)
     open_finished(s, obj, rec->status == 0);
   else if (rec->obj_kind == SYNCHRO__OBJ_CLOSE)
