@@ -120,25 +120,6 @@ static void install(long fail_index) {
   ck_assert_int_eq(synchro_replace_allocator(t_malloc, t_realloc, t_calloc, t_free), 0);
 }
 
-/* Waits up to `ms` for the child; its wait status, or -1 after killing it. */
-static int wait_child(pid_t pid, double ms) {
-  double t0 = test_now_ms();
-  int status;
-  for (;;) {
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid)
-      return status;
-    if (r < 0)
-      return -2;
-    if (test_now_ms() - t0 > ms) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return -1;
-    }
-    usleep(500);
-  }
-}
-
 /* The size of a call record (the one allocation of a first submission with inline
  * arguments) and of an object handle (the main-thread allocation of synchro_object_new
  * that is not a record), measured in a child and passed back through a pipe. */
@@ -187,7 +168,7 @@ static void measure_sizes(void) {
     _exit(0);
   }
   close(fds[1]);
-  status = wait_child(pid, 10000);
+  status = test_wait_child(pid, 10000);
   ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "measuring child: status %#x",
                 status);
   ck_assert_int_eq(read(fds[0], sizes, sizeof(sizes)), (ssize_t)sizeof(sizes));
@@ -264,7 +245,7 @@ static long sweep(const scenario_t *sc) {
     ck_assert_int_ge(pid, 0);
     if (pid == 0)
       _exit(sweep_child(sc, n));
-    status = wait_child(pid, 20000);
+    status = test_wait_child(pid, 20000);
     ck_assert_msg(status != -1, "%s N=%ld: child hung", sc->name, n);
     ck_assert_msg(WIFEXITED(status), "%s N=%ld: child crashed (status %#x)", sc->name, n, status);
     ck_assert_msg(WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 2, "%s N=%ld: child exit %d",

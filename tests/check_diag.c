@@ -613,20 +613,6 @@ START_TEST(test_a36_is_loop_thread_everywhere) {
 }
 END_TEST
 
-static int wait_child(pid_t pid, int ms) {
-  int status;
-  double t0 = test_now_ms();
-  while (test_now_ms() - t0 < ms) {
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid)
-      return status;
-    usleep(2000);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, &status, 0);
-  return -1;
-}
-
 static int watchdog_threads(void);
 
 START_TEST(test_a36_is_loop_thread_after_fork) {
@@ -665,7 +651,7 @@ START_TEST(test_a36_is_loop_thread_after_fork) {
     release(b);
     _exit(0);
   }
-  status = wait_child(pid, 10000);
+  status = test_wait_child(pid, 10000);
   ck_assert_int_ne(status, -1);
   ck_assert_msg(WIFEXITED(status), "child died: %#x", status);
   ck_assert_int_eq(WEXITSTATUS(status), 0);

@@ -43,25 +43,6 @@
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
-/* Waits up to `ms` for the child; returns its wait status, or -1 after killing it. */
-static int wait_child(pid_t pid, double ms) {
-  double t0 = test_now_ms();
-  int status;
-  for (;;) {
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid)
-      return status;
-    if (r < 0)
-      return -2;
-    if (test_now_ms() - t0 > ms) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return -1;
-    }
-    usleep(500);
-  }
-}
-
 static double worst_child_ms; /* the slowest child of the current test */
 
 /* Forks; the child runs `fn(arg)` and exits with its result. Asserts the child exited 0
@@ -76,7 +57,7 @@ static void fork_and_check(int (*fn)(void *), void *arg, int iter) {
   ck_assert_int_ge(pid, 0);
   if (pid == 0)
     _exit(fn(arg));
-  status = wait_child(pid, CHILD_BOUND_MS);
+  status = test_wait_child(pid, CHILD_BOUND_MS);
   ck_assert_msg(status != -1, "fork %d: the child hung", iter);
   ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork %d: child status %#x", iter,
                 status);

@@ -955,24 +955,6 @@ START_TEST(test_object_new_after_synchronizer_close) {
 }
 END_TEST
 
-static int wait_child(pid_t pid, double ms) {
-  double t0 = test_now_ms();
-  int status;
-  for (;;) {
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid)
-      return status;
-    if (r < 0)
-      return -2;
-    if (test_now_ms() - t0 > ms) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return -1;
-    }
-    usleep(1000);
-  }
-}
-
 /* Exit code of the child: 0, or 10 + which check failed, with the code seen in
  * the low bits of a second number written to the pipe. */
 static int child_after_fork(synchro_t *s, synchro_object_t *obj, int fd) {
@@ -1016,7 +998,7 @@ START_TEST(test_fork_inherited_handle_eforked) {
     _exit(child_after_fork(s, obj, fds[1]));
   }
   close(fds[1]);
-  status = wait_child(pid, 10000);
+  status = test_wait_child(pid, 10000);
   ck_assert_int_ne(status, -1);
   ck_assert_msg(WIFEXITED(status), "child died: status %#x", status);
   ck_assert_int_eq(WEXITSTATUS(status), 0);

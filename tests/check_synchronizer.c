@@ -81,25 +81,6 @@ static int threads_named(const char *comm) {
   return found;
 }
 
-/* Waits up to `ms` for the child; returns its wait status, or -1 after killing it. */
-static int wait_child(pid_t pid, double ms) {
-  double t0 = test_now_ms();
-  int status;
-  for (;;) {
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid)
-      return status;
-    if (r < 0)
-      return -2;
-    if (test_now_ms() - t0 > ms) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      return -1;
-    }
-    usleep(1000);
-  }
-}
-
 /* ---- ops used only here ------------------------------------------------------------ */
 
 /* probe: checks synchro_loop() and synchro_is_loop_thread() from the loop thread;
@@ -793,7 +774,7 @@ START_TEST(test_a13_exit_with_live_synchronizer) {
     usleep(10000);
     exit(0); /* what returning from main does: no close, no free */
   }
-  status = wait_child(pid, 2000);
+  status = test_wait_child(pid, 2000);
   ck_assert_int_ne(status, -1); /* did not hang */
   ck_assert_msg(WIFEXITED(status), "child died: status %#x", status);
   ck_assert_int_eq(WEXITSTATUS(status), 0);
@@ -845,7 +826,7 @@ static int exit_child(int mode, long report[4]) {
     exit(0); /* what returning from main does */
   }
   close(fds[1]);
-  status = wait_child(pid, 5000);
+  status = test_wait_child(pid, 5000);
   ck_assert_int_ne(status, -1); /* did not hang */
   ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: status %#x", status);
   ck_assert_double_lt(test_now_ms() - t0, 2000);
@@ -944,7 +925,7 @@ START_TEST(test_a14_fork_with_calls_in_flight) {
     ck_assert_int_ge(pid, 0);
     if (pid == 0)
       _exit(forked_child_checks(s, f, N));
-    status = wait_child(pid, 5000);
+    status = test_wait_child(pid, 5000);
     ck_assert_int_ne(status, -1);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "iteration %d: child status %#x",
                   iter, status);
@@ -980,7 +961,7 @@ START_TEST(test_a14_inherited_future_resolves_without_new_call) {
     synchro_free(s);
     _exit(0);
   }
-  status = wait_child(pid, 5000);
+  status = test_wait_child(pid, 5000);
   ck_assert_int_ne(status, -1);
   ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
   ck_assert_int_eq(synchro_future_wait(f, 5000), 0);
@@ -1012,7 +993,7 @@ START_TEST(test_a14_close_in_child_after_fork) {
     synchro_free(s);
     _exit(0);
   }
-  status = wait_child(pid, 5000);
+  status = test_wait_child(pid, 5000);
   ck_assert_int_ne(status, -1);
   ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
   ck_assert_int_eq(synchro_future_wait(f, 5000), 0);
@@ -1038,7 +1019,7 @@ START_TEST(test_a14_fork_while_loop_spinning) {
   ck_assert_int_ge(pid, 0);
   if (pid == 0)
     _exit(forked_child_checks(s, NULL, 0));
-  status = wait_child(pid, 3000);
+  status = test_wait_child(pid, 3000);
   ck_assert_msg(status != -1, "child hung: its first call never woke the new loop");
   ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
   ck_assert_int_eq(synchro_close(s, 0), 0);
@@ -1073,7 +1054,7 @@ START_TEST(test_a14_fork_during_lazy_start) {
     ck_assert_int_ge(pid, 0);
     if (pid == 0)
       _exit(forked_child_checks(s, NULL, 0));
-    status = wait_child(pid, 5000);
+    status = test_wait_child(pid, 5000);
     pthread_join(t, NULL);
     pthread_barrier_destroy(&barrier);
     ck_assert_int_ne(status, -1);

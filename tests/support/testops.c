@@ -7,7 +7,10 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 atomic_long test_hooks_run, test_hooks_off_loop, test_cleanups_done, test_results_freed,
     test_args_freed, test_results_made, test_sleeps_started;
@@ -235,3 +238,21 @@ static void gate_impl(synchro_call_t *call) {
 }
 const synchro_op_t test_op_gate = {
     .name = "gate", .impl = gate_impl, .result_size = sizeof(int64_t)};
+
+int test_wait_child(pid_t pid, double ms) {
+  double t0 = test_now_ms();
+  int status;
+  for (;;) {
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid)
+      return status;
+    if (r < 0)
+      return -2;
+    if (test_now_ms() - t0 > ms) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    nanosleep(&(struct timespec){0, 500000}, NULL);
+  }
+}

@@ -5,6 +5,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "synchro.h"
 
@@ -63,6 +64,9 @@ void testops_reset(void);
 long test_scaled(long n);
 /* Monotonic milliseconds. */
 double test_now_ms(void);
+/* Waits up to `ms` for a forked child: its wait status, -1 after killing it (it hung),
+ * -2 if it cannot be waited for. */
+int test_wait_child(pid_t pid, double ms);
 /* Threads of this process (entries of /proc/self/task), -1 on error. */
 int test_thread_count(void);
 
