@@ -470,7 +470,8 @@ struct synchro_s {
   synchro_t *reg_prev;
   synchro_t *reg_next;
   /* objects living on this loop, by state pointer (translation) */
-  /* objects of a loop that is gone, whose destructors run once no lock is held */
+  /* a fork child's inherited objects, whose destructors run once no lock is held
+   * (start_mutex guards it) */
   struct synchro_object_s *orphans;
   struct synchro_object_s **obj_buckets;
   uint32_t obj_nbuckets;
@@ -636,7 +637,7 @@ void synchro__objects_shutdown(synchro_t *s);               /* close every open 
 /* The loop is gone: its objects are cut loose (calls on them fail with `reason`); their
  * destructors run in synchro__objects_reap, which the caller runs once it holds no
  * runtime lock (A3: no user code under a runtime lock). */
-void synchro__objects_orphan(synchro_t *s, int reason);
+struct synchro_object_s *synchro__objects_orphan(synchro_t *s, int reason);
 void synchro__objects_reap(struct synchro_object_s *list); /* takes s->orphans' list */
 /* loop.c: starts an admitted call's implementation */
 void synchro__loop_run_impl(synchro_t *s, synchro_call_t *rec);

@@ -577,9 +577,8 @@ void *synchro__loop_main(void *arg) {
   if (s->wd != NULL)
     synchro__wd_loop_stop(s); /* before the loop (read by the watchdog) goes */
   synchro__loop_drop_all(s, SYNCHRO_ESHUTDOWN);
-  synchro__objects_orphan(s, SYNCHRO_ESHUTDOWN);
-  synchro__objects_reap(s->orphans); /* this thread holds no lock */
-  s->orphans = NULL;
+  /* this thread holds no lock: the destructors run here */
+  synchro__objects_reap(synchro__objects_orphan(s, SYNCHRO_ESHUTDOWN));
   synchro__loop_dispose(s);
   /* wake_fd stays open until synchro_free(): a caller that pushed its call just
    * before the close may still be about to signal it. */

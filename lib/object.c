@@ -393,7 +393,8 @@ void synchro__objects_shutdown(synchro_t *s) {
   }
 }
 
-void synchro__objects_orphan(synchro_t *s, int reason) {
+synchro_object_t *synchro__objects_orphan(synchro_t *s, int reason) {
+  synchro_object_t *list = NULL;
   uint32_t i;
   for (i = 0; i < s->obj_nbuckets; i++) {
     synchro_object_t *obj;
@@ -401,13 +402,14 @@ void synchro__objects_orphan(synchro_t *s, int reason) {
       atomic_store(&obj->gone, reason);
       obj->destroyed = true;
       registry_remove(s, obj); /* unlinks it */
-      obj->bucket_next = s->orphans;
-      s->orphans = obj;
+      obj->bucket_next = list;
+      list = obj;
     }
   }
   synchro__free(s->obj_buckets);
   s->obj_buckets = NULL;
   s->obj_nbuckets = s->obj_count = 0;
+  return list;
 }
 
 void synchro__objects_reap(synchro_object_t *list) {

@@ -114,7 +114,7 @@ static void recover_after_fork(synchro_t *s) {
   if (uv_loop_fork(&s->loop) == 0)
     synchro__loop_dispose(s);
   synchro__loop_drop_all(s, SYNCHRO_EFORKED);
-  synchro__objects_orphan(s, SYNCHRO_EFORKED);
+  s->orphans = synchro__objects_orphan(s, SYNCHRO_EFORKED); /* reap_orphans, unlocked */
   synchro__token_slot_release(s, false); /* tokens must not signal the closed fd */
   synchro__fd_close(s->wake_fd);
   s->wake_fd = -1;
