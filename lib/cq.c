@@ -111,21 +111,29 @@ int synchro_cq_add(synchro_cq_t *cq, synchro_future_t *f) {
   return 0;
 }
 
+/* Nothing left: clear the fd, then re-check so a push that raced the clear keeps it
+ * readable. */
+static void clear_readiness(synchro_cq_t *cq) {
+  synchro__eventfd_clear(cq->fd);
+  if (atomic_load(&cq->done_head) != 0)
+    synchro__eventfd_signal(cq->fd);
+}
+
 static synchro_call_t *take_ready(synchro_cq_t *cq) {
   synchro_call_t *rec;
   if (cq->ready == NULL)
     cq->ready = synchro__stack_take_fifo(&cq->done_head, false);
   rec = cq->ready;
-  if (rec == NULL)
+  if (rec == NULL) {
+    /* A completion pushes, then signals: a consumer that took the record in between
+     * finds the signal here, with nothing behind it. Clearing it keeps a poll loop from
+     * spinning on a readable fd with nothing to take. */
+    clear_readiness(cq);
     return NULL;
-  cq->ready = rec->next;
-  if (cq->ready == NULL && atomic_load(&cq->done_head) == 0) {
-    /* Nothing left: clear the fd, then re-check so a push that raced the clear keeps
-     * it readable. */
-    synchro__eventfd_clear(cq->fd);
-    if (atomic_load(&cq->done_head) != 0)
-      synchro__eventfd_signal(cq->fd);
   }
+  cq->ready = rec->next;
+  if (cq->ready == NULL && atomic_load(&cq->done_head) == 0)
+    clear_readiness(cq);
   return rec;
 }
 
