@@ -569,8 +569,19 @@ static void acc_impl(synchro_call_t *call) {
 static const synchro_op_t sop_accumulator = {
     .name = "accumulator", .impl = acc_impl, .item_size = sizeof(int64_t)};
 
+static atomic_int fail_allocs; /* see test_a22_send_and_throw_reach_the_producer */
+static void *maybe_malloc(size_t n) { return atomic_load(&fail_allocs) ? NULL : malloc(n); }
+static void *maybe_realloc(void *p, size_t n) {
+  return atomic_load(&fail_allocs) ? NULL : realloc(p, n);
+}
+static void *maybe_calloc(size_t c, size_t n) {
+  return atomic_load(&fail_allocs) ? NULL : calloc(c, n);
+}
+
 START_TEST(test_a22_send_and_throw_reach_the_producer) {
-  synchro_t *s = new_sync();
+  synchro_t *s;
+  ck_assert_int_eq(synchro_replace_allocator(maybe_malloc, maybe_realloc, maybe_calloc, free), 0);
+  s = new_sync();
   synchro_stream_t *st = NULL;
   const synchro_error_t *err;
   int64_t item = -99, v;
@@ -589,6 +600,9 @@ START_TEST(test_a22_send_and_throw_reach_the_producer) {
   ck_assert_int_eq(item, 12);
   ck_assert_int_eq(synchro_stream_next(st, &item, 5000), 0);
   ck_assert_int_eq(item, 42);
+  atomic_store(&fail_allocs, 1); /* a value that cannot be copied is not sent */
+  ck_assert_int_eq(synchro_stream_send(st, &v, sizeof(v)), SYNCHRO_ENOMEM);
+  atomic_store(&fail_allocs, 0);
   ck_assert_int_eq(synchro_stream_throw(st, RECOVERABLE), 0); /* recovers, yields again */
   ck_assert_int_eq(synchro_stream_next(st, &item, 5000), 0);
   ck_assert_int_eq(item, -1);

@@ -861,8 +861,24 @@ START_TEST(test_a13_close_from_an_atexit_handler) {
 }
 END_TEST
 
+/* Forwards to libc, or fails every allocation while `fail_allocs` is set. Installed
+ * before the test's first synchro call, as synchro_replace_allocator asks. */
+static atomic_int fail_allocs;
+static void *maybe_malloc(size_t n) { return atomic_load(&fail_allocs) ? NULL : malloc(n); }
+static void *maybe_realloc(void *p, size_t n) {
+  return atomic_load(&fail_allocs) ? NULL : realloc(p, n);
+}
+static void *maybe_calloc(size_t c, size_t n) {
+  return atomic_load(&fail_allocs) ? NULL : calloc(c, n);
+}
+
 START_TEST(test_close_at_exit_bad_input) {
-  synchro_t *s = new_sync();
+  synchro_t *s;
+  ck_assert_int_eq(synchro_replace_allocator(maybe_malloc, maybe_realloc, maybe_calloc, free), 0);
+  s = new_sync();
+  atomic_store(&fail_allocs, 1); /* the request cannot be recorded: said so, nothing kept */
+  ck_assert_int_eq(synchro_close_at_exit(s, 0), SYNCHRO_ENOMEM);
+  atomic_store(&fail_allocs, 0);
   ck_assert_int_eq(synchro_close_at_exit(NULL, 0), SYNCHRO_EINVAL);
   ck_assert_int_eq(synchro_close_at_exit(s, -5), SYNCHRO_EINVAL);
   ck_assert_int_eq(synchro_close_at_exit(s, 0), 0);
