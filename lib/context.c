@@ -377,8 +377,9 @@ void synchro__token_slot_release(synchro_t *s, bool wait) {
   sl = &slots[slot - 1];
   atomic_store(&sl->fd, -1);
   if (wait) { /* a token that read the fd writes it before the fd may be closed */
+    unsigned round = 0;
     while (atomic_load(&sl->busy) != 0)
-      synchro__cpu_relax();
+      synchro__backoff(&round);
   } else {
     atomic_store(&sl->busy, 0); /* fork child: no other thread is left */
   }

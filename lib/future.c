@@ -155,8 +155,9 @@ static void unprepare(synchro_t *s, synchro_call_t *rec) {
  * with one queue operation and at most one wakeup. */
 SYNCHRO__HOT static int push_chain(synchro_t *s, synchro_call_t *top, synchro_call_t **bottom_link,
                                    size_t n) {
-  if (s->spin_loop) /* lets the loop skip its spin when we share its CPU */
-    atomic_store_explicit(&s->submit_cpu, synchro__recent_cpu(), memory_order_relaxed);
+  /* Lets the loop see that it shares our CPU: it then neither spins nor takes the CPU
+   * from a batch we are still submitting (see yield_to_submitter in loop.c). */
+  atomic_store_explicit(&s->submit_cpu, synchro__recent_cpu(), memory_order_relaxed);
   SYNCHRO__SEAM(SUBMIT, top);
   atomic_fetch_add_explicit(&s->n_submitted, n, memory_order_relaxed);
   if (push_and_wake(s, &s->submit_head, top, bottom_link))
@@ -494,9 +495,11 @@ int synchro__attach_sink(synchro_call_t *rec, synchro__sink_t *sink, uintptr_t t
     return 0;
   if (expected != SYNCHRO__SINK_DONE)
     return SYNCHRO_EINVAL;
-  /* The resolver took the sink and publishes DONE right after: a few instructions. */
+  /* The resolver took the sink and publishes DONE right after: a few instructions,
+   * unless we preempted it. */
+  unsigned round = 0;
   while (!synchro__is_done(rec))
-    synchro__cpu_relax();
+    synchro__backoff(&round);
   return SYNCHRO_EALREADY;
 }
 
@@ -512,10 +515,12 @@ static bool detach_sink(synchro_call_t *rec, synchro__sink_t *sink) {
  *
  * A group on the waiter's stack is the sink of every pending future. A notification's
  * last touch of the group is its decrement of `remaining`, except for the one that
- * takes it to zero: that one wakes the waiter, then marks GROUP_NOTIFIER_DONE. The
- * waiter knows how many notifications to expect, so before its group goes it waits for
- * `remaining` to reach the value they leave, and for GROUP_NOTIFIER_DONE if a
- * notification took it to zero. One atomic per notification. */
+ * takes it to zero: that one sets GROUP_WOKEN and GROUP_NOTIFIER_DONE and wakes the
+ * waiter in one system call (FUTEX_WAKE_OP), so it never touches the group after the
+ * waiter can see it woken. The waiter knows how many notifications to expect, so
+ * before its group goes it waits for `remaining` to reach the value they leave, and
+ * for GROUP_NOTIFIER_DONE if a notification took it to zero (only after a timeout or
+ * in wait_any can it get there first). One atomic per notification. */
 
 #define GROUP_WOKEN 1u         /* the waiter may proceed */
 #define GROUP_NOTIFIER_DONE 2u /* the notification that woke it is done with the group */
@@ -531,9 +536,10 @@ static void group_notify(synchro__sink_t *sink, synchro_call_t *rec) {
   (void)rec;
   if (atomic_fetch_sub_explicit(&g->remaining, 1, memory_order_acq_rel) != 1)
     return; /* that was the last touch of g */
-  atomic_fetch_or_explicit(&g->woken, GROUP_WOKEN, memory_order_release);
-  synchro__futex_wake(&g->woken, 1);
-  atomic_fetch_or_explicit(&g->woken, GROUP_NOTIFIER_DONE, memory_order_release); /* last */
+  /* Not a store, then a wake: the waiter, woken on the same CPU, would preempt us
+   * between the two and then wait for us to finish with g (measured: a 4 ms stall per
+   * batch on one CPU). The waiter's acquire of `remaining` orders what we wrote. */
+  synchro__futex_or_wake(&g->woken, GROUP_WOKEN | GROUP_NOTIFIER_DONE, 1);
 }
 
 static int check_batch(synchro_future_t *const *fs, size_t n, int64_t timeout_ms) {
@@ -586,6 +592,7 @@ static void detach_group(group_t *g, synchro_future_t *const *fs, size_t n, uint
                          uint32_t base, bool self_zero) {
   size_t i;
   uint32_t detached = 0, notifying, final;
+  unsigned round = 0;
   if (attached == 0)
     return;
   for (i = 0; i < n; i++) {
@@ -596,12 +603,15 @@ static void detach_group(group_t *g, synchro_future_t *const *fs, size_t n, uint
   notifying = attached - detached;
   final = base - notifying; /* may wrap (wait_any): the comparison is exact anyway */
   while (atomic_load_explicit(&g->remaining, memory_order_acquire) != final)
-    synchro__cpu_relax();
+    synchro__backoff(&round); /* a resolver between taking the sink and its decrement */
   /* Counting down from base, a notification took remaining from 1 to 0 iff there were
-   * at least base of them (unless the waiter's own decrement came last). */
-  if (!self_zero && notifying != 0 && notifying >= base)
-    while (!(atomic_load_explicit(&g->woken, memory_order_acquire) & GROUP_NOTIFIER_DONE))
-      synchro__cpu_relax();
+   * at least base of them (unless the waiter's own decrement came last). Its system
+   * call sets the bit and wakes us: sleep on the word until then. */
+  if (!self_zero && notifying != 0 && notifying >= base) {
+    uint32_t w;
+    while (!((w = atomic_load_explicit(&g->woken, memory_order_acquire)) & GROUP_NOTIFIER_DONE))
+      synchro__futex_wait(&g->woken, w, UINT64_MAX);
+  }
 }
 
 static int wait_group(group_t *g, int64_t timeout_ms) {

@@ -96,6 +96,11 @@ uint64_t synchro__deadline_after(int64_t timeout_ms);
 int synchro__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadline_ns);
 void synchro__futex_wake(_Atomic uint32_t *word, int count);
 void synchro__cpu_relax(void);
+/* ORs `bits` into *word and wakes up to `count` of its sleepers in one kernel step. */
+void synchro__futex_or_wake(_Atomic uint32_t *word, uint32_t bits, int count);
+/* One round of waiting for a thread that is about to finish something (start with
+ * *round = 0): spins, then yields, then sleeps 20 us a round. */
+void synchro__backoff(unsigned *round);
 /* Polls `done(arg)` for up to `budget_ns`, reading the clock only every few rounds (a
  * clock read costs more than a poll). Returns whether `done` became true. */
 bool synchro__spin_until(bool (*done)(const void *arg), const void *arg, int64_t budget_ns);
@@ -426,7 +431,7 @@ struct synchro_s {
   /* written by every caller: its own line */
   _Alignas(SYNCHRO__CACHE_LINE) _Atomic uintptr_t submit_head;
   _Atomic uintptr_t cancel_head;
-  _Atomic int submit_cpu;       /* CPU of the latest submitter (only kept while spinning) */
+  _Atomic int submit_cpu;       /* CPU of the latest submitter (spin and yield decisions) */
   _Atomic uint64_t n_submitted; /* beside the head every submitter writes anyway */
   /* read by callers, written by the loop: 1 while the loop is draining or spinning */
   _Alignas(SYNCHRO__CACHE_LINE) _Atomic int awake;

@@ -8,6 +8,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <sched.h>
+
 #include "internal.h"
 
 /* After the grace period, cancelled calls get this long to finish their cleanup before
@@ -294,6 +296,21 @@ static void drain(synchro_t *s) {
 
 static void cancel_all_active(synchro_t *s, int reason, bool token_only);
 
+/* Woken by a future submitted from our own CPU: the wakeup most likely preempted its
+ * submitter, perhaps in the middle of a batch. Running now would take one call per
+ * wakeup, two context switches each (measured: 430 k calls/s against 10 M/s on one
+ * CPU); yielding once lets the submitter go on until it waits or its time slice ends,
+ * and the drain then takes everything it pushed. Not for a blocking call (its caller
+ * is about to sleep anyway), nor when the submitter runs elsewhere. */
+static void yield_to_submitter(synchro_t *s) {
+  uintptr_t top = atomic_load_explicit(&s->submit_head, memory_order_acquire);
+  const synchro_call_t *rec = (const synchro_call_t *)(top & ~SYNCHRO__STACK_CLOSED);
+  if (rec == NULL || (rec->lflags & SYNCHRO__L_BLOCKING) ||
+      atomic_load_explicit(&s->submit_cpu, memory_order_relaxed) != synchro__current_cpu())
+    return;
+  sched_yield();
+}
+
 static void on_wake(uv_poll_t *poll, int status, int events) {
   synchro_t *s = poll->data;
   (void)status;
@@ -303,6 +320,7 @@ static void on_wake(uv_poll_t *poll, int status, int events) {
   if (SYNCHRO__UNLIKELY(atomic_load_explicit(&s->tok_slot, memory_order_relaxed) != 0) &&
       synchro__token_kicked(s))
     cancel_all_active(s, SYNCHRO_ECANCELED, true);
+  yield_to_submitter(s);
   drain(s);
 }
 

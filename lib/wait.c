@@ -43,6 +43,31 @@ void synchro__futex_wake(_Atomic uint32_t *word, int count) {
   syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
 }
 
+/* FUTEX_WAKE_OP on one word: the kernel ORs `bits` into it and wakes `count` sleepers
+ * under the futex's own lock. The waker touches the word only inside the system call,
+ * so a waiter that sees the bits may free the word at once (the word can live on the
+ * waiter's stack), and a waiter that sleeps on the old value cannot miss the wake. */
+void synchro__futex_or_wake(_Atomic uint32_t *word, uint32_t bits, int count) {
+  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_OP_PRIVATE, count, (void *)(uintptr_t)0,
+          (uint32_t *)word, FUTEX_OP(FUTEX_OP_OR, (int)bits, FUTEX_OP_CMP_EQ, 0));
+}
+
+/* Waiting for another thread that is a few instructions from done: spin first; then
+ * give the CPU away, as that thread may be the one this thread preempted (same CPU);
+ * then sleep briefly, which hands the CPU over whatever the scheduler thinks of a
+ * yield. */
+void synchro__backoff(unsigned *round) {
+  unsigned r = (*round)++;
+  if (r < 64) {
+    synchro__cpu_relax();
+  } else if (r < 96) {
+    sched_yield();
+  } else {
+    struct timespec ts = {0, 20000};
+    nanosleep(&ts, NULL);
+  }
+}
+
 void synchro__cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();

@@ -35,17 +35,19 @@ static int64_t collect(synchro_future_t *f) {
   return v;
 }
 
-void run_batch_futures(void) {
-  figure_t *f =
-      fig_new("batch_futures", "batch of 1000 futures, wait_all", "calls/s", "floor_batch");
+/* `cpu`: -1 leaves the caller and the loop to the scheduler; else both run on it. */
+static void batch_futures(figure_t *f, const char *wakeups_name, int cpu) {
   long batches = pick(300, 60), b;
   static synchro_future_t *fs[BATCH];
-  figure_t *fw =
-      fig_new("batch_futures_wakeups", "  loop wakeups per batch of 1000", "wakeups", NULL);
+  figure_t *fw = fig_new(wakeups_name, "  loop wakeups per batch of 1000", "wakeups", NULL);
   synchro_t *s = start_sync();
   synchro_stats_t st0, st1;
   int r, i;
-  fig_target(f, TARGET_RATIO_GE, 0.9, ">= 0.9x floor batch");
+  if (cpu >= 0) {
+    if (pin_loop(s, cpu) != 0)
+      die("pin the loop thread", -1);
+    pin_self(cpu);
+  }
   for (r = -1; r < bench_cfg.rounds; r++) {
     long csw0 = ctx_switches();
     uint64_t t0 = now_ns();
@@ -67,6 +69,21 @@ void run_batch_futures(void) {
     }
   }
   stop_sync(s);
+  if (cpu >= 0)
+    pin_self(-1);
+}
+
+void run_batch_futures(void) {
+  figure_t *f =
+      fig_new("batch_futures", "batch of 1000 futures, wait_all", "calls/s", "floor_batch");
+  fig_target(f, TARGET_RATIO_GE, 0.9, ">= 0.9x floor batch");
+  batch_futures(f, "batch_futures_wakeups", -1);
+}
+
+void run_batch_same(void) {
+  figure_t *f = fig_new("batch_same", "batch of 1000 futures, wait_all, one CPU", "calls/s",
+                        "floor_batch_same");
+  batch_futures(f, "batch_same_wakeups", 0);
 }
 
 /* The same batch through synchro_submit_many: one queue operation, one wakeup. */

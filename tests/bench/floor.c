@@ -151,8 +151,9 @@ void run_floor_latency_cross(void) {
   floor_latency("floor_latency_cross", "floor latency, cross core", 1);
 }
 
-void run_floor_batch(void) {
-  figure_t *f = fig_new("floor_batch", "floor batch of 1000", "calls/s", NULL);
+/* `cpu`: -1 leaves both threads to the scheduler; else both run on that CPU. */
+static void floor_batch(const char *name, const char *label, int cpu) {
+  figure_t *f = fig_new(name, label, "calls/s", NULL);
   long batches = pick(300, 60);
   node_t *nodes = aligned_alloc(64, BATCH * sizeof(node_t));
   floor_t fl;
@@ -160,7 +161,9 @@ void run_floor_batch(void) {
   long b;
   if (nodes == NULL)
     die("floor: aligned_alloc", -1);
-  floor_start(&fl, -1);
+  if (cpu >= 0)
+    pin_self(cpu);
+  floor_start(&fl, cpu);
   for (r = -1; r < bench_cfg.rounds; r++) { /* round -1 warms up */
     uint64_t t0 = now_ns();
     for (b = 0; b < batches; b++) {
@@ -192,4 +195,14 @@ void run_floor_batch(void) {
   }
   floor_stop(&fl);
   free(nodes);
+  if (cpu >= 0)
+    pin_self(-1);
+}
+
+void run_floor_batch(void) { floor_batch("floor_batch", "floor batch of 1000", -1); }
+
+/* Caller and loop share one CPU (a one-CPU container, or a loop the scheduler placed
+ * beside its caller): the loop runs only when the caller blocks or is preempted. */
+void run_floor_batch_same(void) {
+  floor_batch("floor_batch_same", "floor batch of 1000, one CPU", 0);
 }

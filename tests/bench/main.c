@@ -71,6 +71,7 @@ static const runner_t runners[] = {
     {"floor_latency_same", run_floor_latency_same, "floor: eventfd+epoll in, futex out, one CPU"},
     {"floor_latency_cross", run_floor_latency_cross, "floor: the same on two CPUs"},
     {"floor_batch", run_floor_batch, "floor: 1000 nodes on a CAS stack, one wake each way"},
+    {"floor_batch_same", run_floor_batch_same, "floor: the same batch, both threads on CPU 0"},
     /* first synchro figure: the record pool is still empty */
     {"bytes_per_future", run_bytes_per_future, "library bytes per pending future (100 000)"},
     {"allocs_per_call", run_allocs_per_call, "allocator calls per blocking call, steady state"},
@@ -82,6 +83,7 @@ static const runner_t runners[] = {
     {"callers_2", run_callers_2, "2 threads making blocking calls, aggregate"},
     {"callers_4", run_callers_4, "4 threads making blocking calls, aggregate"},
     {"batch_futures", run_batch_futures, "1000 synchro_submit, then synchro_future_wait_all"},
+    {"batch_same", run_batch_same, "the same, caller and loop on CPU 0"},
     {"batch_cq", run_batch_cq, "1000 synchro_submit through a synchro_cq_t"},
     {"batch_many", run_batch_many, "1000 calls in one synchro_submit_many, then wait_all"},
     {"host_aio", run_host_aio, "1000 futures delivered on a host libuv loop"},

@@ -6,7 +6,8 @@
  * attach with a CAS on each future's sink word (NONE -> group); the resolver exchanges
  * the sink for SINK_DONE, publishes DONE, then notifies: one decrement of remaining,
  * which is its last touch of the group, except for the notification that takes it to
- * zero: that one sets woken, futex-wakes, then sets notifier_done (its last touch).
+ * zero: that one sets woken and notifier_done and futex-wakes in one kernel step
+ * (FUTEX_WAKE_OP), its last touch.
  * wait_all takes one token per future plus its own up front and gives back, in one
  * decrement, the tokens of the futures it could not attach and its own. The waiter
  * detaches with a CAS (group -> NONE), then waits until remaining holds what the
@@ -58,9 +59,9 @@ inline group_notify() {
   atomic { assert(!gone); old = remaining; remaining--; notes++ }
   if
   :: old == 1 ->
-     atomic { assert(!gone); woken = 1 }  /* fetch_or(&g->woken, GROUP_WOKEN) */
-     atomic { assert(!gone); gsleep = 0 } /* futex_wake(&g->woken, 1) */
-     atomic { assert(!gone); ndone = 1 }  /* fetch_or(GROUP_NOTIFIER_DONE): last touch */
+     /* futex_or_wake(&g->woken, GROUP_WOKEN | GROUP_NOTIFIER_DONE): one kernel step
+      * sets both bits and wakes the sleeper; the last touch */
+     atomic { assert(!gone); woken = 1; ndone = 1; gsleep = 0 }
   :: else
   fi
 }
