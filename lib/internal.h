@@ -372,6 +372,17 @@ static inline synchro_error_t *synchro__rec_error(const synchro_call_t *rec) {
   return rec->status != 0 ? rec->error : NULL;
 }
 
+/* Asks for a record's three working lines ahead of use (a hint: never faults, even on
+ * an address that holds no record). A batch's records were written by another thread,
+ * so each line is a cross-core transfer; walking them one miss at a time cost 62 ns a
+ * record (measured), several in flight cost a fraction of that. */
+static inline void synchro__prefetch_rec(const synchro_call_t *rec) {
+  __builtin_prefetch(rec, 1, 3);
+  __builtin_prefetch((const char *)rec + SYNCHRO__CACHE_LINE, 1, 3);
+  __builtin_prefetch((const char *)rec + 2 * SYNCHRO__CACHE_LINE, 1, 3);
+}
+#define SYNCHRO__PREFETCH_AHEAD 4 /* records; 3 lines each, about what a core keeps in flight */
+
 /* ---- lock-free stacks ---------------------------------------------------------
  * Producers push with CAS; the single consumer takes everything at once, so there is
  * no ABA. Bit 0 of the head marks the stack closed: pushes then fail. */
@@ -394,6 +405,11 @@ static inline synchro_call_t *synchro__stack_take_fifo(_Atomic uintptr_t *head, 
   while (list != NULL) { /* reverse: pushes built it newest first */
     synchro_call_t **link = cancel_link ? &list->cancel_next : &list->next;
     synchro_call_t *next = *link;
+    /* A linked list can only be walked one miss at a time, but a thread's consecutive
+     * calls mostly sit side by side in a slab of the pool: when two neighbours follow
+     * each other, fetch the records further along that direction early. */
+    if (next == list + 1 || next == list - 1)
+      synchro__prefetch_rec(next + (next - list) * SYNCHRO__PREFETCH_AHEAD);
     *link = fifo;
     fifo = list;
     list = next;

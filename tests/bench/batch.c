@@ -6,18 +6,21 @@
 
 #define BATCH 1000
 
-static synchro_t *start_sync(void) {
+/* A started synchronizer whose loop runs on `loop_cpu`, the caller on `caller_cpu`:
+ * the placement of the floor each figure is compared with (floor.c). */
+static synchro_t *start_sync(int caller_cpu, int loop_cpu) {
   synchro_t *s;
-  bench_add_args_t args = {0, 1};
-  int64_t sum;
-  CHECK(synchro_new(&s, NULL));
-  CHECK(synchro_call(s, &bench_op_add, &args, SYNCHRO_TIMEOUT_INFINITE, &sum, NULL));
+  CHECK(synchro_new(&s, NULL));   /* unpinned: the library reads the CPU count here */
+  if (pin_loop(s, loop_cpu) != 0) /* starts the loop thread, then pins it */
+    die("pin the loop thread", -1);
+  pin_self(caller_cpu);
   return s;
 }
 
 static void stop_sync(synchro_t *s) {
   CHECK(synchro_close(s, SYNCHRO_TIMEOUT_INFINITE));
   synchro_free(s);
+  pin_self(-1);
 }
 
 static void submit_batch(synchro_t *s, synchro_future_t **fs) {
@@ -35,19 +38,13 @@ static int64_t collect(synchro_future_t *f) {
   return v;
 }
 
-/* `cpu`: -1 leaves the caller and the loop to the scheduler; else both run on it. */
-static void batch_futures(figure_t *f, const char *wakeups_name, int cpu) {
+static void batch_futures(figure_t *f, const char *wakeups_name, int loop_cpu) {
   long batches = pick(300, 60), b;
   static synchro_future_t *fs[BATCH];
   figure_t *fw = fig_new(wakeups_name, "  loop wakeups per batch of 1000", "wakeups", NULL);
-  synchro_t *s = start_sync();
+  synchro_t *s = start_sync(0, loop_cpu);
   synchro_stats_t st0, st1;
   int r, i;
-  if (cpu >= 0) {
-    if (pin_loop(s, cpu) != 0)
-      die("pin the loop thread", -1);
-    pin_self(cpu);
-  }
   for (r = -1; r < bench_cfg.rounds; r++) {
     long csw0 = ctx_switches();
     uint64_t t0 = now_ns();
@@ -69,15 +66,14 @@ static void batch_futures(figure_t *f, const char *wakeups_name, int cpu) {
     }
   }
   stop_sync(s);
-  if (cpu >= 0)
-    pin_self(-1);
 }
 
 void run_batch_futures(void) {
-  figure_t *f =
-      fig_new("batch_futures", "batch of 1000 futures, wait_all", "calls/s", "floor_batch");
+  figure_t *f = fig_new("batch_futures", "batch of 1000 futures, wait_all, cross core", "calls/s",
+                        "floor_batch");
   fig_target(f, TARGET_RATIO_GE, 0.9, ">= 0.9x floor batch");
-  batch_futures(f, "batch_futures_wakeups", -1);
+  if (bench_cfg.ncpu > 1)
+    batch_futures(f, "batch_futures_wakeups", 1);
 }
 
 void run_batch_same(void) {
@@ -88,18 +84,21 @@ void run_batch_same(void) {
 
 /* The same batch through synchro_submit_many: one queue operation, one wakeup. */
 void run_batch_many(void) {
-  figure_t *f = fig_new("batch_many", "batch of 1000 futures, submit_many + wait_all", "calls/s",
-                        "floor_batch");
+  figure_t *f =
+      fig_new("batch_many", "batch of 1000, submit_many, cross core", "calls/s", "floor_batch");
   long batches = pick(300, 60), b;
   static synchro_future_t *fs[BATCH];
   static bench_add_args_t args[BATCH];
-  synchro_t *s = start_sync();
+  synchro_t *s;
   int r, i;
   for (i = 0; i < BATCH; i++) {
     args[i].a = i;
     args[i].b = 1;
   }
   fig_target(f, TARGET_RATIO_GE, 0.9, ">= 0.9x floor batch");
+  if (bench_cfg.ncpu < 2)
+    return;
+  s = start_sync(0, 1);
   for (r = -1; r < bench_cfg.rounds; r++) {
     long csw0 = ctx_switches();
     uint64_t t0 = now_ns();
@@ -123,12 +122,15 @@ void run_batch_many(void) {
 
 void run_batch_cq(void) {
   figure_t *f =
-      fig_new("batch_cq", "batch of 1000 futures, completion queue", "calls/s", "floor_batch");
+      fig_new("batch_cq", "batch of 1000 futures, cq, cross core", "calls/s", "floor_batch");
   long batches = pick(300, 60), b;
   static synchro_future_t *fs[BATCH];
-  synchro_t *s = start_sync();
+  synchro_t *s;
   synchro_cq_t *cq;
   int r, i;
+  if (bench_cfg.ncpu < 2)
+    return;
+  s = start_sync(0, 1);
   CHECK(synchro_cq_new(&cq));
   for (r = -1; r < bench_cfg.rounds; r++) {
     long csw0 = ctx_switches();

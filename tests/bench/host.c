@@ -22,15 +22,22 @@ static void on_done(synchro_future_t *f, int status, void *data) {
 }
 
 void run_host_aio(void) {
-  figure_t *f = fig_new("host_aio", "1000 _aio calls on a host uv loop", "calls/s", "floor_batch");
+  figure_t *f =
+      fig_new("host_aio", "1000 _aio calls, host uv loop, cross core", "calls/s", "floor_batch");
   long batches = pick(300, 60), b;
   uv_loop_t loop;
   synchro_host_t *h;
   synchro_t *s;
   int r, i;
   fig_target(f, TARGET_RATIO_GE, 0.5, ">= 0.5x floor batch");
+  if (bench_cfg.ncpu < 2)
+    return;
   CHECK(uv_loop_init(&loop));
   CHECK(synchro_new(&s, NULL));
+  /* the floor's placement (floor.c): the host thread on CPU 0, the loop on CPU 1 */
+  if (pin_loop(s, 1) != 0)
+    die("pin the loop thread", -1);
+  pin_self(0);
   CHECK(synchro_host_new_uv(&h, &loop));
   for (r = -1; r < bench_cfg.rounds; r++) {
     long csw0 = ctx_switches();
@@ -58,4 +65,5 @@ void run_host_aio(void) {
   CHECK(synchro_close(s, SYNCHRO_TIMEOUT_INFINITE));
   synchro_free(s);
   CHECK(uv_loop_close(&loop));
+  pin_self(-1);
 }
