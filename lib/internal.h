@@ -382,6 +382,14 @@ static inline void synchro__prefetch_rec(const synchro_call_t *rec) {
   __builtin_prefetch((const char *)rec + 2 * SYNCHRO__CACHE_LINE, 1, 3);
 }
 #define SYNCHRO__PREFETCH_AHEAD 4 /* records; 3 lines each, about what a core keeps in flight */
+/* For a walk of a linked batch at `rec`, followed by `next`: a linked list can only be
+ * walked one miss at a time, but a thread's consecutive calls mostly sit side by side
+ * in a slab of the pool, so when two neighbours follow each other, fetch the records
+ * further along that direction early. */
+static inline void synchro__prefetch_ahead(const synchro_call_t *rec, const synchro_call_t *next) {
+  if (next == rec + 1 || next == rec - 1)
+    synchro__prefetch_rec(next + (next - rec) * SYNCHRO__PREFETCH_AHEAD);
+}
 
 /* ---- lock-free stacks ---------------------------------------------------------
  * Producers push with CAS; the single consumer takes everything at once, so there is
@@ -405,11 +413,7 @@ static inline synchro_call_t *synchro__stack_take_fifo(_Atomic uintptr_t *head, 
   while (list != NULL) { /* reverse: pushes built it newest first */
     synchro_call_t **link = cancel_link ? &list->cancel_next : &list->next;
     synchro_call_t *next = *link;
-    /* A linked list can only be walked one miss at a time, but a thread's consecutive
-     * calls mostly sit side by side in a slab of the pool: when two neighbours follow
-     * each other, fetch the records further along that direction early. */
-    if (next == list + 1 || next == list - 1)
-      synchro__prefetch_rec(next + (next - list) * SYNCHRO__PREFETCH_AHEAD);
+    synchro__prefetch_ahead(list, next);
     *link = fifo;
     fifo = list;
     list = next;

@@ -194,10 +194,32 @@ void synchro__loop_run_impl(synchro_t *s, synchro_call_t *rec) {
   s->current = outer;
 }
 
+/* Takes the submission queue, oldest call first, and puts every call in the active
+ * list (taken: counted as in hand, not yet started). One walk does both: the records
+ * were written by their callers on other CPUs, and each walk over them costs a miss
+ * per line not yet here. */
+static synchro_call_t *take_calls(synchro_t *s) {
+  uintptr_t h = atomic_load_explicit(&s->submit_head, memory_order_relaxed);
+  synchro_call_t *list, *fifo = NULL;
+  while (!atomic_compare_exchange_weak_explicit(&s->submit_head, &h, h & SYNCHRO__STACK_CLOSED,
+                                                memory_order_acquire, memory_order_relaxed))
+    ;
+  list = (synchro_call_t *)(h & ~SYNCHRO__STACK_CLOSED);
+  while (list != NULL) { /* reverse: pushes built it newest first */
+    synchro_call_t *next = list->next;
+    synchro__prefetch_ahead(list, next);
+    list->next = fifo;
+    fifo = list;
+    synchro__active_insert(s, list);
+    list = next;
+  }
+  return fifo;
+}
+
 /* Runs one pass over both queues; returns whether there was anything. While calls are
  * off the queue but not yet in the active list, fork() must wait (lib/fork.c). */
 static bool drain_once(synchro_t *s) {
-  synchro_call_t *calls, *cancels, *rec;
+  synchro_call_t *calls, *cancels;
   bool any, timed = false;
   uint64_t now;
   uint32_t now_ms = (uint32_t)s->loop.time; /* uv_now(): diagnostics only */
@@ -205,10 +227,8 @@ static bool drain_once(synchro_t *s) {
    * not see half done; the implementations and hooks below then run with no runtime
    * lock held (A3). */
   synchro__lock(&s->fork_lock);
-  calls = synchro__stack_take_fifo(&s->submit_head, false);
+  calls = take_calls(s);
   cancels = synchro__stack_take_fifo(&s->cancel_head, true);
-  for (rec = calls; rec != NULL; rec = rec->next)
-    synchro__active_insert(s, rec); /* taken: counted as in hand, not yet started */
   synchro__unlock(&s->fork_lock);
   any = calls != NULL || cancels != NULL;
   now = calls != NULL ? synchro__now_ns() : 0;
