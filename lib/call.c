@@ -14,7 +14,7 @@ static int check_loop_call(const synchro_call_t *call) {
 }
 
 const void *synchro_call_args(const synchro_call_t *call) {
-  return check_loop_call(call) == 0 ? call->args : NULL;
+  return check_loop_call(call) == 0 ? synchro__rec_args(call) : NULL;
 }
 
 const char *synchro_call_name(const synchro_call_t *call) {

@@ -93,7 +93,7 @@ static uint8_t flavor_of(const synchro_call_t *rec) {
   uintptr_t sink;
   if (rec->stream != NULL)
     return FLAVOR_STREAM;
-  if (rec->object != NULL)
+  if (rec->obj_kind != SYNCHRO__OBJ_NONE)
     return rec->obj_kind == SYNCHRO__OBJ_METHOD ? FLAVOR_METHOD : FLAVOR_LIFECYCLE;
   if (rec->lflags & SYNCHRO__L_BLOCKING)
     return FLAVOR_BLOCKING;
@@ -218,7 +218,6 @@ static answer_t fetch_snapshot(synchro_t *s, int64_t timeout_ms, snapshot_t **ou
   if ((req = synchro__pool_get()) == NULL)
     return ANSWER_NOMEM;
   synchro__init_record(req, s, &synchro__dump_op); /* two references: ours, the queue's */
-  req->args = req->args_inline;
   if (!synchro__post_request(req)) {
     atomic_store(&req->refs, 1);
     synchro__rec_unref(req);

@@ -26,22 +26,23 @@ SYNCHRO__HOT static uint64_t deadline_for(const synchro_t *s, const synchro_op_t
 
 SYNCHRO__HOT static int copy_args(synchro_call_t *rec, const void *args) {
   const synchro_op_t *op = rec->op;
-  rec->args = rec->args_inline;
+  void *dst = rec->args_inline;
   if (op->args_size == 0)
     return 0;
   if (op->args_size > SYNCHRO__ARGS_INLINE) {
-    rec->args = synchro__malloc(op->args_size);
-    if (rec->args == NULL)
+    dst = synchro__malloc(op->args_size);
+    if (dst == NULL)
       return SYNCHRO_ENOMEM;
+    __builtin_memcpy(rec->args_inline, &dst, sizeof(dst)); /* see synchro__rec_args */
   }
   if (op->args_copy == NULL) {
-    synchro__copy(rec->args, args, op->args_size);
+    synchro__copy(dst, args, op->args_size);
     return 0;
   }
-  if (op->args_copy(rec->args, args) == 0)
+  if (op->args_copy(dst, args) == 0)
     return 0;
-  if (rec->args != rec->args_inline)
-    synchro__free(rec->args);
+  if (dst != rec->args_inline)
+    synchro__free(dst);
   return SYNCHRO_ENOMEM;
 }
 
@@ -103,6 +104,17 @@ SYNCHRO__HOT static int check_submission(synchro_t *s, const synchro_op_t *op, c
   return check_op(op);
 }
 
+/* Gives back a record prepare() took and that holds no arguments yet. */
+static void discard_fresh(synchro_t *s, synchro_call_t *rec) {
+  if (rec->ext != NULL)
+    synchro__pool_give(&synchro__ext_pool, &synchro__ext_cache, 0, rec->ext);
+  if (rec->ctx != NULL)
+    synchro__ctx_unref(rec->ctx);
+  atomic_store_explicit(&rec->magic, SYNCHRO__MAGIC_FREED, memory_order_relaxed);
+  synchro__pool_put(rec);
+  synchro__release_admission(s);
+}
+
 /* A record ready to be pushed (admission taken), or an error. */
 SYNCHRO__HOT static int prepare(synchro_t *s, const synchro_op_t *op, const void *args,
                                 uint64_t deadline, bool blocking, const synchro__target_t *target,
@@ -122,17 +134,21 @@ SYNCHRO__HOT static int prepare(synchro_t *s, const synchro_op_t *op, const void
   rec->deadline_ns = deadline;
   if (blocking)
     rec->lflags = SYNCHRO__L_BLOCKING; /* the loop's flags; it reads them after the push */
+  if (target != NULL && target->object != NULL && synchro__rec_ext(rec) == NULL) {
+    discard_fresh(s, rec);
+    return SYNCHRO_ENOMEM;
+  }
   if (SYNCHRO__UNLIKELY(synchro__tls_ctx != NULL))
     synchro__ctx_bind(s, rec, synchro__tls_ctx); /* the caller's ambient context (A30) */
   if ((rc = copy_args(rec, args)) != 0) {
-    atomic_store_explicit(&rec->magic, SYNCHRO__MAGIC_FREED, memory_order_relaxed);
-    synchro__pool_put(rec);
-    synchro__release_admission(s);
+    discard_fresh(s, rec);
     return rc;
   }
   if (target != NULL) {
-    rec->object = target->object; /* the caller's object hold passes to the record */
-    rec->obj_kind = target->obj_kind;
+    if (target->object != NULL) {
+      rec->ext->object = target->object; /* the caller's object hold passes to the record */
+      rec->obj_kind = target->obj_kind;
+    }
     if (target->stream != NULL)
       synchro__stream_bind(target->stream, rec);
   }
@@ -144,7 +160,7 @@ SYNCHRO__HOT static int prepare(synchro_t *s, const synchro_op_t *op, const void
  * the target lent (stream, object hold). */
 static void unprepare(synchro_t *s, synchro_call_t *rec) {
   rec->stream = NULL;
-  rec->object = NULL;
+  rec->obj_kind = SYNCHRO__OBJ_NONE;
   rec->cflags |= SYNCHRO__C_RESULT_TAKEN; /* it never ran: there is no result to release */
   atomic_store(&rec->refs, 1);
   synchro__rec_unref(rec);

@@ -65,10 +65,10 @@ static void list_insert(synchro_host_t *h, synchro_call_t *rec, bool own_ref) {
   } else if (own_ref) {
     atomic_fetch_sub_explicit(&h->refs, 1, memory_order_relaxed); /* the list holds one */
   }
-  rec->host_prev = NULL;
-  rec->host_next = h->pending;
+  rec->ext->host_prev = NULL;
+  rec->ext->host_next = h->pending;
   if (h->pending != NULL)
-    h->pending->host_prev = rec;
+    h->pending->ext->host_prev = rec;
   h->pending = rec;
   rec->cflags |= SYNCHRO__C_IN_HOST_LIST;
 }
@@ -76,12 +76,12 @@ static void list_insert(synchro_host_t *h, synchro_call_t *rec, bool own_ref) {
 static void list_remove(synchro_host_t *h, synchro_call_t *rec) {
   if (!(rec->cflags & SYNCHRO__C_IN_HOST_LIST))
     return;
-  if (rec->host_prev != NULL)
-    rec->host_prev->host_next = rec->host_next;
+  if (rec->ext->host_prev != NULL)
+    rec->ext->host_prev->ext->host_next = rec->ext->host_next;
   else
-    h->pending = rec->host_next;
-  if (rec->host_next != NULL)
-    rec->host_next->host_prev = rec->host_prev;
+    h->pending = rec->ext->host_next;
+  if (rec->ext->host_next != NULL)
+    rec->ext->host_next->ext->host_prev = rec->ext->host_prev;
   rec->cflags &= (uint8_t)~SYNCHRO__C_IN_HOST_LIST;
 }
 
@@ -90,7 +90,7 @@ static void absorb_inbox(synchro_host_t *h, uintptr_t keep_bits) {
   uintptr_t top = atomic_exchange_explicit(&h->inbox, keep_bits, memory_order_acquire);
   synchro_call_t *rec = (synchro_call_t *)(top & ~SYNCHRO__STACK_CLOSED);
   while (rec != NULL) {
-    synchro_call_t *next = rec->host_next;
+    synchro_call_t *next = rec->ext->host_next;
     list_insert(h, rec, true);
     rec = next;
   }
@@ -214,8 +214,10 @@ int synchro__host_attach(synchro_host_t *h, synchro_call_t *rec, synchro_host_cb
   uintptr_t was;
   if (atomic_load_explicit(&h->closed, memory_order_acquire))
     return SYNCHRO_ECLOSED;
-  rec->then_cb = cb;
-  rec->then_data = data;
+  if (synchro__rec_ext(rec) == NULL)
+    return SYNCHRO_ENOMEM;
+  rec->ext->then_cb = cb;
+  rec->ext->then_data = data;
   /* Join the host's list before the loop can deliver, so dispatch always finds it. */
   if (on_host_thread(h)) {
     list_insert(h, rec, false);
@@ -223,7 +225,7 @@ int synchro__host_attach(synchro_host_t *h, synchro_call_t *rec, synchro_host_cb
     return 0;
   }
   atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed); /* until it joins the list */
-  if (!synchro__stack_push(&h->inbox, rec, &rec->host_next, &was)) {
+  if (!synchro__stack_push(&h->inbox, rec, &rec->ext->host_next, &was)) {
     host_unref(h);
     return SYNCHRO_ECLOSED;
   } else {
@@ -239,7 +241,7 @@ int synchro_future_then(synchro_future_t *f, synchro_host_t *h, synchro_host_cb 
 }
 
 synchro_fn synchro_future_then_fn(const synchro_future_t *f) {
-  return synchro__future_check(f) == 0 && (f->cflags & SYNCHRO__C_THEN_FN) ? f->then_fn : NULL;
+  return synchro__future_check(f) == 0 && (f->cflags & SYNCHRO__C_THEN_FN) ? f->ext->then_fn : NULL;
 }
 
 int synchro_future_then_typed(synchro_future_t *f, synchro_host_t *h, synchro_host_cb cb,
@@ -252,8 +254,10 @@ int synchro_future_then_typed(synchro_future_t *f, synchro_host_t *h, synchro_ho
   sink = atomic_load_explicit(&f->sink, memory_order_acquire);
   if (sink != SYNCHRO__SINK_NONE && sink != SYNCHRO__SINK_DONE)
     return SYNCHRO_EINVAL;
+  if (synchro__rec_ext(f) == NULL)
+    return SYNCHRO_ENOMEM;
   f->cflags |= SYNCHRO__C_ATTACHED | SYNCHRO__C_THEN_FN;
-  f->then_fn = fn;
+  f->ext->then_fn = fn;
   if ((rc = synchro__host_attach(h, f, cb, data)) != 0) {
     f->cflags &= (uint8_t)~SYNCHRO__C_ATTACHED;
     return rc;
@@ -267,6 +271,7 @@ int synchro_future_then_typed(synchro_future_t *f, synchro_host_t *h, synchro_ho
 /* ---- dispatching ---------------------------------------------------------------------- */
 
 static void run_callback(synchro_host_t *h, synchro_call_t *rec) {
+  const synchro__ext_t *ext = rec->ext;
   if (!(rec->cflags & SYNCHRO__C_IN_HOST_LIST))
     absorb_inbox(h, 0); /* attached from another thread after the last absorb */
   list_remove(h, rec);
@@ -275,11 +280,11 @@ static void run_callback(synchro_host_t *h, synchro_call_t *rec) {
   if (rec->ctx != NULL) { /* the call's context is current in its callback (A30) */
     struct synchro_ctx_s *saved = synchro__ctx_enter(rec->ctx);
     SYNCHRO__USER_CODE("a host callback");
-    rec->then_cb(rec, synchro__is_done(rec) ? rec->status : SYNCHRO_EPENDING, rec->then_data);
+    ext->then_cb(rec, synchro__is_done(rec) ? rec->status : SYNCHRO_EPENDING, ext->then_data);
     synchro__ctx_leave(saved);
   } else {
     SYNCHRO__USER_CODE("a host callback");
-    rec->then_cb(rec, synchro__is_done(rec) ? rec->status : SYNCHRO_EPENDING, rec->then_data);
+    ext->then_cb(rec, synchro__is_done(rec) ? rec->status : SYNCHRO_EPENDING, ext->then_data);
   }
   rec->cflags &= (uint8_t)~SYNCHRO__C_ATTACHED;
   synchro__rec_unref(rec);
@@ -354,7 +359,7 @@ static void do_free(synchro_host_t *h) {
   absorb_inbox(h, SYNCHRO__STACK_CLOSED);
   /* Once done_head is closed, a notification releases its call at once on the loop
    * thread; hold every listed call first so the walks below never touch freed ones. */
-  for (rec = h->pending; rec != NULL; rec = rec->host_next)
+  for (rec = h->pending; rec != NULL; rec = rec->ext->host_next)
     synchro__rec_ref(rec);
   /* From here each attached call holds its own host reference (released with the call
    * by release_detached) instead of the list's one. */
@@ -369,7 +374,7 @@ static void do_free(synchro_host_t *h) {
   h->ready = NULL;
   /* Still pending: cancel them; their notification releases them. */
   for (rec = h->pending, h->pending = NULL; rec != NULL; rec = next) {
-    next = rec->host_next;
+    next = rec->ext->host_next;
     rec->cflags &= (uint8_t)~SYNCHRO__C_IN_HOST_LIST;
     synchro_future_cancel(rec);
     synchro__rec_unref(rec);

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -182,11 +183,13 @@ void synchro__token_slot_update(struct synchro_s *s);
 void synchro__token_slot_release(struct synchro_s *s, bool wait);
 
 /* ---- the call record ------------------------------------------------------------
- * One record per call, four cache lines, 64-byte aligned so that records never share
+ * One record per call, three cache lines, 64-byte aligned so that records never share
  * a line. Line 0 holds what crosses threads, line 1 what the loop touches and the
- * bindings every call sets, line 2 the payload and what diagnostics read, line 3 the
- * links of optional lists (host, object, then, cancel hook): a plain future's calls
- * touch three lines. The caller's future is the same record. */
+ * bindings every call sets, line 2 the payload and what diagnostics read. What only
+ * some calls need (the links of a host's or an object's list, a host callback, the
+ * object) lives in a one-line side block from its own pool, taken when a call is
+ * bound to an object or attached to a host: a plain future is three lines. The
+ * caller's future is the same record. */
 
 /* state word: phase in the low 2 bits, then flags. Only the loop thread moves the
  * phase (PENDING -> COMPLETING -> DONE); callers only set CANCEL and WAITING. */
@@ -239,6 +242,20 @@ struct synchro__sink_s {
   void (*notify)(synchro__sink_t *sink, synchro_call_t *rec);
 };
 
+/* A call's side block (lib/pool.c): taken by whoever first binds the call to an object
+ * (before the loop sees it) or attaches it to a host (the caller's thread), released
+ * with the record. Each field is written by one side before the other can look. */
+typedef struct synchro__ext_s {
+  struct synchro_object_s *object; /* the object a method/lifecycle call runs on */
+  synchro_fn then_fn;              /* synchro_future_then_typed's function pointer (C_THEN_FN) */
+  synchro_host_cb then_cb;
+  void *then_data;
+  synchro_call_t *host_prev; /* attached to a host: its list of pending calls */
+  synchro_call_t *host_next; /* also the link of the host's foreign-thread inbox */
+  synchro_call_t *obj_prev;  /* the object's in-flight calls (loop thread) */
+  synchro_call_t *obj_next;
+} __attribute__((aligned(SYNCHRO__CACHE_LINE))) synchro__ext_t;
+
 struct synchro_call_s {
   /* line 0: cross-thread */
   _Atomic uint32_t state;
@@ -255,14 +272,14 @@ struct synchro_call_s {
   synchro_call_t *act_prev;
   synchro_call_t *act_next;
   synchro_cancel_fn cancel_fn;
-  struct synchro_object_s *object; /* the object a method/lifecycle call runs on */
+  void *cancel_data; /* with cancel_fn */
   void *impl_data;
   uint64_t deadline_ns; /* 0: none */
   uint32_t heap_idx;
   uint16_t lflags;
   uint8_t cflags;
-  uint8_t obj_kind; /* SYNCHRO__OBJ_* */
-  void *args;       /* args_inline, or a heap block */
+  uint8_t obj_kind;    /* SYNCHRO__OBJ_*: set exactly when ext->object is */
+  synchro__ext_t *ext; /* NULL for a plain call */
   /* line 2: payload. The outcome decides which of result and error is live: a call
    * that failed has no result, one that succeeded has no error (NULL while pending). */
   union {
@@ -272,21 +289,27 @@ struct synchro_call_s {
   struct synchro_stream_s *stream; /* a stream op's buffer, else NULL */
   uint32_t origin;                 /* diagnostics: number of the submitting thread */
   uint32_t since_ms;               /* diagnostics: loop time (ms) when the loop took the call */
+  /* The arguments, or (op->args_size > SYNCHRO__ARGS_INLINE) a pointer to a heap block
+   * holding them: synchro__rec_args() */
   _Alignas(8) unsigned char args_inline[SYNCHRO__ARGS_INLINE];
-  /* line 3: set only when a call joins a list or a host, each before any reader can
-   * look (a plain future never touches this line) */
-  synchro_fn then_fn; /* synchro_future_then_typed's function pointer (C_THEN_FN) */
-  void *cancel_data;  /* with cancel_fn */
-  synchro_host_cb then_cb;
-  void *then_data;
-  synchro_call_t *host_prev; /* attached to a host: its list of pending calls */
-  synchro_call_t *host_next; /* also the link of the host's foreign-thread inbox */
-  synchro_call_t *obj_prev;  /* the object's in-flight calls (loop thread) */
-  synchro_call_t *obj_next;
 } __attribute__((aligned(SYNCHRO__CACHE_LINE)));
 
-_Static_assert(sizeof(struct synchro_call_s) == 4 * SYNCHRO__CACHE_LINE,
-               "a call record is four cache lines");
+_Static_assert(sizeof(struct synchro_call_s) == 3 * SYNCHRO__CACHE_LINE,
+               "a call record is three cache lines");
+
+/* Where a call's arguments are. */
+static inline void *synchro__rec_args(const synchro_call_t *rec) {
+  void *heap;
+  if (SYNCHRO__LIKELY(rec->op->args_size <= SYNCHRO__ARGS_INLINE))
+    return (void *)rec->args_inline;
+  __builtin_memcpy(&heap, rec->args_inline, sizeof(heap));
+  return heap;
+}
+
+/* The object a call is bound to, or NULL. */
+static inline struct synchro_object_s *synchro__rec_object(const synchro_call_t *rec) {
+  return rec->obj_kind != 0 ? rec->ext->object : NULL;
+}
 
 /* Diagnostics: the calling thread's number (1, 2, ... in the order threads first
  * submit), for a record's `origin`. One thread-local load in the common case. */
@@ -303,38 +326,68 @@ static inline void synchro__count(_Atomic uint64_t *counter) {
                         memory_order_relaxed);
 }
 
-/* record pool (lib/pool.c): per-thread caches over a shared free stack */
+/* pools (lib/pool.c): per-thread caches over a shared free stack, one pool per size */
+typedef struct synchro__pool_s {
+  size_t size;            /* bytes per block: a multiple of the cache line */
+  size_t link;            /* offset of the two links a free block lends (next, next chain) */
+  _Atomic unsigned slabs; /* allocated so far: decides the next one's size */
+  _Atomic uintptr_t shared;
+  _Atomic uint32_t grabbing; /* threads between taking the stack and giving back */
+} synchro__pool_t;
 typedef struct {
-  synchro_call_t *head;
-  synchro_call_t *tail; /* valid while head != NULL */
+  void *head;
+  void *tail; /* valid while head != NULL */
   unsigned count;
-  bool registered; /* the thread-exit hook that hands the cache back is set */
 } synchro__pool_cache_t;
 #define SYNCHRO__POOL_CACHE_MAX 1024u
-extern _Thread_local synchro__pool_cache_t synchro__pool_cache;
-synchro_call_t *synchro__pool_get_slow(void);
-void synchro__pool_put_slow(synchro_call_t *rec);
-static inline synchro_call_t *synchro__pool_get(void) {
-  synchro__pool_cache_t *c = &synchro__pool_cache;
-  synchro_call_t *rec = c->head;
-  if (SYNCHRO__LIKELY(rec != NULL)) {
-    c->head = rec->next;
+extern synchro__pool_t synchro__record_pool, synchro__ext_pool;
+extern _Thread_local synchro__pool_cache_t synchro__record_cache, synchro__ext_cache;
+void *synchro__pool_get_slow(synchro__pool_t *p, synchro__pool_cache_t *c);
+void synchro__pool_put_slow(synchro__pool_t *p, synchro__pool_cache_t *c, void *block);
+/* `link`: the pool's link offset, a constant here so that the fast path is a load and
+ * two stores. */
+static inline void *synchro__pool_take(synchro__pool_t *p, synchro__pool_cache_t *c, size_t link) {
+  void *block = c->head;
+  if (SYNCHRO__LIKELY(block != NULL)) {
+    c->head = *(void **)((char *)block + link);
     c->count--;
     SYNCHRO__LIVE(RECORDS, 1);
-    return rec;
+    return block;
   }
-  return synchro__pool_get_slow();
+  return synchro__pool_get_slow(p, c);
 }
-static inline void synchro__pool_put(synchro_call_t *rec) {
-  synchro__pool_cache_t *c = &synchro__pool_cache;
+static inline void synchro__pool_give(synchro__pool_t *p, synchro__pool_cache_t *c, size_t link,
+                                      void *block) {
   SYNCHRO__LIVE(RECORDS, -1);
   if (SYNCHRO__LIKELY(c->head != NULL && c->count < SYNCHRO__POOL_CACHE_MAX)) {
-    rec->next = c->head;
-    c->head = rec;
+    *(void **)((char *)block + link) = c->head;
+    c->head = block;
     c->count++;
     return;
   }
-  synchro__pool_put_slow(rec);
+  synchro__pool_put_slow(p, c, block);
+}
+static inline synchro_call_t *synchro__pool_get(void) {
+  return synchro__pool_take(&synchro__record_pool, &synchro__record_cache,
+                            offsetof(synchro_call_t, next));
+}
+static inline void synchro__pool_put(synchro_call_t *rec) {
+  synchro__pool_give(&synchro__record_pool, &synchro__record_cache, offsetof(synchro_call_t, next),
+                     rec);
+}
+
+/* The call's side block, taken from the pool on first use (NULL: out of memory). The
+ * thread that calls this must be the only one that can be binding the call now. */
+static inline synchro__ext_t *synchro__rec_ext(synchro_call_t *rec) {
+  synchro__ext_t *ext = rec->ext;
+  if (SYNCHRO__LIKELY(ext != NULL))
+    return ext;
+  ext = synchro__pool_take(&synchro__ext_pool, &synchro__ext_cache, 0);
+  if (ext != NULL) {
+    ext->object = NULL;
+    rec->ext = ext;
+  }
+  return ext;
 }
 
 /* record lifetime (lib/record.c) */
@@ -617,9 +670,9 @@ int synchro__submit(synchro_t *s, const synchro_op_t *op, const void *args, int6
 /* Blocking wait + result/error handoff shared by every blocking entry point. */
 int synchro__finish_blocking(synchro_call_t *rec, void *result, synchro_error_t **err);
 /* Only what a fresh call reads before anything writes it. Links and bindings that are
- * set when the record joins a list or a host (act_*, host_*, obj_*, then_*, cancel_data)
- * are left as they are: every reader is guarded by a flag or by the field set with them
- * (L_ACTIVE, C_IN_HOST_LIST, C_ATTACHED, C_THEN_FN, object, cancel_fn). */
+ * set when the record joins a list or a host (act_*, cancel_data, the side block's
+ * fields) are left as they are: every reader is guarded by a flag or by the field set
+ * with them (L_ACTIVE, C_IN_HOST_LIST, C_ATTACHED, C_THEN_FN, obj_kind, cancel_fn). */
 static inline void synchro__init_record(synchro_call_t *rec, synchro_t *s, const synchro_op_t *op) {
   atomic_init(&rec->state, SYNCHRO__PENDING);
   atomic_init(&rec->refs, 2); /* the caller's and the loop's */
@@ -637,7 +690,7 @@ static inline void synchro__init_record(synchro_call_t *rec, synchro_t *s, const
   rec->obj_kind = SYNCHRO__OBJ_NONE;
   rec->error = NULL; /* the result's first bytes: NULL until an outcome */
   rec->stream = NULL;
-  rec->object = NULL;
+  rec->ext = NULL;
   rec->origin = synchro__thread_no();
   rec->since_ms = 0;
 }

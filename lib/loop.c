@@ -138,7 +138,7 @@ static void start_call(synchro_t *s, synchro_call_t *rec, uint64_t now) {
     synchro__loop_finish_call(s, rec);
     return;
   }
-  if (rec->object != NULL && !synchro__object_admit(s, rec))
+  if (rec->obj_kind != SYNCHRO__OBJ_NONE && !synchro__object_admit(s, rec))
     return; /* refused (and resolved) or parked by the object's lifecycle */
   synchro__loop_run_impl(s, rec);
 }
@@ -149,7 +149,7 @@ static void release_finished(synchro_t *s, bool live) {
     s->finished = NULL;
     while (rec != NULL) {
       synchro_call_t *next = rec->act_next;
-      if (rec->object != NULL)
+      if (rec->obj_kind != SYNCHRO__OBJ_NONE)
         synchro__object_call_done(s, rec, live);
       synchro__rec_unref(rec);
       rec = next;

@@ -149,27 +149,27 @@ static void registry_remove(synchro_t *s, synchro_object_t *obj) {
 /* Appends: the list stays in the order the loop took the calls, which is the order a
  * serial object runs its methods in. */
 static void calls_insert(synchro_object_t *obj, synchro_call_t *rec) {
-  rec->obj_next = NULL;
-  rec->obj_prev = obj->calls_tail;
+  rec->ext->obj_next = NULL;
+  rec->ext->obj_prev = obj->calls_tail;
   if (obj->calls_tail != NULL)
-    obj->calls_tail->obj_next = rec;
+    obj->calls_tail->ext->obj_next = rec;
   else
     obj->calls = rec;
   obj->calls_tail = rec;
 }
 
 static void calls_remove(synchro_object_t *obj, synchro_call_t *rec) {
-  if (rec->obj_prev != NULL)
-    rec->obj_prev->obj_next = rec->obj_next;
+  if (rec->ext->obj_prev != NULL)
+    rec->ext->obj_prev->ext->obj_next = rec->ext->obj_next;
   else if (obj->calls == rec)
-    obj->calls = rec->obj_next;
+    obj->calls = rec->ext->obj_next;
   else
     return; /* not in the list */
-  if (rec->obj_next != NULL)
-    rec->obj_next->obj_prev = rec->obj_prev;
+  if (rec->ext->obj_next != NULL)
+    rec->ext->obj_next->ext->obj_prev = rec->ext->obj_prev;
   else
-    obj->calls_tail = rec->obj_prev;
-  rec->obj_prev = rec->obj_next = NULL;
+    obj->calls_tail = rec->ext->obj_prev;
+  rec->ext->obj_prev = rec->ext->obj_next = NULL;
 }
 
 /* ---- serial objects: one method at a time ------------------------------------------ */
@@ -191,7 +191,7 @@ static bool park_method(synchro_t *s, synchro_object_t *obj, synchro_call_t *rec
 static void run_next_method(synchro_t *s, synchro_object_t *obj) {
   synchro_call_t *rec;
   for (rec = obj->calls; rec != NULL && obj->serial_running == NULL;) {
-    synchro_call_t *next = rec->obj_next;
+    synchro_call_t *next = rec->ext->obj_next;
     if (rec->obj_kind == SYNCHRO__OBJ_METHOD && (rec->lflags & SYNCHRO__L_PARKED)) {
       rec->lflags &= (uint16_t)~SYNCHRO__L_PARKED;
       if (synchro__phase(atomic_load_explicit(&rec->state, memory_order_acquire)) !=
@@ -233,15 +233,22 @@ static const synchro_op_t noop_op = {.name = "close", .impl = noop_impl};
 static void close_internally(synchro_t *s, synchro_object_t *obj) {
   const synchro_op_t *op = obj->cls->close != NULL ? obj->cls->close : &noop_op;
   synchro_call_t *rec = synchro__pool_get();
+  if (rec != NULL) {
+    synchro__init_record(rec, s, op);
+    if (synchro__rec_ext(rec) == NULL) {
+      atomic_store_explicit(&rec->magic, SYNCHRO__MAGIC_FREED, memory_order_relaxed);
+      synchro__pool_put(rec);
+      rec = NULL;
+    }
+  }
   if (rec == NULL) {
     obj->lstate = OBJ_CLOSED; /* nothing can run it; do not wedge the teardown */
     return;
   }
-  synchro__init_record(rec, s, op);
-  atomic_store(&rec->refs, 1); /* the loop's only */
-  rec->args = rec->args_inline;
+  atomic_store(&rec->refs, 1);                           /* the loop's only */
+  memset(rec->args_inline, 0, sizeof(rec->args_inline)); /* close takes no arguments */
   rec->deadline_ns = 0;
-  rec->object = obj;
+  rec->ext->object = obj;
   rec->obj_kind = SYNCHRO__OBJ_CLOSE;
   rec->since_ms = (uint32_t)uv_now(&s->loop);
   object_hold(obj);
@@ -284,7 +291,7 @@ static bool admit_close(synchro_t *s, synchro_object_t *obj, synchro_call_t *rec
 static void teardown(synchro_t *s, synchro_object_t *obj);
 
 bool synchro__object_admit(synchro_t *s, synchro_call_t *rec) {
-  synchro_object_t *obj = rec->object;
+  synchro_object_t *obj = rec->ext->object;
   if (rec->obj_kind == SYNCHRO__OBJ_CONSTRUCT) {
     calls_insert(obj, rec);
     return true;
@@ -332,7 +339,7 @@ static void open_finished(synchro_t *s, synchro_object_t *obj, bool ok) {
 }
 
 void synchro__object_call_done(synchro_t *s, synchro_call_t *rec, bool live) {
-  synchro_object_t *obj = rec->object;
+  synchro_object_t *obj = rec->ext->object;
   if (!(rec->lflags & SYNCHRO__L_STARTED))
     return; /* refused before it started: no lifecycle effect */
   calls_remove(obj, rec);
@@ -365,14 +372,14 @@ static void teardown(synchro_t *s, synchro_object_t *obj) {
    * them, so hold the next one while the current hook runs. */
   for (rec = obj->calls; rec != NULL; rec = next) {
     bool next_still_listed;
-    next = rec->obj_next;
+    next = rec->ext->obj_next;
     if (next != NULL)
       synchro__rec_ref(next);
     if (rec->obj_kind == SYNCHRO__OBJ_METHOD)
       synchro__loop_cancel(s, rec, SYNCHRO_ECANCELED);
     if (next == NULL)
       break;
-    next_still_listed = next->obj_prev != NULL || obj->calls == next;
+    next_still_listed = next->ext->obj_prev != NULL || obj->calls == next;
     synchro__rec_unref(next);
     if (!next_still_listed)
       next = obj->calls;
@@ -654,9 +661,10 @@ int synchro_object_stream_open(synchro_object_t *obj, const synchro_op_t *op, co
 }
 
 void *synchro_call_object(const synchro_call_t *call) {
-  if (synchro__rec_check(call) != 0 || !synchro__on_loop(call->sync) || call->object == NULL)
+  if (synchro__rec_check(call) != 0 || !synchro__on_loop(call->sync) ||
+      synchro__rec_object(call) == NULL)
     return NULL;
-  return call->object->state;
+  return synchro__rec_object(call)->state;
 }
 
 void *synchro_object_state(const synchro_object_t *obj) {

@@ -15,27 +15,30 @@ void synchro__rec_ref(synchro_call_t *rec) {
 
 static void release_payload(synchro_call_t *rec) {
   const synchro_op_t *op = rec->op;
+  void *args = synchro__rec_args(rec);
   if (op->args_free != NULL)
-    op->args_free(rec->args);
-  if (rec->args != rec->args_inline)
-    synchro__free(rec->args);
+    op->args_free(args);
+  if (args != rec->args_inline)
+    synchro__free(args);
   if (rec->status == 0 && !(rec->cflags & SYNCHRO__C_RESULT_TAKEN) && op->result_free != NULL)
     op->result_free(rec->result);
   if (!(rec->cflags & SYNCHRO__C_ERROR_TAKEN))
     synchro_error_free(synchro__rec_error(rec));
   if (rec->stream != NULL)
     synchro__stream_destroy(rec->stream); /* releases the items nobody took */
-  if (rec->object != NULL)
-    synchro__object_release(rec->object);
+  if (rec->obj_kind != SYNCHRO__OBJ_NONE)
+    synchro__object_release(rec->ext->object);
   if (rec->ctx != NULL)
     synchro__ctx_unref(rec->ctx);
+  if (rec->ext != NULL)
+    synchro__pool_give(&synchro__ext_pool, &synchro__ext_cache, 0, rec->ext);
 }
 
 /* Whether the record owns nothing that needs releasing (the common case). */
 static inline bool owns_nothing(const synchro_call_t *rec) {
   const synchro_op_t *op = rec->op;
-  if (op->args_free != NULL || rec->args != rec->args_inline || rec->stream != NULL ||
-      rec->object != NULL || rec->ctx != NULL)
+  if (op->args_free != NULL || op->args_size > SYNCHRO__ARGS_INLINE || rec->stream != NULL ||
+      rec->ext != NULL || rec->ctx != NULL)
     return false;
   if (rec->status == 0)
     return (rec->cflags & SYNCHRO__C_RESULT_TAKEN) || op->result_free == NULL;

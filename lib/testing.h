@@ -6,6 +6,9 @@
 #ifndef SYNCHRO_TESTING_H
 #define SYNCHRO_TESTING_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "synchro.h"
 
 #ifdef __cplusplus
@@ -75,6 +78,11 @@ SYNCHRO_EXTERN void synchro_test_live(synchro_test_live_t *out);
  * the count, SYNCHRO_EINVAL, SYNCHRO_ETIMEDOUT (the loop did not answer) or
  * SYNCHRO_ENOMEM. Thread-safe: yes (like synchro_dump()). */
 SYNCHRO_EXTERN int synchro_test_pending(synchro_t *s, int64_t timeout_ms);
+
+/* Whether an allocation of `bytes` is a slab of one of the runtime's pools (call records
+ * and their side blocks): slabs are never freed, so an allocation-counting test counts
+ * them apart. Thread-safe: yes. */
+SYNCHRO_EXTERN bool synchro_test_pool_slab(size_t bytes);
 
 /* The calling thread's number, as a dump's `origin` and `caller_thread` show it.
  * Thread-safe: yes. */

@@ -17,15 +17,14 @@
 
 #include "support/testops.h"
 #include "synchro.h"
+#include "testing.h"
 
 /* ---- the counting allocator ------------------------------------------------------
  * Each block carries a header with its size, so frees are counted by size class. Call
- * records are pooled for reuse and counted apart; their size is measured (see
- * measure_record_size()), since the record layout is private. */
+ * records come from pool slabs that are never freed, counted apart: the test build
+ * tells a slab's size (synchro_test_pool_slab), since the record layout is private. */
 #define HDR 16
 
-static size_t record_size;       /* 0 until measured */
-static atomic_long capture_size; /* measuring: the size of the last allocation */
 static pthread_t main_thread;
 static atomic_int loop_only; /* count (and fail) only allocations off the main thread */
 static atomic_long n_allocs; /* allocations attempted */
@@ -34,9 +33,8 @@ static atomic_long n_failed; /* failures injected */
 static atomic_long live;     /* live blocks, all sizes */
 static atomic_long live_records;
 
-static int should_fail(size_t size) {
+static int should_fail(void) {
   long n;
-  capture_size = (long)size;
   if (loop_only && pthread_equal(pthread_self(), main_thread))
     return 0;
   n = ++n_allocs;
@@ -52,7 +50,7 @@ static void *track(unsigned char *p, size_t size) {
     return NULL;
   memcpy(p, &size, sizeof(size));
   live++;
-  if (size == record_size)
+  if (synchro_test_pool_slab(size))
     live_records++;
   return p + HDR;
 }
@@ -61,19 +59,19 @@ static size_t untrack(void *ptr) {
   size_t size;
   memcpy(&size, (unsigned char *)ptr - HDR, sizeof(size));
   live--;
-  if (size == record_size)
+  if (synchro_test_pool_slab(size))
     live_records--;
   return size;
 }
 
 static void *t_malloc(size_t size) {
-  if (should_fail(size))
+  if (should_fail())
     return NULL;
   return track(malloc(size + HDR), size);
 }
 
 static void *t_calloc(size_t count, size_t size) {
-  if (should_fail(count * size))
+  if (should_fail())
     return NULL;
   return track(calloc(1, count * size + HDR), count * size);
 }
@@ -90,7 +88,7 @@ static void *t_realloc(void *ptr, size_t size) {
   size_t old;
   if (ptr == NULL)
     return t_malloc(size);
-  if (should_fail(size))
+  if (should_fail())
     return NULL;
   old = untrack(ptr);
   p = realloc((unsigned char *)ptr - HDR, size + HDR);
@@ -99,34 +97,6 @@ static void *t_realloc(void *ptr, size_t size) {
     return NULL;
   }
   return track(p, size);
-}
-
-/* The size of one call record: in a child, the one allocation a first submission with
- * inline arguments and no deadline makes. Call before install() in this process. */
-static void measure_record_size(void) {
-  pid_t pid;
-  int status;
-  fflush(NULL);
-  pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0) {
-    synchro_t *s = NULL;
-    synchro_future_t *f = NULL;
-    test_add_args_t args = {1, 1};
-    long before;
-    synchro_replace_allocator(t_malloc, t_realloc, t_calloc, t_free);
-    if (synchro_new(&s, NULL) != 0)
-      _exit(0);
-    before = n_allocs;
-    if (synchro_submit(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &f) != 0 ||
-        n_allocs != before + 1 || capture_size % 16 != 0)
-      _exit(0);
-    _exit((int)(capture_size / 16));
-  }
-  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) > 0, "measuring child failed (status %#x)",
-                status);
-  record_size = (size_t)WEXITSTATUS(status) * 16;
 }
 
 static void install(long fail_index) {
@@ -222,7 +192,6 @@ static int sweep_child(long n) {
 START_TEST(test_alloc_failure_sweep) {
   long n;
   int finished = 0;
-  measure_record_size();
   for (n = 1; n < 300 && !finished; n++) {
     pid_t pid;
     int status;
@@ -243,7 +212,6 @@ END_TEST
 
 START_TEST(test_alloc_scenario_live_count_stable) {
   long after1, after2, rec1;
-  measure_record_size();
   install(0);
   ck_assert_int_eq(scenario(), 0);
   after1 = live;

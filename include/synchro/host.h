@@ -54,7 +54,9 @@ SYNCHRO_EXTERN int synchro_host_dispatch(synchro_host_t *h, size_t max);
  * then `f` is freed. Takes ownership of `f` on success; on failure `f` stays the
  * caller's and `cb` never runs. Returns 0, SYNCHRO_EINVAL (NULL, or `f` already attached
  * to a queue or host), SYNCHRO_ECLOSED (the host is being freed: from inside one of its
- * callbacks, or concurrently by its thread). Calling it after synchro_host_free()
+ * callbacks, or concurrently by its thread), SYNCHRO_ENOMEM (the call's side block for
+ * the host's list: one per attached call, pooled like call records, so only while the
+ * pool grows). Calling it after synchro_host_free()
  * returned is a use after free: threads that attach must be done before the host's
  * thread frees it. Thread-safe: yes. */
 SYNCHRO_EXTERN int synchro_future_then(synchro_future_t *f, synchro_host_t *h, synchro_host_cb cb,

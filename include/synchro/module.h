@@ -112,8 +112,9 @@ SYNCHRO_EXTERN int synchro_module_submit(synchro_module_t *m, const synchro_op_t
 /* The submission behind MOD_op_aio(): submits as synchro_module_submit() and attaches
  * `done` to the future with synchro_future_then_typed(f, host, done, cb, data): `done`
  * runs on the host's thread and reads the caller's typed callback `cb` back with
- * synchro_future_then_fn(). Nothing is allocated, so nothing is left over when the
- * host is freed first. If the future cannot be attached the call is cancelled and
+ * synchro_future_then_fn(). Nothing is allocated outside the record pools (the call's
+ * record and side block go back with the call), so nothing is left over when the host
+ * is freed first. If the future cannot be attached the call is cancelled and
  * freed: no callback runs. Returns 0, SYNCHRO_EINVAL (also NULL `host` or `cb`), the
  * codes of synchro_submit() or of synchro_future_then(). Thread-safe: yes. */
 SYNCHRO_EXTERN int synchro_module_submit_aio(synchro_module_t *m, const synchro_op_t *op,

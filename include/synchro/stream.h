@@ -61,7 +61,8 @@ SYNCHRO_EXTERN int synchro_stream_next(synchro_stream_t *st, void *item, int64_t
 /* Arms a one-shot callback: when the next item (or the end, or an error) is available,
  * cb runs on `h`'s thread, never inside this function. Re-arm from the callback to keep
  * consuming; items already buffered are delivered in the same host dispatch.
- * Returns 0, SYNCHRO_EINVAL, SYNCHRO_EBUSY (already armed), SYNCHRO_ECLOSED (host freed).
+ * Returns 0, SYNCHRO_EINVAL, SYNCHRO_EBUSY (already armed), SYNCHRO_ECLOSED (host freed),
+ * SYNCHRO_ENOMEM (the first time only: as synchro_future_then()).
  * Thread-safe: one consumer at a time. */
 SYNCHRO_EXTERN int synchro_stream_next_then(synchro_stream_t *st, synchro_host_t *h,
                                             synchro_stream_cb cb, void *data);
