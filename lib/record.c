@@ -30,15 +30,13 @@ static void release_payload(synchro_call_t *rec) {
     synchro__object_release(rec->ext->object);
   if (rec->ctx != NULL)
     synchro__ctx_unref(rec->ctx);
-  if (rec->ext != NULL)
-    synchro__pool_give(&synchro__ext_pool, &synchro__ext_cache, 0, rec->ext);
 }
 
 /* Whether the record owns nothing that needs releasing (the common case). */
 static inline bool owns_nothing(const synchro_call_t *rec) {
   const synchro_op_t *op = rec->op;
   if (op->args_free != NULL || op->args_size > SYNCHRO__ARGS_INLINE || rec->stream != NULL ||
-      rec->ext != NULL || rec->ctx != NULL)
+      rec->obj_kind != SYNCHRO__OBJ_NONE || rec->ctx != NULL)
     return false;
   if (rec->status == 0)
     return (rec->cflags & SYNCHRO__C_RESULT_TAKEN) || op->result_free == NULL;
@@ -50,6 +48,8 @@ void synchro__rec_unref(synchro_call_t *rec) {
     return;
   if (!owns_nothing(rec))
     release_payload(rec);
+  if (rec->ext != NULL) /* a host's or object's call: its side block goes back too */
+    synchro__pool_give(&synchro__ext_pool, &synchro__ext_cache, 0, rec->ext);
   atomic_store_explicit(&rec->magic, SYNCHRO__MAGIC_FREED, memory_order_relaxed);
   synchro__pool_put(rec);
 }

@@ -65,7 +65,7 @@ typedef struct synchro_test_live_s {
   int64_t loops;       /* libuv loops initialised and not closed (a loop that could not
                         * be closed because handles were left on it stays counted) */
   int64_t handles;     /* the runtime's own uv handles (per loop, per uv host) */
-  int64_t records;     /* call records in use (not back in the pool) */
+  int64_t records;     /* call records and side blocks in use (not back in a pool) */
   int64_t allocations; /* blocks from the runtime's allocator not freed (records aside) */
 } synchro_test_live_t;
 
