@@ -15,6 +15,7 @@
 
 #define SYNCHRO__CACHE_LINE 64
 #define SYNCHRO__ARGS_INLINE 32
+#define SYNCHRO__SPIN_GROWTH 8 /* the loop's spin window adapts up to this many times the base */
 /* Small helpers of the per-call path: inlined whatever the optimizer thinks. */
 #define SYNCHRO__HOT __attribute__((always_inline)) inline
 #define SYNCHRO__LIKELY(x) __builtin_expect(!!(x), 1)
@@ -525,7 +526,11 @@ struct synchro_s {
   char *name;
   synchro_options_t opts;
   bool spin_loop;
-  bool error_context; /* SYNCHRO_ERROR_CONTEXT: failed calls get a bridge link */
+  /* the loop's adaptive spin window (loop thread): from opts.loop_spin_ns up to
+   * SYNCHRO__SPIN_GROWTH times it (lib/loop.c adapt_spin) */
+  int64_t spin_ns;
+  uint64_t gave_up_at; /* when the loop last stopped spinning to sleep, 0: it did not */
+  bool error_context;  /* SYNCHRO_ERROR_CONTEXT: failed calls get a bridge link */
   /* lifecycle */
   pthread_mutex_t close_mutex;
   bool closed;

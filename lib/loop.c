@@ -289,18 +289,43 @@ static bool worth_spinning(synchro_t *s, int cpu) {
   return s->spin_loop && atomic_load_explicit(&s->submit_cpu, memory_order_relaxed) != cpu;
 }
 
+/* The spin window adapts to the gaps between a caller's bursts. Woken soon after it
+ * gave up (within a few windows, the wakeup's own latency included), the loop would
+ * have caught the call by spinning longer: the window doubles, up to
+ * SYNCHRO__SPIN_GROWTH times opts.loop_spin_ns. A long sleep halves it back toward the
+ * base. Each sleep that a longer window avoids saves the wakeup of an idle CPU (tens of
+ * microseconds on a VM); a window that never catches anything costs one bounded spin
+ * after each burst. */
+static void adapt_spin(synchro_t *s) {
+  uint64_t slept;
+  if (s->gave_up_at == 0)
+    return;
+  slept = synchro__now_ns() - s->gave_up_at;
+  s->gave_up_at = 0;
+  if (slept < 4 * (uint64_t)s->spin_ns)
+    s->spin_ns = s->spin_ns * 2 <= s->opts.loop_spin_ns * SYNCHRO__SPIN_GROWTH
+                     ? s->spin_ns * 2
+                     : s->opts.loop_spin_ns * SYNCHRO__SPIN_GROWTH;
+  else if (slept > 64 * (uint64_t)s->spin_ns && s->spin_ns / 2 >= s->opts.loop_spin_ns)
+    s->spin_ns /= 2;
+}
+
 static void drain(synchro_t *s) {
   int cpu = synchro__current_cpu();
   synchro__count(&s->n_wakeups);
   atomic_store_explicit(&s->awake, 1, memory_order_relaxed);
+  adapt_spin(s);
   for (;;) {
     if (drain_once(s))
       continue;
     synchro__streams_flush(s); /* before spinning or sleeping, hand items over */
     synchro__loop_release_finished(s);
     /* keep polling: the next call then needs no wakeup */
-    if (worth_spinning(s, cpu) && synchro__spin_until(work_arrived, s, s->opts.loop_spin_ns))
-      continue;
+    if (worth_spinning(s, cpu)) {
+      if (synchro__spin_until(work_arrived, s, s->spin_ns))
+        continue;
+      s->gave_up_at = synchro__now_ns();
+    }
     /* Announce sleep, then re-check: a caller that pushed before seeing awake == 0
      * is picked up here; one that pushed after will write the eventfd. */
     atomic_store(&s->awake, 0);

@@ -69,6 +69,7 @@ int synchro_new(synchro_t **out, const synchro_options_t *opts) {
     return SYNCHRO_ENOMEM;
   }
   s->spin_loop = opts->loop_spin_ns > 0 && synchro__ncpu() > 1;
+  s->spin_ns = opts->loop_spin_ns;
   s->error_context = env_flag("SYNCHRO_ERROR_CONTEXT");
   s->wake_fd = -1;
   s->loop_cpu = -1;

@@ -1443,6 +1443,30 @@ START_TEST(test_a17_idle_loop_no_spin_no_wakeups) {
 }
 END_TEST
 
+/* Calls that keep arriving shortly after the loop gave up spinning grow its spin
+ * window; the window stays bounded, so once the calls stop the loop still goes idle. */
+START_TEST(test_a17_grown_spin_window_still_goes_idle) {
+  synchro_t *s = new_sync();
+  synchro_stats_t before, after;
+  test_add_args_t args = {1, 2};
+  int64_t sum;
+  double cpu0;
+  int i;
+  for (i = 0; i < 200; i++) { /* gaps a little past the base window: it grows */
+    ck_assert_int_eq(synchro_call(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL), 0);
+    usleep(40);
+  }
+  usleep(50000); /* past the largest window */
+  ck_assert_int_eq(synchro_stats(s, &before), 0);
+  cpu0 = process_cpu_ms();
+  usleep(500000);
+  ck_assert_int_eq(synchro_stats(s, &after), 0);
+  ck_assert_uint_eq(after.wakeups, before.wakeups);
+  ck_assert_double_lt(process_cpu_ms() - cpu0, 25.0); /* generous, as above */
+  close_free(s);
+}
+END_TEST
+
 static void pin_to_cpu0(void) {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -1652,6 +1676,7 @@ static Suite *calls_suite(void) {
   tc = tcase_create("wakeups");
   watchdog_tcase(tc, "wakeups", 30);
   tcase_add_test(tc, test_a17_idle_loop_no_spin_no_wakeups);
+  tcase_add_test(tc, test_a17_grown_spin_window_still_goes_idle);
   tcase_add_test(tc, test_a17_single_cpu_calls_complete_promptly);
   tcase_add_test(tc, test_a17_outstanding_calls_do_not_slow_new_ones);
   suite_add_tcase(s, tc);

@@ -22,9 +22,12 @@ extern "C" {
 typedef struct synchro_options_s {
   /* Loop thread name, shown by ps/top/gdb (first 15 bytes). Copied. Default "synchro". */
   const char *name;
-  /* After a batch of calls the loop thread keeps polling its queue this long before it
-   * sleeps, so a caller's next call needs no wakeup. 0 turns it off. Default 20 us.
-   * Never used when only one CPU is available. */
+  /* After a batch of calls the loop thread keeps polling its queue for a while before
+   * it sleeps, so a caller's next call needs no wakeup. The window starts at this value
+   * and adapts: it doubles, up to 8 times this value, while calls keep arriving soon
+   * after the loop gave up, and halves back after long sleeps. 0 turns it off. Default
+   * 20 us. Never used when only one CPU is available, nor while the caller runs on the
+   * loop thread's CPU. */
   int64_t loop_spin_ns;
   /* A blocking caller polls for its result this long before it sleeps. 0 turns it off.
    * Default 5 us. Skipped when the caller runs on the loop thread's CPU. */
