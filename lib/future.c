@@ -249,6 +249,41 @@ int synchro_submit(synchro_t *s, const synchro_op_t *op, const void *args, int64
   return submit_one(s, op, args, timeout_ms, false, NULL, out);
 }
 
+/* Submit and attach in one step. On the host's own thread (where _aio calls are made)
+ * the record joins the host before the push: no sink CAS, no second validation. From
+ * another thread it is attached after the push, as synchro_future_then() does; if
+ * that fails the call is cancelled and nobody sees it. */
+int synchro__submit_then(synchro_t *s, const synchro_op_t *op, const void *args, int64_t timeout_ms,
+                         synchro_host_t *h, synchro_host_cb cb, synchro_fn fn, void *data) {
+  synchro_call_t *rec;
+  int rc;
+  if (h == NULL || cb == NULL || (op != NULL && op->item_size != 0))
+    return SYNCHRO_EINVAL;
+  if ((rc = check_submission(s, op, args, timeout_ms)) != 0 ||
+      (rc = synchro__ensure_running(s)) != 0 ||
+      (rc = prepare(s, op, args, deadline_for(s, op, timeout_ms), false, NULL, &rec)) != 0)
+    return rc;
+  rc = synchro__host_attach_unpushed(h, rec, cb, fn, data);
+  if (rc == 0) {
+    if ((rc = push_chain(s, rec, &rec->next, 1)) == 0)
+      return 0;
+    synchro__host_detach_unpushed(h, rec);
+  } else if (rc == SYNCHRO_EPERM && (rc = push_chain(s, rec, &rec->next, 1)) == 0) {
+    if ((rc = synchro_future_then_typed(rec, h, cb, fn, data)) == 0)
+      return 0;
+    (void)synchro_future_cancel(rec);
+    synchro_future_free(rec);
+    return rc;
+  }
+  unprepare(s, rec);
+  return rc;
+}
+
+int synchro_submit_then(synchro_t *s, const synchro_op_t *op, const void *args, int64_t timeout_ms,
+                        synchro_host_t *h, synchro_host_cb cb, void *data) {
+  return synchro__submit_then(s, op, args, timeout_ms, h, cb, NULL, data);
+}
+
 /* ---- waiting ------------------------------------------------------------------------- */
 
 bool synchro__is_done(const synchro_call_t *rec) {

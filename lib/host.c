@@ -236,6 +236,34 @@ int synchro__host_attach(synchro_host_t *h, synchro_call_t *rec, synchro_host_cb
 
 void synchro__host_deliver(synchro_host_t *h, synchro_call_t *rec) { push_done(h, rec); }
 
+int synchro__host_attach_unpushed(synchro_host_t *h, synchro_call_t *rec, synchro_host_cb cb,
+                                  synchro_fn fn, void *data) {
+  if (!on_host_thread(h))
+    return SYNCHRO_EPERM;
+  if (atomic_load_explicit(&h->closed, memory_order_acquire) || h->free_requested)
+    return SYNCHRO_ECLOSED;
+  if (synchro__rec_ext(rec) == NULL)
+    return SYNCHRO_ENOMEM;
+  rec->ext->then_cb = cb;
+  rec->ext->then_data = data;
+  rec->ext->then_fn = fn;
+  rec->cflags |= SYNCHRO__C_ATTACHED | SYNCHRO__C_THEN_FN;
+  list_insert(h, rec, false);
+  update_loop_ref(h);
+  /* Nobody else sees the record yet: a plain store, published by the push. */
+  atomic_store_explicit(&rec->sink, (uintptr_t)&h->base | SYNCHRO__SINK_HOST, memory_order_relaxed);
+  return 0;
+}
+
+void synchro__host_detach_unpushed(synchro_host_t *h, synchro_call_t *rec) {
+  atomic_store_explicit(&rec->sink, SYNCHRO__SINK_NONE, memory_order_relaxed);
+  list_remove(h, rec);
+  rec->cflags &= (uint8_t) ~(SYNCHRO__C_ATTACHED | SYNCHRO__C_THEN_FN);
+  if (--h->attached == 0)
+    host_unref(h); /* the list's; never the last: the owner's reference is held */
+  update_loop_ref(h);
+}
+
 int synchro_future_then(synchro_future_t *f, synchro_host_t *h, synchro_host_cb cb, void *data) {
   return synchro_future_then_typed(f, h, cb, NULL, data);
 }

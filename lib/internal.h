@@ -708,6 +708,17 @@ int synchro__wait_done(synchro_call_t *rec, uint64_t deadline_ns);
 /* host.c: delivery of records that are not plain futures (streams) */
 int synchro__host_attach(synchro_host_t *h, synchro_call_t *rec, synchro_host_cb cb, void *data);
 void synchro__host_deliver(synchro_host_t *h, synchro_call_t *rec);
+/* Attaches a record not yet pushed to the loop, on the host's own thread: it joins the
+ * host's list and its sink is set without the attach race synchro_future_then()
+ * resolves. SYNCHRO_EPERM off the host thread (attach after the push instead),
+ * SYNCHRO_ECLOSED, SYNCHRO_ENOMEM. Undone by synchro__host_detach_unpushed() if the
+ * push is refused. */
+int synchro__host_attach_unpushed(synchro_host_t *h, synchro_call_t *rec, synchro_host_cb cb,
+                                  synchro_fn fn, void *data);
+void synchro__host_detach_unpushed(synchro_host_t *h, synchro_call_t *rec);
+/* synchro_submit_then() with a typed callback (the generated _aio functions). */
+int synchro__submit_then(synchro_t *s, const synchro_op_t *op, const void *args, int64_t timeout_ms,
+                         synchro_host_t *h, synchro_host_cb cb, synchro_fn fn, void *data);
 
 /* object.c (loop side) */
 /* Lifecycle checks before a call on an object starts; false: resolved or parked. */

@@ -112,15 +112,15 @@ int synchro_module_submit(synchro_module_t *m, const synchro_op_t *op, synchro_c
 int synchro_module_submit_aio(synchro_module_t *m, const synchro_op_t *op, synchro_check_fn check,
                               const void *args, synchro_host_t *host, synchro_host_cb done,
                               synchro_fn cb, void *data) {
-  synchro_future_t *f;
+  synchro_t *s;
   int rc;
 
-  if (host == NULL || done == NULL || cb == NULL)
+  if (m == NULL || op == NULL || host == NULL || done == NULL || cb == NULL)
     return SYNCHRO_EINVAL;
-  rc = synchro_module_submit(m, op, check, args, &f);
+  rc = prepare(m, check, args, &s);
   if (rc != 0)
     return rc;
-  return attach(f, host, done, cb, data);
+  return synchro__submit_then(s, op, args, SYNCHRO_TIMEOUT_DEFAULT, host, done, cb, data);
 }
 
 int synchro_module_result(const synchro_op_t *op, synchro_future_t *f, void *out) {

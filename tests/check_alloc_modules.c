@@ -344,8 +344,8 @@ static int run_host_uv(void) {
   test_string_args_t sargs = {(char *)"make me loud"};
   test_fail_args_t fargs = {UV_EIO};
   test_sleep_args_t slargs = {10000, 0};
-  got_t g1 = {0}, g2 = {0}, g3 = {0};
-  int rc, want1 = 0, want2 = 0;
+  got_t g1 = {0}, g2 = {0}, g3 = {0}, g4 = {0};
+  int rc, want1 = 0, want2 = 0, want4 = 0;
   double t0;
 
   if (uv_loop_init(&loop) != 0)
@@ -380,6 +380,12 @@ static int run_host_uv(void) {
       return 8;
     want2 = rc == 0;
   }
+  /* submitted and attached in one step: on failure nothing was submitted */
+  rc = synchro_submit_then(s, &test_op_upper_mem, &sargs, SYNCHRO_TIMEOUT_DEFAULT, h, got_string,
+                           &g4);
+  if (!ENOMEM_OK(rc))
+    return 16;
+  want4 = rc == 0;
   /* a call still pending when the host is freed: cancelled, its callback never runs */
   rc = synchro_submit(s, &test_op_sleep, &slargs, SYNCHRO_TIMEOUT_DEFAULT, &f);
   if (!ENOMEM_OK(rc))
@@ -387,9 +393,9 @@ static int run_host_uv(void) {
   if (rc == 0 && attached_or_dropped(f, synchro_future_then(f, h, never_cb, &g3)) < 0)
     return 10;
   t0 = test_now_ms();
-  while ((g1.ran < want1 || g2.ran < want2) && test_now_ms() - t0 < 5000)
+  while ((g1.ran < want1 || g2.ran < want2 || g4.ran < want4) && test_now_ms() - t0 < 5000)
     uv_run(&loop, UV_RUN_NOWAIT), usleep(200);
-  if (want1 && !upper_ok(&g1))
+  if ((want1 && !upper_ok(&g1)) || (want4 && !upper_ok(&g4)))
     return 11;
   if (want2 && !fail_ok(&g2, UV_EIO))
     return 12;

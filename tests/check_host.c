@@ -24,6 +24,7 @@
 
 #include "support/testops.h"
 #include "synchro.h"
+#include "testing.h"
 
 /* ---- shared tally ------------------------------------------------------------------ */
 
@@ -1099,6 +1100,213 @@ START_TEST(test_a31_blocking_call_does_not_dispatch) {
 }
 END_TEST
 
+/* ---- synchro_submit_then: submit and attach in one step ------------------------------ */
+
+typedef struct {
+  synchro_t *s;
+  synchro_host_t *h;
+  long from, n;
+  atomic_long errors;
+} submitter_t;
+
+static void *submit_then_elsewhere(void *arg) {
+  submitter_t *o = arg;
+  long i;
+  for (i = o->from; i < o->from + o->n; i++) {
+    test_add_args_t args = {i, 1};
+    if (synchro_submit_then(o->s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, o->h, add_cb,
+                            (void *)(intptr_t)i) != 0)
+      o->errors++;
+  }
+  return NULL;
+}
+
+/* From the host thread (attached before the push) and from another thread (attached
+ * after it): every callback runs once, on the host thread, with its own result, and
+ * the host keeps its loop alive exactly until the last one. */
+START_TEST(test_submit_then_from_host_and_other_threads) {
+  const long n = test_scaled(2000);
+  synchro_t *s = sync_new();
+  synchro_host_t *h = NULL;
+  uv_loop_t loop;
+  submitter_t other;
+  pthread_t th;
+  long i;
+  tally_init(2 * n);
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  ck_assert_int_eq(synchro_host_new_uv(&h, &loop), 0);
+  other = (submitter_t){s, h, n, n, 0};
+  ck_assert_int_eq(pthread_create(&th, NULL, submit_then_elsewhere, &other), 0);
+  for (i = 0; i < n; i++) {
+    test_add_args_t args = {i, 1};
+    ck_assert_int_eq(synchro_submit_then(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, h, add_cb,
+                                         (void *)(intptr_t)i),
+                     0);
+  }
+  ck_assert_int_eq(pthread_join(th, NULL), 0);
+  ck_assert_int_eq(other.errors, 0);
+  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0); /* returns after the last callback */
+  tally_check(2 * n);
+  ck_assert_int_eq(uv_loop_alive(&loop), 0);
+  synchro_host_free(h);
+  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  sync_end(s);
+}
+END_TEST
+
+static void never_called_impl(synchro_call_t *call) { synchro_call_return(call, NULL); }
+static const synchro_op_t stream_like_op = {
+    .name = "stream_like", .impl = never_called_impl, .item_size = sizeof(int64_t)};
+
+/* Refused: nothing is submitted, no callback ever runs, and the host is left as it was
+ * (its loop not kept alive, freeable at once). */
+START_TEST(test_submit_then_refused_leaves_nothing) {
+  synchro_t *s = sync_new(), *closed = sync_new();
+  synchro_host_t *h = NULL;
+  synchro_stats_t st;
+  uv_loop_t loop;
+  test_add_args_t args = {1, 1};
+  tally_init(1);
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  ck_assert_int_eq(synchro_host_new_uv(&h, &loop), 0);
+  ck_assert_int_eq(
+      synchro_submit_then(NULL, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, h, count_cb, NULL),
+      SYNCHRO_EINVAL);
+  ck_assert_int_eq(synchro_submit_then(s, NULL, &args, SYNCHRO_TIMEOUT_DEFAULT, h, count_cb, NULL),
+                   SYNCHRO_EINVAL);
+  ck_assert_int_eq(
+      synchro_submit_then(s, &test_op_add, NULL, SYNCHRO_TIMEOUT_DEFAULT, h, count_cb, NULL),
+      SYNCHRO_EINVAL);
+  ck_assert_int_eq(
+      synchro_submit_then(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, NULL, count_cb, NULL),
+      SYNCHRO_EINVAL);
+  ck_assert_int_eq(
+      synchro_submit_then(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, h, NULL, NULL),
+      SYNCHRO_EINVAL);
+  ck_assert_int_eq(
+      synchro_submit_then(s, &stream_like_op, &args, SYNCHRO_TIMEOUT_DEFAULT, h, count_cb, NULL),
+      SYNCHRO_EINVAL);
+  ck_assert_int_eq(synchro_close(closed, 1000), 0);
+  ck_assert_int_eq(
+      synchro_submit_then(closed, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, h, count_cb, NULL),
+      SYNCHRO_ESHUTDOWN);
+  ck_assert_int_eq(uv_loop_alive(&loop), 0); /* the refused call left the host's list */
+  ck_assert_int_eq(uv_run(&loop, UV_RUN_NOWAIT), 0);
+  ck_assert_int_eq(synchro_stats(s, &st), 0);
+  ck_assert_uint_eq(st.submitted, 0);
+  ck_assert_int_eq(g_calls, 0);
+  synchro_host_free(h);
+  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  free(g_t.seen);
+  synchro_free(closed);
+  sync_end(s);
+}
+END_TEST
+
+/* A push refused after the call joined its host (the synchronizer closed between the
+ * two): the call leaves the host's list again, so the host does not keep its loop
+ * alive for it, and nothing is delivered. The submitting thread waits at the submit
+ * seam while the test thread closes the synchronizer. */
+static atomic_int g_at_seam, g_seam_release;
+static void hold_at_submit(synchro_seam_t seam, const synchro_call_t *call, void *data) {
+  (void)seam;
+  (void)call;
+  (void)data;
+  atomic_store(&g_at_seam, 1);
+  while (!atomic_load(&g_seam_release))
+    uv_sleep(1);
+}
+
+typedef struct {
+  synchro_t *s;
+  int rc, alive_after, ran;
+} refused_push_t;
+
+static void *submit_then_refused_push(void *arg) {
+  refused_push_t *o = arg;
+  synchro_host_t *h = NULL;
+  uv_loop_t loop;
+  test_add_args_t args = {1, 1};
+  if (uv_loop_init(&loop) != 0 || synchro_host_new_uv(&h, &loop) != 0) {
+    o->rc = 1;
+    return NULL;
+  }
+  o->rc =
+      synchro_submit_then(o->s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, h, count_cb, NULL);
+  o->alive_after = uv_loop_alive(&loop);
+  uv_run(&loop, UV_RUN_NOWAIT);
+  o->ran = (int)g_calls;
+  synchro_host_free(h);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  return NULL;
+}
+
+START_TEST(test_submit_then_push_refused_detaches) {
+  synchro_t *s = sync_new();
+  refused_push_t o = {s, -1, -1, -1};
+  synchro_stats_t st;
+  pthread_t th;
+  test_add_args_t args = {1, 1};
+  int64_t sum;
+  tally_init(1);
+  /* started first, so that the submission reaches its push */
+  ck_assert_int_eq(synchro_call(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL), 0);
+  g_at_seam = g_seam_release = 0;
+  synchro_test_seam_set(SYNCHRO_SEAM_SUBMIT, hold_at_submit, NULL);
+  ck_assert_int_eq(pthread_create(&th, NULL, submit_then_refused_push, &o), 0);
+  while (!atomic_load(&g_at_seam))
+    uv_sleep(1);
+  synchro_test_seam_set(SYNCHRO_SEAM_SUBMIT, NULL, NULL);
+  ck_assert_int_eq(synchro_close(s, 1000), 0);
+  atomic_store(&g_seam_release, 1);
+  ck_assert_int_eq(pthread_join(th, NULL), 0);
+  ck_assert_int_eq(o.rc, SYNCHRO_ESHUTDOWN);
+  ck_assert_int_eq(o.alive_after, 0); /* left the host's list: the loop is not held */
+  ck_assert_int_eq(o.ran, 0);
+  ck_assert_int_eq(synchro_stats(s, &st), 0);
+  ck_assert_uint_eq(st.submitted, 1); /* the blocking call only */
+  free(g_t.seen);
+  synchro_free(s);
+}
+END_TEST
+
+static void submit_after_free_cb(synchro_future_t *f, int status, void *data) {
+  test_add_args_t args = {1, 1};
+  (void)f;
+  (void)status;
+  synchro_host_free(((submitter_t *)data)->h);
+  g_late_then_rc =
+      synchro_submit_then(((submitter_t *)data)->s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT,
+                          ((submitter_t *)data)->h, count_cb, NULL);
+}
+
+/* A host freed from inside one of its callbacks refuses the next submit_then. */
+START_TEST(test_submit_then_after_free_inside_callback_eclosed) {
+  synchro_t *s = sync_new();
+  synchro_stats_t st;
+  uv_loop_t loop;
+  submitter_t ctx = {s, NULL, 0, 0, 0};
+  test_add_args_t args = {1, 1};
+  tally_init(1);
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  ck_assert_int_eq(synchro_host_new_uv(&ctx.h, &loop), 0);
+  ck_assert_int_eq(synchro_submit_then(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, ctx.h,
+                                       submit_after_free_cb, &ctx),
+                   0);
+  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(g_late_then_rc, SYNCHRO_ECLOSED);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  ck_assert_int_eq(synchro_stats(s, &st), 0);
+  ck_assert_uint_eq(st.submitted, 1); /* the refused one was never submitted */
+  ck_assert_int_eq(g_calls, 0);
+  free(g_t.seen);
+  sync_end(s);
+}
+END_TEST
+
 /* ---- bad input ----------------------------------------------------------------------- */
 
 START_TEST(test_null_arguments) {
@@ -1252,6 +1460,14 @@ static Suite *host_suite(void) {
   tcase_add_test(tc, test_a19_then_after_free_inside_callback_eclosed);
   tcase_add_test(tc, test_a19_free_right_after_delivery);
   tcase_add_test(tc, test_a19_callback_moves_result);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("submit_then");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, test_submit_then_from_host_and_other_threads);
+  tcase_add_test(tc, test_submit_then_refused_leaves_nothing);
+  tcase_add_test(tc, test_submit_then_after_free_inside_callback_eclosed);
+  tcase_add_test(tc, test_submit_then_push_refused_detaches);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("loop_ref");

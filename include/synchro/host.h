@@ -15,6 +15,7 @@
 
 #include <uv.h>
 
+#include "call.h"
 #include "common.h"
 
 #ifdef __cplusplus
@@ -68,10 +69,22 @@ typedef void (*synchro_fn)(void);
 /* As synchro_future_then(), storing one more value with the callback: a function
  * pointer, typically the caller's own typed callback that `cb` adapts (the generated
  * _aio functions do this). `cb` reads it back with synchro_future_then_fn(). Nothing is
- * allocated, so nothing leaks when the host is freed before the callback could run.
+ * allocated outside the record pools, so nothing leaks when the host is freed before
+ * the callback could run.
  * Returns as synchro_future_then(). Thread-safe: yes. */
 SYNCHRO_EXTERN int synchro_future_then_typed(synchro_future_t *f, synchro_host_t *h,
                                              synchro_host_cb cb, synchro_fn fn, void *data);
+
+/* Submits a call as synchro_submit() and attaches `cb` to it as synchro_future_then(),
+ * in one step: on success the call belongs to `h` from the start, `cb(f, status,
+ * data)` runs once on `h`'s thread and `f` is freed after it; the caller never holds
+ * the future. Cheaper than the two calls on the host's own thread (no attach race to
+ * settle). On failure nothing was submitted and `cb` never runs. Returns 0, the codes
+ * of synchro_submit() (SYNCHRO_EINVAL also for a NULL `h` or `cb`, or a stream op), or
+ * those of synchro_future_then(). Thread-safe: yes. */
+SYNCHRO_EXTERN int synchro_submit_then(synchro_t *s, const synchro_op_t *op, const void *args,
+                                       int64_t timeout_ms, synchro_host_t *h, synchro_host_cb cb,
+                                       void *data);
 
 /* The function pointer given to synchro_future_then_typed(), or NULL. Meant for the
  * host callback. Thread-safe: yes. */

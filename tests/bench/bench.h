@@ -124,6 +124,7 @@ void run_batch_same(void);
 void run_batch_cq(void);
 void run_batch_many(void);
 void run_host_aio(void);
+void run_host_then(void);
 void run_stream_items(void);
 void run_bytes_per_future(void);
 void run_allocs_per_call(void);

@@ -86,7 +86,8 @@ static const runner_t runners[] = {
     {"batch_same", run_batch_same, "the same, caller and loop on CPU 0"},
     {"batch_cq", run_batch_cq, "1000 synchro_submit through a synchro_cq_t"},
     {"batch_many", run_batch_many, "1000 calls in one synchro_submit_many, then wait_all"},
-    {"host_aio", run_host_aio, "1000 futures delivered on a host libuv loop"},
+    {"host_aio", run_host_aio, "1000 synchro_submit_then calls delivered on a host uv loop"},
+    {"host_then", run_host_then, "the same with synchro_submit + synchro_future_then"},
     {"stream_items", run_stream_items, "items/s of a counting stream via synchro_stream_next"},
     {"idle", run_idle, "CPU and loop wakeups of an idle synchronizer over 2 s"},
 };
