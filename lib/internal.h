@@ -522,8 +522,9 @@ struct synchro_s {
   _Atomic uint64_t n_failed;
   _Atomic uint64_t n_cancelled;
   _Atomic uint64_t n_wakeups;
-  /* configuration */
-  char *name;
+  /* configuration: read by every caller, so not on the counters' line, which the loop
+   * writes with every call it ends */
+  _Alignas(SYNCHRO__CACHE_LINE) char *name;
   synchro_options_t opts;
   bool spin_loop;
   /* the loop's adaptive spin window (loop thread): from opts.loop_spin_ns up to

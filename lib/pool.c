@@ -151,6 +151,43 @@ static void *grab_chain(synchro__pool_t *p) {
   return first;
 }
 
+/* Merges two address-ordered lists (linked through the pool's next link). */
+static void *merge(const synchro__pool_t *p, void *a, void *b) {
+  void *head = NULL, **tail = &head;
+  while (a != NULL && b != NULL) {
+    void **from = (uintptr_t)a < (uintptr_t)b ? &a : &b;
+    *tail = *from;
+    tail = next_of(p, *from);
+    *from = *tail;
+  }
+  *tail = a != NULL ? a : b;
+  return head;
+}
+
+/* Sorts a chain by address (bottom-up merge sort: no recursion, no allocation). The
+ * loop's prefetching finds a batch's next records where a thread's consecutive calls
+ * sit side by side in a slab; a chain another thread gave back is in the order that
+ * thread freed its blocks, and reused in LIFO order that order would stay for good. */
+static void *sort_chain(const synchro__pool_t *p, void *list) {
+  void *runs[32] = {NULL}; /* runs[i]: a sorted run of 2^i blocks, or NULL */
+  void *result = NULL;
+  unsigned i;
+  while (list != NULL) {
+    void *one = list;
+    list = *next_of(p, list);
+    *next_of(p, one) = NULL;
+    for (i = 0; i < 31 && runs[i] != NULL; i++) {
+      one = merge(p, runs[i], one);
+      runs[i] = NULL;
+    }
+    runs[i] = runs[i] != NULL ? merge(p, runs[i], one) : one;
+  }
+  for (i = 0; i < 32; i++)
+    if (runs[i] != NULL)
+      result = merge(p, runs[i], result);
+  return result;
+}
+
 void *synchro__pool_get_slow(synchro__pool_t *p, synchro__pool_cache_t *c) {
   void *block, *it;
   unsigned n = 0;
@@ -169,6 +206,7 @@ void *synchro__pool_get_slow(synchro__pool_t *p, synchro__pool_cache_t *c) {
     block = grab_chain(p);
   if (block == NULL)
     return allocate_slab(p, c);
+  block = sort_chain(p, block);
   c->head = *next_of(p, block);
   if (c->head != NULL) {
     for (it = c->head; *next_of(p, it) != NULL; it = *next_of(p, it))
