@@ -579,7 +579,9 @@ static bool detach_sink(synchro_call_t *rec, synchro__sink_t *sink) {
 typedef struct {
   synchro__sink_t base;
   _Atomic uint32_t remaining; /* notifications still needed before waking */
-  _Atomic uint32_t woken;     /* futex word: GROUP_* bits */
+  /* futex word: GROUP_* bits. On a line of its own: a waiter that polls it before
+   * sleeping must not pull the line every notification writes. */
+  _Alignas(SYNCHRO__CACHE_LINE) _Atomic uint32_t woken;
 } group_t;
 
 static void group_notify(synchro__sink_t *sink, synchro_call_t *rec) {
@@ -665,6 +667,35 @@ static void detach_group(group_t *g, synchro_future_t *const *fs, size_t n, uint
   }
 }
 
+static bool group_woken(const void *g) {
+  return (atomic_load_explicit(&((const group_t *)g)->woken, memory_order_acquire) & GROUP_WOKEN) !=
+         0;
+}
+
+/* Before sleeping, a batch waiter polls for a while when the loop runs on another CPU:
+ * sleeping, it would pay for the wakeup of its idle CPU (tens of microseconds on a VM)
+ * after the last of its calls, against about a tenth of a microsecond a call. How
+ * long: what the pending calls would take at SPIN_PER_CALL_NS each, at most
+ * SPIN_MAX_NS. When a spin runs out (slow calls: I/O), the thread skips the next
+ * SPIN_BACKOFF waits' spins, so batches of slow calls cost a bounded spin now and
+ * then. Measured: a cross-core batch of 1000 futures, 7.7 -> 10.3 M/s. */
+#define SPIN_PER_CALL_NS 200
+#define SPIN_MAX_NS 200000
+#define SPIN_BACKOFF 16
+static _Thread_local int batch_spin_skips; /* waits left without a spin */
+static void spin_for_batch(group_t *g, const synchro_t *s, uint32_t pending) {
+  int64_t budget = (int64_t)pending * SPIN_PER_CALL_NS;
+  if (s->opts.caller_spin_ns <= 0 || synchro__ncpu() < 2 ||
+      synchro__recent_cpu() == atomic_load_explicit(&s->loop_cpu, memory_order_relaxed))
+    return;
+  if (batch_spin_skips > 0) {
+    batch_spin_skips--;
+    return;
+  }
+  if (!synchro__spin_until(group_woken, g, budget < SPIN_MAX_NS ? budget : SPIN_MAX_NS))
+    batch_spin_skips = SPIN_BACKOFF;
+}
+
 static int wait_group(group_t *g, int64_t timeout_ms) {
   uint64_t deadline = synchro__deadline_after(timeout_ms);
   while (!(atomic_load_explicit(&g->woken, memory_order_acquire) & GROUP_WOKEN))
@@ -705,8 +736,11 @@ int synchro_future_wait_all(synchro_future_t *const *fs, size_t n, int64_t timeo
     rc = SYNCHRO_EINVAL;
   else if (timeout_ms == 0 && !(atomic_load(&g.woken) & GROUP_WOKEN))
     rc = SYNCHRO_EPENDING;
-  else
+  else {
+    if (!group_woken(&g))
+      spin_for_batch(&g, fs[0]->sync, attached);
     rc = wait_group(&g, timeout_ms);
+  }
   detach_group(&g, fs, n, attached, attached, self_zero);
   return rc;
 }

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "support/testops.h"
@@ -105,6 +106,38 @@ START_TEST(test_wait_all_1000) {
     synchro_future_free(fs[i]);
   }
   free(fs);
+  close_free(s);
+}
+END_TEST
+
+static double thread_cpu_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* A waiter polls a little before it sleeps when the loop runs on another CPU; on a
+ * batch of slow calls that spin stays bounded: the waiting thread sleeps through
+ * most of the wait. */
+START_TEST(test_wait_all_slow_batch_sleeps) {
+  enum { N = 1000, ROUNDS = 10 };
+  synchro_t *s = new_sync();
+  static synchro_future_t *fs[N];
+  double cpu = 0, wall = 0;
+  int r, i;
+  for (r = 0; r < ROUNDS; r++) {
+    double c0, t0;
+    for (i = 0; i < N; i++)
+      fs[i] = sleep_future(s, 30);
+    c0 = thread_cpu_ms();
+    t0 = test_now_ms();
+    ck_assert_int_eq(synchro_future_wait_all(fs, N, 10000), 0);
+    cpu += thread_cpu_ms() - c0;
+    wall += test_now_ms() - t0;
+    for (i = 0; i < N; i++)
+      synchro_future_free(fs[i]);
+  }
+  ck_assert_msg(cpu < wall / 2, "the waiter used %.1f ms of CPU in %.1f ms of waiting", cpu, wall);
   close_free(s);
 }
 END_TEST
@@ -461,6 +494,7 @@ static Suite *batch_suite(void) {
   tcase_add_test(tc, test_wait_all_basic);
   tcase_add_test(tc, test_wait_all_timeout_then_resolves);
   tcase_add_test(tc, test_wait_all_1000);
+  tcase_add_test(tc, test_wait_all_slow_batch_sleeps);
   tcase_add_test(tc, test_wait_any_basic);
   tcase_add_test(tc, test_wait_any_empty_timeout_and_invalid);
   tcase_add_test(tc, test_wait_any_repeated_over_batch);
