@@ -343,6 +343,9 @@ typedef struct {
 #define SYNCHRO__POOL_CACHE_MAX 1024u
 extern synchro__pool_t synchro__record_pool, synchro__ext_pool;
 extern _Thread_local synchro__pool_cache_t synchro__record_cache, synchro__ext_cache;
+/* chain.c: sorts a NULL-terminated list of blocks (linked through the pointer at
+ * offset `link` in each) by address, ascending; returns the new head. */
+void *synchro__chain_sort(void *list, size_t link);
 void *synchro__pool_get_slow(synchro__pool_t *p, synchro__pool_cache_t *c);
 void synchro__pool_put_slow(synchro__pool_t *p, synchro__pool_cache_t *c, void *block);
 /* `link`: the pool's link offset, a constant here so that the fast path is a load and

@@ -151,64 +151,6 @@ static void *grab_chain(synchro__pool_t *p) {
   return first;
 }
 
-/* Merges two address-ordered lists (linked through the pool's next link). */
-static void *merge(const synchro__pool_t *p, void *a, void *b) {
-  void *head = NULL, **tail = &head;
-  while (a != NULL && b != NULL) {
-    void **from = (uintptr_t)a < (uintptr_t)b ? &a : &b;
-    *tail = *from;
-    tail = next_of(p, *from);
-    *from = *tail;
-  }
-  *tail = a != NULL ? a : b;
-  return head;
-}
-
-/* Takes the longest run of address-ordered blocks off the front of *list (a run in
- * descending order comes out reversed) and returns it, NULL-terminated. */
-static void *take_run(const synchro__pool_t *p, void **list) {
-  void *head = *list, *tail = head, *next = *next_of(p, head);
-  bool descending = next != NULL && (uintptr_t)next < (uintptr_t)head;
-  while (next != NULL && ((uintptr_t)next < (uintptr_t)tail) == descending) {
-    void *after = *next_of(p, next);
-    if (descending) { /* prepend: the run comes out ascending */
-      *next_of(p, next) = head;
-      head = next;
-    } else {
-      tail = next;
-    }
-    next = after;
-  }
-  if (descending)
-    tail = *list; /* the first block taken ends the reversed run */
-  *next_of(p, tail) = NULL;
-  *list = next;
-  return head;
-}
-
-/* Sorts a chain by address: a natural merge sort (runs merged bottom-up, no recursion,
- * no allocation), close to one pass for the long runs chains are mostly made of. The
- * loop's prefetching finds a batch's next records where a thread's consecutive calls
- * sit side by side in a slab; a chain another thread gave back is in the order that
- * thread freed its blocks, and reused in LIFO order that order would stay for good. */
-static void *sort_chain(const synchro__pool_t *p, void *list) {
-  void *runs[32] = {NULL}; /* runs[i]: a merge of about 2^i runs, or NULL */
-  void *result = NULL;
-  unsigned i;
-  while (list != NULL) {
-    void *run = take_run(p, &list);
-    for (i = 0; i < 31 && runs[i] != NULL; i++) {
-      run = merge(p, runs[i], run);
-      runs[i] = NULL;
-    }
-    runs[i] = runs[i] != NULL ? merge(p, runs[i], run) : run;
-  }
-  for (i = 0; i < 32; i++)
-    if (runs[i] != NULL)
-      result = merge(p, runs[i], result);
-  return result;
-}
-
 void *synchro__pool_get_slow(synchro__pool_t *p, synchro__pool_cache_t *c) {
   void *block, *it;
   unsigned n = 0;
@@ -227,7 +169,7 @@ void *synchro__pool_get_slow(synchro__pool_t *p, synchro__pool_cache_t *c) {
     block = grab_chain(p);
   if (block == NULL)
     return allocate_slab(p, c);
-  block = sort_chain(p, block);
+  block = synchro__chain_sort(block, p->link); /* see lib/chain.c */
   c->head = *next_of(p, block);
   if (c->head != NULL) {
     for (it = c->head; *next_of(p, it) != NULL; it = *next_of(p, it))
