@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -289,6 +290,42 @@ static bool worth_spinning(synchro_t *s, int cpu) {
   return s->spin_loop && atomic_load_explicit(&s->submit_cpu, memory_order_relaxed) != cpu;
 }
 
+/* How often a spinning loop with calls in progress looks whether libuv has I/O for
+ * them: it must not sit in its spin while a reply waits on a socket. */
+#define IO_CHECK_NS 2000
+
+/* Whether libuv's poller has an event ready (level-triggered: looking consumes
+ * nothing). One epoll_wait with no timeout, about a microsecond. */
+static bool io_ready(synchro_t *s) {
+  struct epoll_event ev;
+  return epoll_wait(uv_backend_fd(&s->loop), &ev, 1, 0) > 0;
+}
+
+typedef enum { SPIN_WORK, SPIN_TIMEOUT, SPIN_IO } spin_end_t;
+
+/* Polls the queues for up to the spin window. With calls in progress it also stops
+ * when libuv has I/O ready, every IO_CHECK_NS, so a call waiting on a reply gets it
+ * promptly; timers that fall due meanwhile wait for the end of the window. */
+static spin_end_t spin_for_work(synchro_t *s) {
+  uint64_t now = synchro__now_ns(), until = now + (uint64_t)s->spin_ns, next_io = now + IO_CHECK_NS;
+  unsigned round = 0;
+  for (;;) {
+    if (work_arrived(s))
+      return SPIN_WORK;
+    synchro__cpu_relax();
+    if ((++round & 15u) != 0)
+      continue;
+    now = synchro__now_ns();
+    if (now >= until)
+      return SPIN_TIMEOUT;
+    if (s->active != NULL && now >= next_io) {
+      if (io_ready(s))
+        return SPIN_IO;
+      next_io = now + IO_CHECK_NS;
+    }
+  }
+}
+
 /* The spin window adapts to the gaps between a caller's bursts. Woken soon after it
  * gave up (within a few windows, the wakeup's own latency included), the loop would
  * have caught the call by spinning longer: the window doubles, up to
@@ -322,9 +359,11 @@ static void drain(synchro_t *s) {
     synchro__loop_release_finished(s);
     /* keep polling: the next call then needs no wakeup */
     if (worth_spinning(s, cpu)) {
-      if (synchro__spin_until(work_arrived, s, s->spin_ns))
+      spin_end_t end = spin_for_work(s);
+      if (end == SPIN_WORK)
         continue;
-      s->gave_up_at = synchro__now_ns();
+      /* Only a window that ran out tells how long callers take to come back. */
+      s->gave_up_at = end == SPIN_TIMEOUT ? synchro__now_ns() : 0;
     }
     /* Announce sleep, then re-check: a caller that pushed before seeing awake == 0
      * is picked up here; one that pushed after will write the eventfd. */
@@ -468,6 +507,9 @@ static void begin_shutdown(synchro_t *s) {
   }
   if (s->grace_ms == SYNCHRO_TIMEOUT_INFINITE)
     return; /* the last finishing call begins the teardown */
+  /* We may be deep in a drain that polled its queues for a while: libuv's clock stopped
+   * when this callback began, and a grace timed from it would end early. */
+  uv_update_time(&s->loop);
   uv_timer_start(&s->shutdown_timer, on_grace_over, (uint64_t)(s->grace_ms < 0 ? 0 : s->grace_ms),
                  0);
 }
