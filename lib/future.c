@@ -106,8 +106,7 @@ SYNCHRO__HOT static int check_submission(synchro_t *s, const synchro_op_t *op, c
 
 /* Gives back a record prepare() took and that holds no arguments yet. */
 static void discard_fresh(synchro_t *s, synchro_call_t *rec) {
-  if (rec->ext != NULL)
-    synchro__pool_give(&synchro__ext_pool, &synchro__ext_cache, 0, rec->ext);
+  synchro__rec_ext_release(rec);
   if (rec->ctx != NULL)
     synchro__ctx_unref(rec->ctx);
   atomic_store_explicit(&rec->magic, SYNCHRO__MAGIC_FREED, memory_order_relaxed);

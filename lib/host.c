@@ -238,18 +238,15 @@ void synchro__host_deliver(synchro_host_t *h, synchro_call_t *rec) { push_done(h
 
 int synchro__host_attach_unpushed(synchro_host_t *h, synchro_call_t *rec, synchro_host_cb cb,
                                   synchro_fn fn, void *data) {
+  int rc;
   if (!on_host_thread(h))
     return SYNCHRO_EPERM;
-  if (atomic_load_explicit(&h->closed, memory_order_acquire) || h->free_requested)
-    return SYNCHRO_ECLOSED;
   if (synchro__rec_ext(rec) == NULL)
     return SYNCHRO_ENOMEM;
-  rec->ext->then_cb = cb;
-  rec->ext->then_data = data;
   rec->ext->then_fn = fn;
+  if ((rc = synchro__host_attach(h, rec, cb, data)) != 0) /* the host thread: its list */
+    return rc;
   rec->cflags |= SYNCHRO__C_ATTACHED | SYNCHRO__C_THEN_FN;
-  list_insert(h, rec, false);
-  update_loop_ref(h);
   /* Nobody else sees the record yet: a plain store, published by the push. */
   atomic_store_explicit(&rec->sink, (uintptr_t)&h->base | SYNCHRO__SINK_HOST, memory_order_relaxed);
   return 0;

@@ -394,6 +394,12 @@ static inline synchro__ext_t *synchro__rec_ext(synchro_call_t *rec) {
   return ext;
 }
 
+/* Gives the call's side block back to its pool (the record is being released). */
+static inline void synchro__rec_ext_release(synchro_call_t *rec) {
+  if (rec->ext != NULL)
+    synchro__pool_give(&synchro__ext_pool, &synchro__ext_cache, 0, rec->ext);
+}
+
 /* record lifetime (lib/record.c) */
 void synchro__rec_ref(synchro_call_t *rec);
 void synchro__rec_unref(synchro_call_t *rec);
@@ -458,15 +464,19 @@ static inline void synchro__prefetch_ahead(const synchro_call_t *rec, const sync
  * closed; else sets *was to the previous head (0: the stack was empty, so whoever
  * consumes it may need waking). seq_cst: some callers pair the push with a Dekker-style
  * check of a consumer's "asleep" flag. */
-/* Takes the whole stack (its closed bit stays) and returns its records oldest first,
- * relinked through the same link (`next`, or `cancel_next` for the control queue). */
-static inline synchro_call_t *synchro__stack_take_fifo(_Atomic uintptr_t *head, bool cancel_link) {
+/* Takes the whole stack (its closed bit stays): its records newest first. */
+static inline synchro_call_t *synchro__stack_take_all(_Atomic uintptr_t *head) {
   uintptr_t h = atomic_load_explicit(head, memory_order_relaxed);
-  synchro_call_t *list, *fifo = NULL;
   while (!atomic_compare_exchange_weak_explicit(head, &h, h & SYNCHRO__STACK_CLOSED,
                                                 memory_order_acquire, memory_order_relaxed))
     ;
-  list = (synchro_call_t *)(h & ~SYNCHRO__STACK_CLOSED);
+  return (synchro_call_t *)(h & ~SYNCHRO__STACK_CLOSED);
+}
+
+/* The whole stack, its records relinked oldest first through the same link (`next`, or
+ * `cancel_next` for the control queue). */
+static inline synchro_call_t *synchro__stack_take_fifo(_Atomic uintptr_t *head, bool cancel_link) {
+  synchro_call_t *list = synchro__stack_take_all(head), *fifo = NULL;
   while (list != NULL) { /* reverse: pushes built it newest first */
     synchro_call_t **link = cancel_link ? &list->cancel_next : &list->next;
     synchro_call_t *next = *link;

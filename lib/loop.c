@@ -2,14 +2,13 @@
  * deadlines, and runs the shutdown sequence. Everything here runs on the loop thread
  * (or, after fork, on the child's thread that tears the inherited loop down). */
 #define _GNU_SOURCE
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-#include <sched.h>
 
 #include "internal.h"
 
@@ -200,12 +199,7 @@ void synchro__loop_run_impl(synchro_t *s, synchro_call_t *rec) {
  * were written by their callers on other CPUs, and each walk over them costs a miss
  * per line not yet here. */
 static synchro_call_t *take_calls(synchro_t *s) {
-  uintptr_t h = atomic_load_explicit(&s->submit_head, memory_order_relaxed);
-  synchro_call_t *list, *fifo = NULL;
-  while (!atomic_compare_exchange_weak_explicit(&s->submit_head, &h, h & SYNCHRO__STACK_CLOSED,
-                                                memory_order_acquire, memory_order_relaxed))
-    ;
-  list = (synchro_call_t *)(h & ~SYNCHRO__STACK_CLOSED);
+  synchro_call_t *list = synchro__stack_take_all(&s->submit_head), *fifo = NULL;
   while (list != NULL) { /* reverse: pushes built it newest first */
     synchro_call_t *next = list->next;
     synchro__prefetch_ahead(list, next);
@@ -284,8 +278,6 @@ static void begin_shutdown(synchro_t *s);
 
 /* Spinning after a batch pays only when the next caller runs on another CPU; on a
  * shared CPU it would burn the time slice the caller needs. */
-static bool work_arrived(const void *s) { return !queues_empty((synchro_t *)s); }
-
 static bool worth_spinning(synchro_t *s, int cpu) {
   return s->spin_loop && atomic_load_explicit(&s->submit_cpu, memory_order_relaxed) != cpu;
 }
@@ -310,7 +302,7 @@ static spin_end_t spin_for_work(synchro_t *s) {
   uint64_t now = synchro__now_ns(), until = now + (uint64_t)s->spin_ns, next_io = now + IO_CHECK_NS;
   unsigned round = 0;
   for (;;) {
-    if (work_arrived(s))
+    if (!queues_empty(s))
       return SPIN_WORK;
     synchro__cpu_relax();
     if ((++round & 15u) != 0)

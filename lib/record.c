@@ -48,8 +48,7 @@ void synchro__rec_unref(synchro_call_t *rec) {
     return;
   if (!owns_nothing(rec))
     release_payload(rec);
-  if (rec->ext != NULL) /* a host's or object's call: its side block goes back too */
-    synchro__pool_give(&synchro__ext_pool, &synchro__ext_cache, 0, rec->ext);
+  synchro__rec_ext_release(rec);
   atomic_store_explicit(&rec->magic, SYNCHRO__MAGIC_FREED, memory_order_relaxed);
   synchro__pool_put(rec);
 }

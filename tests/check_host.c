@@ -1283,6 +1283,56 @@ static void submit_after_free_cb(synchro_future_t *f, int status, void *data) {
                           ((submitter_t *)data)->h, count_cb, NULL);
 }
 
+/* The same from another thread, which attaches after the push: the call it pushed is
+ * cancelled and freed, and nobody sees it. */
+static void *submit_then_from_elsewhere(void *arg) {
+  submitter_t *o = arg;
+  test_add_args_t args = {1, 1};
+  o->errors =
+      synchro_submit_then(o->s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, o->h, count_cb, NULL);
+  return NULL;
+}
+
+static void free_then_submit_elsewhere_cb(synchro_future_t *f, int status, void *data) {
+  submitter_t *o = data;
+  pthread_t th;
+  (void)f;
+  (void)status;
+  synchro_host_free(o->h); /* inside a callback: closed now, freed when this returns */
+  if (pthread_create(&th, NULL, submit_then_from_elsewhere, o) == 0)
+    pthread_join(th, NULL);
+}
+
+START_TEST(test_submit_then_elsewhere_after_free_eclosed) {
+  synchro_t *s = sync_new();
+  synchro_stats_t st;
+  uv_loop_t loop;
+  submitter_t ctx = {s, NULL, 0, 0, 1};
+  test_add_args_t args = {1, 1};
+  int i;
+  tally_init(1);
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  ck_assert_int_eq(synchro_host_new_uv(&ctx.h, &loop), 0);
+  ck_assert_int_eq(synchro_submit_then(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, ctx.h,
+                                       free_then_submit_elsewhere_cb, &ctx),
+                   0);
+  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(ctx.errors, SYNCHRO_ECLOSED);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+  ck_assert_int_eq(g_calls, 0); /* the refused call's callback never runs */
+  for (i = 0; i < 1000; i++) {  /* it was pushed, then cancelled: it leaves no call behind */
+    ck_assert_int_eq(synchro_stats(s, &st), 0);
+    if (st.in_flight == 0)
+      break;
+    uv_sleep(5);
+  }
+  ck_assert_uint_eq(st.in_flight, 0);
+  ck_assert_uint_eq(st.submitted, 2);
+  free(g_t.seen);
+  sync_end(s);
+}
+END_TEST
+
 /* A host freed from inside one of its callbacks refuses the next submit_then. */
 START_TEST(test_submit_then_after_free_inside_callback_eclosed) {
   synchro_t *s = sync_new();
@@ -1468,6 +1518,7 @@ static Suite *host_suite(void) {
   tcase_add_test(tc, test_submit_then_refused_leaves_nothing);
   tcase_add_test(tc, test_submit_then_after_free_inside_callback_eclosed);
   tcase_add_test(tc, test_submit_then_push_refused_detaches);
+  tcase_add_test(tc, test_submit_then_elsewhere_after_free_eclosed);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("loop_ref");
