@@ -193,9 +193,9 @@ void synchro__token_slot_release(struct synchro_s *s, bool wait);
  * caller's future is the same record. */
 
 /* state word: phase in the low 2 bits, then flags. Only the loop thread moves the
- * phase (PENDING -> COMPLETING -> DONE); callers only set CANCEL and WAITING. */
+ * phase (PENDING -> DONE, one compare-and-swap in synchro__resolve); callers only set
+ * CANCEL and WAITING. */
 #define SYNCHRO__PENDING 0u
-#define SYNCHRO__COMPLETING 1u
 #define SYNCHRO__DONE 2u
 #define SYNCHRO__PHASE_MASK 3u
 #define SYNCHRO__CANCEL 4u      /* cancellation requested before the outcome was decided */
@@ -324,6 +324,10 @@ static inline uint32_t synchro__thread_no(void) {
 /* Adds one to a counter that only one thread writes at a time: no atomic RMW. */
 static inline void synchro__count(_Atomic uint64_t *counter) {
   atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
+}
+static inline void synchro__uncount(_Atomic uint64_t *counter) {
+  atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) - 1,
                         memory_order_relaxed);
 }
 
@@ -644,8 +648,6 @@ static inline void synchro__active_remove(synchro_t *s, synchro_call_t *rec);
 void synchro__loop_release_finished(synchro_t *s);
 void synchro__loop_drop_all(synchro_t *s, int outcome);
 void synchro__loop_resolve_active(synchro_t *s, int outcome);
-/* Fork child: calls the parent's loop was resolving at fork() are finished here. */
-void synchro__loop_settle_forked(synchro_t *s);
 /* Closes every handle on the loop, runs it until they are closed, closes the loop. */
 void synchro__loop_dispose(synchro_t *s);
 

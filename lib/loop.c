@@ -433,20 +433,6 @@ void synchro__loop_resolve_active(synchro_t *s, int outcome) {
     synchro__resolve(rec, outcome, NULL, NULL);
 }
 
-void synchro__loop_settle_forked(synchro_t *s) {
-  synchro_call_t *rec;
-  for (rec = s->active; rec != NULL; rec = rec->act_next) {
-    uint32_t st = atomic_load(&rec->state);
-    if (synchro__phase(st) != SYNCHRO__COMPLETING)
-      continue;
-    /* The parent was publishing an outcome; what it had half-written is dropped. */
-    rec->status = SYNCHRO_EFORKED;
-    rec->error = NULL;
-    atomic_store(&rec->sink, SYNCHRO__SINK_DONE);
-    atomic_store(&rec->state, (st & ~SYNCHRO__PHASE_MASK) | SYNCHRO__DONE);
-  }
-}
-
 static void on_cleanup_bound(uv_timer_t *timer) {
   synchro_t *s = timer->data;
   /* Implementations that ignored their cancellation are resolved as shut down; their

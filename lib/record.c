@@ -43,9 +43,8 @@ static inline bool owns_nothing(const synchro_call_t *rec) {
   return (rec->cflags & SYNCHRO__C_ERROR_TAKEN) || rec->error == NULL;
 }
 
-void synchro__rec_unref(synchro_call_t *rec) {
-  if (atomic_fetch_sub_explicit(&rec->refs, 1, memory_order_acq_rel) != 1)
-    return;
+/* Whoever drops the last reference: releases what the record owns, recycles it. */
+static void free_record(synchro_call_t *rec) {
   if (!owns_nothing(rec))
     release_payload(rec);
   synchro__rec_ext_release(rec);
@@ -53,20 +52,15 @@ void synchro__rec_unref(synchro_call_t *rec) {
   synchro__pool_put(rec);
 }
 
-/* Moves the phase from PENDING to COMPLETING. Returns the state seen (with CANCEL if a
- * cancellation won the race) or UINT32_MAX if the outcome was already decided. */
-static uint32_t claim(synchro_call_t *rec) {
-  uint32_t st = atomic_load_explicit(&rec->state, memory_order_relaxed);
-  do {
-    if (synchro__phase(st) != SYNCHRO__PENDING)
-      return UINT32_MAX;
-  } while (!atomic_compare_exchange_weak_explicit(&rec->state, &st, st | SYNCHRO__COMPLETING,
-                                                  memory_order_acquire, memory_order_relaxed));
-  return st;
+void synchro__rec_unref(synchro_call_t *rec) {
+  if (atomic_fetch_sub_explicit(&rec->refs, 1, memory_order_acq_rel) == 1)
+    free_record(rec);
 }
 
-static void count_outcome(synchro_t *s, int outcome, bool runtime_outcome) {
-  synchro__count(outcome == 0 ? &s->n_completed : runtime_outcome ? &s->n_cancelled : &s->n_failed);
+/* The statistic an outcome counts in: a runtime outcome (a cancellation, a deadline,
+ * a shutdown: no error object of the implementation's) is a cancelled call. */
+static _Atomic uint64_t *outcome_counter(synchro_t *s, int outcome, bool runtime_outcome) {
+  return outcome == 0 ? &s->n_completed : runtime_outcome ? &s->n_cancelled : &s->n_failed;
 }
 
 /* Gives the call's admission slot back (max_inflight). Done before the outcome is
@@ -92,39 +86,78 @@ static void discard(const synchro_call_t *rec, const void *result, synchro_error
   synchro_error_free(err);
 }
 
-int synchro__resolve(synchro_call_t *rec, int outcome, const void *result, synchro_error_t *err) {
-  uint32_t seen = claim(rec), old;
-  uintptr_t sink;
-  bool runtime_outcome = false;
-  if (seen == UINT32_MAX) {
-    discard(rec, outcome == 0 ? result : NULL, err);
-    return SYNCHRO_EALREADY;
-  }
-  SYNCHRO__SEAM(COMPLETE, rec);
-  if (seen & SYNCHRO__CANCEL) {
-    /* The cancellation came first: it decides, whatever the implementation said. */
-    discard(rec, outcome == 0 ? result : NULL, err);
-    outcome = rec->status != 0 ? rec->status : SYNCHRO_ECANCELED;
-    err = NULL;
-    runtime_outcome = true;
-  } else if (outcome == 0) {
+/* The outcome a cancellation decides: the reason the loop recorded (a deadline's
+ * SYNCHRO_ETIMEDOUT, a close's SYNCHRO_ESHUTDOWN), else SYNCHRO_ECANCELED. */
+static int cancel_outcome(int reason) { return reason != 0 ? reason : SYNCHRO_ECANCELED; }
+
+/* Writes what the caller reads once DONE is published. `status` held the cancel
+ * reason until now. The error shares its bytes with the result: set only on failure. */
+static void write_outcome(synchro_call_t *rec, int outcome, const void *result,
+                          synchro_error_t *err) {
+  if (outcome == 0) {
     if (rec->op->result_size != 0)
       synchro__copy(rec->result, result, rec->op->result_size);
   } else {
-    runtime_outcome = err == NULL && synchro__static_error(outcome) != NULL;
+    rec->error = err;
   }
   rec->status = outcome;
-  if (outcome != 0)
-    rec->error = err; /* shares its bytes with the result: only on failure */
-  count_outcome(rec->sync, outcome, runtime_outcome);
+}
+
+/* A cancellation arrived after the outcome was written, before it was published: it
+ * wins (a cancel that returned 0 always means a cancelled call), and what was written
+ * is released here, once. */
+static void overrule(synchro_call_t *rec, int reason, _Atomic uint64_t *counted) {
+  if (rec->status == 0)
+    synchro__release_result(rec->op, rec->result);
+  else
+    synchro_error_free(rec->error);
+  rec->status = cancel_outcome(reason);
+  rec->error = NULL;
+  synchro__uncount(counted);
+  synchro__count(&rec->sync->n_cancelled);
+}
+
+/* Decides and publishes the outcome, once. Only the loop thread runs this and only it
+ * moves the phase, so the phase stays PENDING until the one compare-and-swap below
+ * makes it DONE; callers only add CANCEL and WAITING meanwhile, and a CANCEL that
+ * comes before the swap decides the outcome. */
+int synchro__resolve(synchro_call_t *rec, int outcome, const void *result, synchro_error_t *err) {
+  uint32_t st = atomic_load_explicit(&rec->state, memory_order_relaxed);
+  int reason = rec->status; /* the cancel reason, while pending */
+  uintptr_t sink;
+  bool runtime_outcome = false, cancelled;
+  _Atomic uint64_t *counted;
+  if (synchro__phase(st) != SYNCHRO__PENDING) {
+    discard(rec, outcome == 0 ? result : NULL, err);
+    return SYNCHRO_EALREADY;
+  }
+  if (st & SYNCHRO__CANCEL) {
+    /* The cancellation came first: it decides, whatever the implementation said. */
+    discard(rec, outcome == 0 ? result : NULL, err);
+    outcome = cancel_outcome(reason);
+    err = NULL;
+    runtime_outcome = true;
+  } else if (outcome != 0) {
+    runtime_outcome = err == NULL && synchro__static_error(outcome) != NULL;
+  }
+  cancelled = st & SYNCHRO__CANCEL;
+  write_outcome(rec, outcome, result, err);
+  counted = outcome_counter(rec->sync, outcome, runtime_outcome);
+  synchro__count(counted);
   synchro__release_admission(rec->sync);
   /* Take the sink before publishing: from now on an attacher sees SINK_DONE and waits
    * for DONE (synchro__attach_sink), so whoever sees the call as resolved also finds
    * it deliverable at once. */
   sink = atomic_exchange_explicit(&rec->sink, SYNCHRO__SINK_DONE, memory_order_acq_rel);
-  /* COMPLETING -> DONE; release publishes status, result and error. */
-  old = atomic_fetch_add_explicit(&rec->state, 1, memory_order_acq_rel);
-  if (old & SYNCHRO__WAITING)
+  SYNCHRO__SEAM(COMPLETE, rec);
+  /* PENDING -> DONE; release publishes status, result and error. */
+  while (!atomic_compare_exchange_weak_explicit(&rec->state, &st, st | SYNCHRO__DONE,
+                                                memory_order_acq_rel, memory_order_relaxed))
+    if ((st & SYNCHRO__CANCEL) && !cancelled) {
+      overrule(rec, reason, counted);
+      cancelled = true;
+    }
+  if (st & SYNCHRO__WAITING)
     synchro__futex_wake(&rec->state, INT32_MAX);
   if (sink > SYNCHRO__SINK_DONE) {
     SYNCHRO__SEAM(DELIVER, rec);

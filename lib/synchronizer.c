@@ -107,7 +107,6 @@ static void recover_after_fork(synchro_t *s) {
   atomic_store(&s->loop_tid, 0);
   synchro__tls_loop = s; /* completions from close callbacks are legitimate here */
   s->shutting_down = false;
-  synchro__loop_settle_forked(s);
   synchro__loop_resolve_active(s, SYNCHRO_EFORKED);
   /* The epoll instance and eventfd are shared with the parent: give the child its own
    * before closing anything, or the parent's watchers would be removed. If that

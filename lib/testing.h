@@ -19,7 +19,7 @@ typedef enum synchro_seam_e {
   SYNCHRO_SEAM_SUBMIT,         /* caller: a prepared call, just before it is pushed */
   SYNCHRO_SEAM_DEQUEUE,        /* loop: a call just taken off the queue, not yet started */
   SYNCHRO_SEAM_START,          /* loop: a started call, just before its implementation */
-  SYNCHRO_SEAM_COMPLETE,       /* loop: the outcome is claimed, not yet published */
+  SYNCHRO_SEAM_COMPLETE,       /* loop: the outcome is written, not yet published */
   SYNCHRO_SEAM_CANCEL_OBSERVE, /* loop: a cancel request taken off the control queue */
   SYNCHRO_SEAM_DELIVER,        /* loop: a resolved call about to be handed to its sink */
   SYNCHRO_SEAM_SLEEP,          /* loop: announced it may sleep, before the re-check */

@@ -165,9 +165,11 @@ START_TEST(test_cancel_at_start) {
 }
 END_TEST
 
-/* A7: the cancel arrives after the loop claimed the outcome, before it is published:
- * the cancel is refused (SYNCHRO_EALREADY) and the result is delivered, once. */
-START_TEST(test_cancel_after_claim_before_publish) {
+/* A7: the cancel arrives after the loop wrote the outcome, before it is published: the
+ * cancel is accepted and decides (cancel requested before delivery means
+ * SYNCHRO_ECANCELED), and the result the implementation made is released once, by the
+ * library. */
+START_TEST(test_cancel_after_outcome_before_publish) {
   synchro_t *s = new_sync();
   synchro_future_t *f = NULL;
   test_string_args_t args = {(char *)"abc"};
@@ -177,7 +179,31 @@ START_TEST(test_cancel_after_claim_before_publish) {
   ck_assert_int_eq(synchro_submit(s, &test_op_upper, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
   ck_assert(gate_wait_arrival());
   ck_assert_int_eq(synchro_future_status(f), SYNCHRO_EPENDING); /* not published yet */
+  ck_assert_int_eq(synchro_future_cancel(f), 0);
+  ck_assert_int_eq(synchro_future_cancel(f), 0); /* already requested */
+  gate_open();
+  ck_assert_int_eq(synchro_future_wait(f, 5000), SYNCHRO_ECANCELED);
+  ck_assert_int_eq(synchro_future_result(f, &out), SYNCHRO_ECANCELED);
+  ck_assert_ptr_null(out);
   ck_assert_int_eq(synchro_future_cancel(f), SYNCHRO_EALREADY);
+  ck_assert_int_eq(test_results_freed, 1); /* released by the library, once */
+  synchro_future_free(f);
+  close_free(s);
+  ck_assert_int_eq(test_results_freed, 1);
+}
+END_TEST
+
+/* The same seam without a cancel: the outcome the implementation wrote is delivered. */
+START_TEST(test_outcome_held_before_publish_is_delivered) {
+  synchro_t *s = new_sync();
+  synchro_future_t *f = NULL;
+  test_string_args_t args = {(char *)"abc"};
+  char *out = NULL;
+  gate_arm(&test_op_upper);
+  synchro_test_seam_set(SYNCHRO_SEAM_COMPLETE, gate_hook, NULL);
+  ck_assert_int_eq(synchro_submit(s, &test_op_upper, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
+  ck_assert(gate_wait_arrival());
+  ck_assert_int_eq(synchro_future_wait(f, 0), SYNCHRO_EPENDING); /* not published yet */
   gate_open();
   ck_assert_int_eq(synchro_future_wait(f, 5000), 0);
   ck_assert_int_eq(synchro_future_result(f, &out), 0);
@@ -185,7 +211,7 @@ START_TEST(test_cancel_after_claim_before_publish) {
   free(out);
   synchro_future_free(f);
   close_free(s);
-  ck_assert_int_eq(test_results_freed, 0); /* moved out, never released twice */
+  ck_assert_int_eq(test_results_freed, 0); /* moved out, never released */
 }
 END_TEST
 
@@ -477,7 +503,8 @@ static Suite *seams_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_cancel_between_dequeue_and_start);
   tcase_add_test(tc, test_cancel_at_start);
-  tcase_add_test(tc, test_cancel_after_claim_before_publish);
+  tcase_add_test(tc, test_cancel_after_outcome_before_publish);
+  tcase_add_test(tc, test_outcome_held_before_publish_is_delivered);
   tcase_add_test(tc, test_cancel_observed_late);
   suite_add_tcase(s, tc);
 

@@ -66,14 +66,15 @@ SYNCHRO_EXTERN int synchro_future_status(const synchro_future_t *f);
  * SYNCHRO_EINVAL for NULL. Thread-safe: yes; several threads may wait on one future. */
 SYNCHRO_EXTERN int synchro_future_wait(synchro_future_t *f, int64_t timeout_ms);
 
-/* Asks for the call to be cancelled. Returns 0 if the request came before the outcome
- * was decided: the future will then resolve as SYNCHRO_ECANCELED (or, if a deadline or
- * shutdown cancelled it first, with that reason). If the implementation is running
- * and registered a cancel hook, the future resolves after the hook ran and the
- * implementation finished; if it finished before the loop saw the request, the hook
- * does not run and the outcome is still the cancellation. Returns SYNCHRO_EALREADY if the outcome was already decided (the future
- * resolves, or has resolved, with it); SYNCHRO_EINVAL for NULL.
- * Never blocks. Thread-safe: yes. */
+/* Asks for the call to be cancelled. Returns 0 if the future was still pending (its
+ * outcome not yet published): the future will then resolve as SYNCHRO_ECANCELED (or,
+ * if a deadline or shutdown cancelled it first, with that reason), never with a
+ * result. If the implementation is running and registered a cancel hook, the future
+ * resolves after the hook ran and the implementation finished; if it finished before
+ * the loop saw the request, the hook does not run, its result is released
+ * (result_free) and the outcome is still the cancellation. Returns SYNCHRO_EALREADY if
+ * the outcome was already published (the future has resolved with it); SYNCHRO_EINVAL
+ * for NULL. Never blocks. Thread-safe: yes. */
 SYNCHRO_EXTERN int synchro_future_cancel(synchro_future_t *f);
 
 /* Moves the result of a future resolved with 0 into `out` (op->result_size bytes); the

@@ -70,7 +70,7 @@ inline group_notify() {
 proctype Resolver(byte i) {
   byte s, old;
   atomic { s = sink[i]; sink[i] = SINK_DONE } /* exchange(&rec->sink, SINK_DONE) */
-  done[i] = 1;                                /* fetch_add: COMPLETING -> DONE */
+  done[i] = 1;                                /* the CAS: PENDING -> DONE */
   if
   :: s == SINK_GROUP -> group_notify()
   :: else /* nobody, or another sink's notify: not our group */

@@ -8,7 +8,7 @@
  * lib/record.c, lib/future.c and lib/loop.c; see tests/model/README.md.
  *
  * Properties:
- *   assertions  - the outcome is published once (COMPLETING -> DONE exactly once) and
+ *   assertions  - the outcome is published once (PENDING -> DONE exactly once) and
  *                 `status` never changes after DONE; a cancel that returned 0 means the
  *                 outcome is a cancellation; nothing touches the record after the last
  *                 reference is gone (every access asserts !freed); the control stack
@@ -22,7 +22,6 @@
 
 /* state word (lib/internal.h) */
 #define PENDING     0
-#define COMPLETING  1
 #define DONE        2
 #define PHASE_MASK  3
 #define CANCEL      4
@@ -164,38 +163,51 @@ inline wait_done(timed) {
 
 /* ---- the loop side ------------------------------------------------------------------- */
 
-/* synchro__resolve: claim (PENDING -> COMPLETING with a CAS loop), decide, take the
- * sink, publish DONE with fetch_add, wake a sleeper. */
+/* synchro__resolve: load the state; unless it is PENDING, EALREADY. A CANCEL seen
+ * decides the outcome; the outcome is written, the sink taken, then one CAS publishes
+ * DONE. A CAS that fails because a caller added CANCEL meanwhile overrules the outcome
+ * with the cancellation (a cancel that returned 0 always means a cancelled call), and
+ * one that fails because WAITING was added retries with the new value: the wake is
+ * decided from the value the successful CAS replaced. */
 inline resolve(o) {
-  outcome = o;
-  atomic { /* claim() */
-    assert(!freed);
-    seen = state;
-    if
-    :: PHASE(seen) != PENDING -> claimed = 0
-    :: else -> state = state | COMPLETING; claimed = 1
-    fi
-  }
+  outcome = o; published = 0; overruled = 0;
+  atomic { assert(!freed); seen = state; first = seen; reason = status }
   if
-  :: claimed ->
+  :: PHASE(seen) != PENDING -> skip /* SYNCHRO_EALREADY: decided before (a cancel resolved it) */
+  :: else ->
      if
-     :: (seen & CANCEL) -> outcome = (status != OK -> status : ECANCELED) /* the cancel decides */
+     :: (seen & CANCEL) -> outcome = (reason != OK -> reason : ECANCELED); overruled = 1
      :: else
      fi;
-     atomic { assert(!freed); assert(PHASE(state) == COMPLETING); status = outcome }
-     atomic { /* COMPLETING -> DONE: fetch_add(&state, 1) */
-       assert(!freed);
-       rold = state;
-       state = state + 1;
-       assert(PHASE(rold) == COMPLETING && PHASE(state) == DONE);
-       ndone++;
-       pub_status = status
-     }
+     atomic { assert(!freed); assert(PHASE(state) == PENDING); status = outcome } /* write_outcome */
+     do
+     :: published -> break
+     :: else ->
+        atomic { /* compare_exchange_weak(&state, &seen, seen | DONE) */
+          assert(!freed);
+          if
+          :: state == seen ->
+             rold = state;
+             state = state | DONE;
+             assert(PHASE(rold) == PENDING && PHASE(state) == DONE);
+             ndone++;
+             pub_status = status;
+             published = 1
+          :: else -> seen = state /* failed: the CAS returns the current value */
+          fi
+        }
+        if
+        :: !published && (seen & CANCEL) && !overruled -> /* overrule() */
+           atomic { assert(!freed); assert(PHASE(state) == PENDING);
+                    status = (reason != OK -> reason : ECANCELED) };
+           overruled = 1
+        :: else
+        fi
+     od;
      if
      :: (rold & WAITING) -> atomic { assert(!freed); sleeping = 0 } /* futex_wake(&state, all) */
      :: else
      fi
-  :: else /* SYNCHRO_EALREADY: decided before (a cancel resolved it) */
   fi
 }
 
@@ -315,13 +327,14 @@ inline drain() {
 
 /* Locals back to 0 once a step is over, so that stale values do not split states. */
 inline forget() {
-  d_step { st = 0; cold = 0; seen = 0; rold = 0; outcome = 0; last = 0;
-           claimed = 0; took_call = 0; took_ctl = 0; any = 0; go = 0; fin_again = 0 }
+  d_step { st = 0; cold = 0; seen = 0; first = 0; rold = 0; outcome = 0; reason = 0; last = 0;
+           published = 0; overruled = 0; took_call = 0; took_ctl = 0; any = 0; go = 0;
+           fin_again = 0 }
 }
 
 active proctype Loop() {
-  byte st, cold, seen, rold, outcome, last;
-  bit claimed, took_call, took_ctl, any, go, fin_again;
+  byte st, cold, seen, first, rold, outcome, reason, last;
+  bit published, overruled, took_call, took_ctl, any, go, fin_again;
   if /* other calls may have woken the loop already: it drains while ours is pushed */
   :: drain(); forget()
   :: skip
@@ -402,7 +415,8 @@ active proctype Watchdog() {
 /* ---- LTL (pan -a -N name; compiled without -DNOCLAIM) ------------------------------------
  * They hold without weak fairness (pan -f), which is the stronger result: no scheduling,
  * however unfair, starves them. "status never changes after DONE" is not here: every
- * write of status asserts the phase is not DONE, and the fetch_add asserts COMPLETING. */
+ * write of status asserts the phase is not DONE, and the publishing CAS asserts it
+ * replaced PENDING. */
 ltl woken   { [] (sleeping -> <> !sleeping) }            /* a sleeper is always woken */
 ltl served  { [] ((sq || cq) -> <> !(sq || cq)) }        /* queued work is always taken */
 ltl decided { <> (PHASE(state) == DONE && freed) }        /* every run resolves and frees (both stay set) */

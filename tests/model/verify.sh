@@ -130,12 +130,15 @@ mutants() {
   mutant no-recheck call '        :: sq -> awake = 1
         :: !sq && cq -> awake = 1
         :: !sq && !cq -> break' '        :: true -> break'
-  # synchro__resolve without the claim: publish whatever the phase
-  mutant no-claim call ':: PHASE(seen) != PENDING -> claimed = 0' ':: false -> claimed = 0'
+  # synchro__resolve without the phase check: publish whatever the phase
+  mutant no-phase-check call ':: PHASE(seen) != PENDING -> skip' ':: false -> skip'
   # wait_done: sleep on the futex without announcing WAITING
   mutant no-waiting-bit call 'state = state | WAITING; st = state; ok = 1' 'st = state; ok = 1'
-  # synchro__resolve: decide to wake from the state seen at the claim, not at DONE
-  mutant wake-from-claim call ':: (rold & WAITING) ->' ':: (seen & WAITING) ->'
+  # synchro__resolve: decide to wake from the state first loaded, not the one the CAS replaced
+  mutant wake-from-first-load call ':: (rold & WAITING) ->' ':: (first & WAITING) ->'
+  # synchro__resolve: a CANCEL that fails the publishing CAS does not overrule the outcome
+  mutant no-overrule call ':: !published && (seen & CANCEL) && !overruled ->' \
+    ':: false ->'
   # finish_call drops the loop's reference at once instead of at the iteration's end
   mutant early-release call 'impl_done = 1; in_heap = 0; in_finished = 1 }' \
     'impl_done = 1; in_heap = 0; in_finished = 1 }; release_finished()'
