@@ -98,7 +98,7 @@ static uint8_t flavor_of(const synchro_call_t *rec) {
   if (rec->lflags & SYNCHRO__L_BLOCKING)
     return FLAVOR_BLOCKING;
   sink = atomic_load_explicit(&rec->sink, memory_order_acquire);
-  if (sink > SYNCHRO__SINK_DONE) {
+  if (sink != SYNCHRO__SINK_NONE) { /* the tag only, never the pointer */
     if ((sink & SYNCHRO__SINK_TAG_MASK) == SYNCHRO__SINK_HOST)
       return FLAVOR_AIO_HOST;
     if ((sink & SYNCHRO__SINK_TAG_MASK) == SYNCHRO__SINK_CQ)

@@ -540,25 +540,41 @@ void synchro_future_free(synchro_future_t *f) {
 
 int synchro__attach_sink(synchro_call_t *rec, synchro__sink_t *sink, uintptr_t tag) {
   uintptr_t expected = SYNCHRO__SINK_NONE;
-  if (atomic_compare_exchange_strong_explicit(&rec->sink, &expected, (uintptr_t)sink | tag,
-                                              memory_order_acq_rel, memory_order_acquire))
-    return 0;
-  if (expected != SYNCHRO__SINK_DONE)
-    return SYNCHRO_EINVAL;
-  /* The resolver took the sink and publishes DONE right after: a few instructions,
-   * unless we preempted it. */
-  unsigned round = 0;
-  while (!synchro__is_done(rec))
-    synchro__backoff(&round);
-  return SYNCHRO_EALREADY;
+  uint32_t st = atomic_load_explicit(&rec->state, memory_order_acquire);
+  if (synchro__phase(st) == SYNCHRO__DONE)
+    return SYNCHRO_EALREADY;
+  /* Claim the word: a call has one sink at a time (a queue, a host, a wait). */
+  if (!atomic_compare_exchange_strong_explicit(&rec->sink, &expected, (uintptr_t)sink | tag,
+                                               memory_order_relaxed, memory_order_relaxed))
+    return synchro__is_done(rec) ? SYNCHRO_EALREADY : SYNCHRO_EINVAL;
+  /* Release: the resolver that sees SINKED sees the word. */
+  while (!atomic_compare_exchange_weak_explicit(&rec->state, &st, st | SYNCHRO__SINKED,
+                                                memory_order_acq_rel, memory_order_acquire)) {
+    if (synchro__phase(st) == SYNCHRO__DONE) { /* resolved meanwhile: no notification */
+      atomic_store_explicit(&rec->sink, SYNCHRO__SINK_NONE, memory_order_relaxed);
+      return SYNCHRO_EALREADY;
+    }
+  }
+  return 0;
 }
 
-/* Detaches `sink` if its notification has not started. Returns false when the
- * resolver already took it (its notify is running or done). */
-static bool detach_sink(synchro_call_t *rec, synchro__sink_t *sink) {
-  uintptr_t expected = (uintptr_t)sink;
-  return atomic_compare_exchange_strong_explicit(&rec->sink, &expected, SYNCHRO__SINK_NONE,
-                                                 memory_order_acq_rel, memory_order_acquire);
+bool synchro__sink_attached(const synchro_call_t *rec) {
+  uint32_t st = atomic_load_explicit(&rec->state, memory_order_acquire);
+  return (st & SYNCHRO__SINKED) && synchro__phase(st) != SYNCHRO__DONE;
+}
+
+/* Detaches the sink if its notification has not started: false once the call is DONE
+ * (the resolver saw the sink; its notify is running or done). The caller knows the
+ * sink is its own. */
+static bool detach_sink(synchro_call_t *rec) {
+  uint32_t st = atomic_load_explicit(&rec->state, memory_order_relaxed);
+  do {
+    if (synchro__phase(st) == SYNCHRO__DONE || !(st & SYNCHRO__SINKED))
+      return false;
+  } while (!atomic_compare_exchange_weak_explicit(&rec->state, &st, st & ~SYNCHRO__SINKED,
+                                                  memory_order_acq_rel, memory_order_relaxed));
+  atomic_store_explicit(&rec->sink, SYNCHRO__SINK_NONE, memory_order_relaxed);
+  return true;
 }
 
 /* ---- batch waits: one wakeup for the whole batch ----------------------------------
@@ -648,9 +664,9 @@ static void detach_group(group_t *g, synchro_future_t *const *fs, size_t n, uint
   if (attached == 0)
     return;
   for (i = 0; i < n; i++) {
-    /* A resolved call's sink word is SINK_DONE for good: no CAS needed to know. */
+    /* Only ours; detach_sink tells the resolved ones (no CAS for them). */
     if (atomic_load_explicit(&fs[i]->sink, memory_order_relaxed) == (uintptr_t)&g->base)
-      detached += detach_sink(fs[i], &g->base);
+      detached += detach_sink(fs[i]);
   }
   notifying = attached - detached;
   final = base - notifying; /* may wrap (wait_any): the comparison is exact anyway */

@@ -247,12 +247,14 @@ int synchro__host_attach_unpushed(synchro_host_t *h, synchro_call_t *rec, synchr
   if ((rc = synchro__host_attach(h, rec, cb, data)) != 0) /* the host thread: its list */
     return rc;
   rec->cflags |= SYNCHRO__C_ATTACHED | SYNCHRO__C_THEN_FN;
-  /* Nobody else sees the record yet: a plain store, published by the push. */
+  /* Nobody else sees the record yet: plain stores, published by the push. */
   atomic_store_explicit(&rec->sink, (uintptr_t)&h->base | SYNCHRO__SINK_HOST, memory_order_relaxed);
+  synchro__set_sinked_unpushed(rec, true);
   return 0;
 }
 
 void synchro__host_detach_unpushed(synchro_host_t *h, synchro_call_t *rec) {
+  synchro__set_sinked_unpushed(rec, false);
   atomic_store_explicit(&rec->sink, SYNCHRO__SINK_NONE, memory_order_relaxed);
   list_remove(h, rec);
   rec->cflags &= (uint8_t) ~(SYNCHRO__C_ATTACHED | SYNCHRO__C_THEN_FN);
@@ -271,13 +273,11 @@ synchro_fn synchro_future_then_fn(const synchro_future_t *f) {
 
 int synchro_future_then_typed(synchro_future_t *f, synchro_host_t *h, synchro_host_cb cb,
                               synchro_fn fn, void *data) {
-  uintptr_t sink;
   int rc;
   if (h == NULL || cb == NULL || synchro__future_check(f) != 0 ||
       (f->cflags & SYNCHRO__C_ATTACHED) || f->stream != NULL)
     return SYNCHRO_EINVAL;
-  sink = atomic_load_explicit(&f->sink, memory_order_acquire);
-  if (sink != SYNCHRO__SINK_NONE && sink != SYNCHRO__SINK_DONE)
+  if (synchro__sink_attached(f)) /* a wait on another thread holds it */
     return SYNCHRO_EINVAL;
   if (synchro__rec_ext(f) == NULL)
     return SYNCHRO_ENOMEM;

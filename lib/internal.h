@@ -203,6 +203,7 @@ void synchro__token_slot_release(struct synchro_s *s, bool wait);
 #define SYNCHRO__CTL_QUEUED 16u /* in the control queue (cancel_next link) */
 #define SYNCHRO__DEMAND 32u     /* a stream consumer made room: run the demand hook */
 #define SYNCHRO__SENT 64u       /* a stream consumer sent a value or threw an error */
+#define SYNCHRO__SINKED 128u    /* a sink is attached: the sink word holds it */
 
 /* loop-only flags */
 #define SYNCHRO__L_STARTED 0x01u     /* impl has been called */
@@ -223,9 +224,15 @@ void synchro__token_slot_release(struct synchro_s *s, bool wait);
 #define SYNCHRO__MAGIC_LIVE 0x53594e43u  /* "SYNC" */
 #define SYNCHRO__MAGIC_FREED 0x46524545u /* "FREE" */
 
-/* sink word: where a resolved record goes besides waking a sleeping waiter. */
+/* sink word: where a resolved record goes besides waking a sleeping waiter. It counts
+ * only while the state word has SINKED: attaching claims the word (NONE -> the sink),
+ * then sets SINKED with a CAS that fails once the call is DONE; the resolver's one CAS
+ * that publishes DONE tells it whether a sink was attached; detaching clears SINKED
+ * with a CAS that fails once DONE, then gives the word back. So attach, detach and
+ * the outcome are ordered by the state word alone, and resolving costs no read-modify-
+ * write of its own for the sink. After DONE the word keeps the last sink (never
+ * followed again). */
 #define SYNCHRO__SINK_NONE ((uintptr_t)0)
-#define SYNCHRO__SINK_DONE ((uintptr_t)1)
 /* An attached sink's word is its address (8-byte aligned) with a kind tag in bits 1-2,
  * so that a dump can tell how the call will be delivered without following the
  * pointer (the sink may be going away). */
@@ -664,8 +671,19 @@ synchro_call_t *synchro__heap_top(const synchro__heap_t *h);
 void synchro__heap_free(synchro__heap_t *h);
 
 /* future.c */
-/* `tag`: SYNCHRO__SINK_ANY, _HOST or _CQ (what a dump reports). */
+/* Attaches `sink` to a pending call: 0, SYNCHRO_EALREADY (DONE: no notification will
+ * come) or SYNCHRO_EINVAL (another sink holds it). `tag`: SYNCHRO__SINK_ANY, _HOST or
+ * _CQ (what a dump reports). */
 int synchro__attach_sink(synchro_call_t *rec, synchro__sink_t *sink, uintptr_t tag);
+/* Whether a sink is attached to the call and will be notified. */
+bool synchro__sink_attached(const synchro_call_t *rec);
+/* Marks a record nobody else sees yet (before its push) as having, or no longer
+ * having, the sink its word holds. */
+static inline void synchro__set_sinked_unpushed(synchro_call_t *rec, bool sinked) {
+  uint32_t st = atomic_load_explicit(&rec->state, memory_order_relaxed);
+  st = sinked ? st | SYNCHRO__SINKED : st & ~SYNCHRO__SINKED;
+  atomic_store_explicit(&rec->state, st, memory_order_relaxed);
+}
 /* Pushes a runtime request (rec->op is internal, e.g. the dump's) on the control queue;
  * the queue holds one of its references. Returns false when the loop is gone. */
 bool synchro__post_request(synchro_call_t *rec);

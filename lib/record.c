@@ -145,12 +145,9 @@ int synchro__resolve(synchro_call_t *rec, int outcome, const void *result, synch
   counted = outcome_counter(rec->sync, outcome, runtime_outcome);
   synchro__count(counted);
   synchro__release_admission(rec->sync);
-  /* Take the sink before publishing: from now on an attacher sees SINK_DONE and waits
-   * for DONE (synchro__attach_sink), so whoever sees the call as resolved also finds
-   * it deliverable at once. */
-  sink = atomic_exchange_explicit(&rec->sink, SYNCHRO__SINK_DONE, memory_order_acq_rel);
   SYNCHRO__SEAM(COMPLETE, rec);
-  /* PENDING -> DONE; release publishes status, result and error. */
+  /* PENDING -> DONE; release publishes status, result and error. The value it replaces
+   * says whether a sink is attached (SINKED): none can come or go after it. */
   while (!atomic_compare_exchange_weak_explicit(&rec->state, &st, st | SYNCHRO__DONE,
                                                 memory_order_acq_rel, memory_order_relaxed))
     if ((st & SYNCHRO__CANCEL) && !cancelled) {
@@ -159,7 +156,9 @@ int synchro__resolve(synchro_call_t *rec, int outcome, const void *result, synch
     }
   if (st & SYNCHRO__WAITING)
     synchro__futex_wake(&rec->state, INT32_MAX);
-  if (sink > SYNCHRO__SINK_DONE) {
+  if (st & SYNCHRO__SINKED) {
+    /* The attacher wrote the word before its release CAS set SINKED, which ours read. */
+    sink = atomic_load_explicit(&rec->sink, memory_order_relaxed);
     SYNCHRO__SEAM(DELIVER, rec);
     synchro__sink_ptr(sink)->notify(synchro__sink_ptr(sink), rec);
   }

@@ -240,6 +240,7 @@ void synchro__stream_bind(synchro_stream_t *st, synchro_call_t *rec) {
   st->rec = rec;
   rec->stream = st;
   atomic_store_explicit(&rec->sink, (uintptr_t)&st->base, memory_order_relaxed);
+  synchro__set_sinked_unpushed(rec, true);
 }
 
 /* A paused producer can go on: ask the loop to run its demand hook. `ordered` puts our

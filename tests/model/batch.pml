@@ -3,14 +3,17 @@
  *
  * The group lives on the waiter's stack: once the waiter returns it is gone, and a
  * notification still touching it would write into a dead stack frame. The protocol:
- * attach with a CAS on each future's sink word (NONE -> group); the resolver exchanges
- * the sink for SINK_DONE, publishes DONE, then notifies: one decrement of remaining,
+ * attach claims each future's sink word with a CAS (NONE -> group), then sets SINKED
+ * in its state word with a CAS that fails once the future is DONE (then it gives the
+ * word back); the resolver's one CAS that publishes DONE tells it whether SINKED was
+ * set, and only then does it read the word and notify: one decrement of remaining,
  * which is its last touch of the group, except for the notification that takes it to
  * zero: that one sets woken and notifier_done and futex-wakes in one kernel step
  * (FUTEX_WAKE_OP), its last touch.
  * wait_all takes one token per future plus its own up front and gives back, in one
  * decrement, the tokens of the futures it could not attach and its own. The waiter
- * detaches with a CAS (group -> NONE), then waits until remaining holds what the
+ * detaches by clearing SINKED with a CAS that fails once DONE (then gives the word
+ * back), then waits until remaining holds what the
  * notifications it still expects leave behind, and for notifier_done if one of them
  * took remaining to zero.
  *
@@ -25,9 +28,8 @@
 
 #define N 3 /* futures in the batch */
 
-/* sink word (lib/internal.h): NONE, DONE, or a pointer */
+/* sink word (lib/internal.h): NONE or a pointer; it counts only while SINKED is set */
 #define SINK_NONE  0
-#define SINK_DONE  1
 #define SINK_GROUP 2 /* our group */
 #define SINK_OTHER 3 /* a completion queue or host owns the future */
 
@@ -36,6 +38,7 @@
 #define EPENDING 6
 
 byte sink[N];          /* rec->sink */
+bit  sinked[N];        /* rec->state & SINKED */
 bit  done[N];          /* PHASE(rec->state) == DONE */
 
 /* the group (group_t on the waiter's stack) */
@@ -66,28 +69,49 @@ inline group_notify() {
   fi
 }
 
-/* synchro__resolve's tail for future i: take the sink, publish DONE, notify. */
+/* synchro__resolve's tail for future i: publish DONE with the CAS, whose old value
+ * says whether a sink is attached; if so, read the word and notify. */
 proctype Resolver(byte i) {
   byte s, old;
-  atomic { s = sink[i]; sink[i] = SINK_DONE } /* exchange(&rec->sink, SINK_DONE) */
-  done[i] = 1;                                /* the CAS: PENDING -> DONE */
+  bit had;
+  atomic { had = sinked[i]; done[i] = 1 } /* the CAS: PENDING -> DONE */
   if
-  :: s == SINK_GROUP -> group_notify()
-  :: else /* nobody, or another sink's notify: not our group */
+  :: had ->
+     s = sink[i]; /* the relaxed load, ordered by the CAS that read SINKED */
+     if
+     :: s == SINK_GROUP -> group_notify()
+     :: else -> assert(s != SINK_NONE) /* another sink's notify: not our group */
+     fi
+  :: else
   fi
 }
 
-/* synchro__attach_sink(fs[i], &g->base) */
+/* synchro__attach_sink(fs[i], &g->base): DONE already? claim the word; set SINKED
+ * unless DONE meanwhile (then give the word back). */
 inline attach_sink(i, rc) {
-  atomic {
-    if
-    :: sink[i] == SINK_NONE -> sink[i] = SINK_GROUP; rc = 0
-    :: sink[i] == SINK_DONE -> rc = EALREADY
-    :: sink[i] == SINK_OTHER -> rc = EINVAL
-    fi
-  }
+  rc = (done[i] -> EALREADY : 0); /* the acquire load of the state */
   if
-  :: rc == EALREADY -> done[i] /* the resolver publishes DONE right after: spin */
+  :: rc == 0 ->
+     atomic { /* CAS(&rec->sink, NONE, group) */
+       if
+       :: sink[i] == SINK_NONE -> sink[i] = SINK_GROUP
+       :: else -> rc = EINVAL
+       fi
+     }
+     if
+     :: rc == EINVAL -> rc = (done[i] -> EALREADY : EINVAL) /* synchro__is_done */
+     :: else ->
+        atomic { /* CAS(&rec->state, st, st | SINKED), retried until it fails on DONE */
+          if
+          :: done[i] -> rc = EALREADY
+          :: else -> sinked[i] = 1
+          fi
+        }
+        if
+        :: rc == EALREADY -> sink[i] = SINK_NONE /* resolved meanwhile: give the word back */
+        :: else
+        fi
+     fi
   :: else
   fi
 }
@@ -121,12 +145,20 @@ inline detach_group(base) {
   fi;
   do
   :: i < N ->
-     atomic {
-       if
-       :: sink[i] == SINK_GROUP -> sink[i] = SINK_NONE; detached++
-       :: else
-       fi
-     }
+     if
+     :: sink[i] == SINK_GROUP -> /* ours: detach_sink */
+        atomic { /* CAS(&rec->state, st, st & ~SINKED), failing once DONE */
+          if
+          :: !done[i] && sinked[i] -> sinked[i] = 0; detached++; ok = 1
+          :: else -> ok = 0
+          fi
+        }
+        if
+        :: ok -> sink[i] = SINK_NONE /* give the word back */
+        :: else
+        fi
+     :: else
+     fi;
      i++
   :: i >= N -> break
   od;
@@ -166,6 +198,7 @@ inline first_done(k) {
 
 proctype Waiter() {
   byte i, arc, k, rc = 0, old, give, notifying, final;
+  bit ok;
   if
   :: all ->
      remaining = N + 1; /* one token per future and our own, before any can notify */
@@ -215,7 +248,7 @@ init {
   atomic {
     if :: all = 1 :: all = 0 fi;
     if :: timed = 1 :: timed = 0 fi;
-    if :: sink[N - 1] = SINK_OTHER :: skip fi; /* the last future belongs to a queue */
+    if :: sink[N - 1] = SINK_OTHER; sinked[N - 1] = 1 :: skip fi; /* the last belongs to a queue */
     for (i : 0 .. N - 1) { run Resolver(i) };
     run Waiter()
   }
@@ -228,7 +261,7 @@ active proctype Watchdog() {
     assert(gone);                          /* the waiter returned */
     assert(!gsleep);                       /* no sleeper left behind */
     assert(notes + detached == attached);  /* each attachment ended exactly once */
-    for (i : 0 .. N - 1) { assert(sink[i] == SINK_DONE && done[i]) }
+    for (i : 0 .. N - 1) { assert(done[i] && (sink[i] != SINK_GROUP || sinked[i])) }
   }
 }
 

@@ -154,11 +154,15 @@ mutants() {
   mutant no-notifier-done-wait batch 'ndone /* spin' 'skip /* spin'
   # wait_all takes its tokens one by one as it attaches, after the futures can notify
   mutant late-tokens batch 'remaining = N + 1; /*' 'remaining = 1 + attached; /*'
-  # the resolver reads the sink, then stores SINK_DONE: not one exchange
-  mutant sink-load-store batch 'atomic { s = sink[i]; sink[i] = SINK_DONE }' \
-    'atomic { s = sink[i] }; sink[i] = SINK_DONE'
+  # the resolver reads SINKED, then publishes DONE: two steps, not the one CAS
+  mutant resolver-split-cas batch 'atomic { had = sinked[i]; done[i] = 1 }' \
+    'had = sinked[i]; done[i] = 1'
+  # attach sets SINKED without checking that the future is still pending
+  mutant attach-after-done batch ':: done[i] -> rc = EALREADY' ':: false -> rc = EALREADY'
+  # detach clears SINKED although the future is DONE (its notification is coming)
+  mutant detach-after-done batch ':: !done[i] && sinked[i] ->' ':: sinked[i] ->'
   # detach_group forgets to count the attachments it took back
-  mutant uncounted-detach batch 'sink[i] = SINK_NONE; detached++' 'sink[i] = SINK_NONE'
+  mutant uncounted-detach batch 'sinked[i] = 0; detached++; ok = 1' 'sinked[i] = 0; ok = 1'
   if [ "$caught_all" -ne 1 ]; then
     echo "mutant check FAILED: a mutant went unnoticed"
     return 1
