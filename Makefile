@@ -443,7 +443,7 @@ RACE_ITERS ?= 100000
 $(B)/stress/stress: $(STRESS_SRCS) tests/stress/mix.h $(TEST_SUPPORT_OBJS) $(TEST_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests -Ilib $(STRESS_SRCS) $(TEST_SUPPORT_OBJS) $(TEST_LIB) -o $@ \
-	  $(ALL_LDFLAGS) $(AFFINITY_LDFLAGS) $(LIBS)
+	  $(ALL_LDFLAGS) $(AFFINITY_LDFLAGS) $(CHECK_LIBS) $(LIBS)
 $(B)/tests/check_stress: EXTRA_TEST_SRCS := tests/stress/mix.c
 $(B)/tests/check_stress: tests/stress/mix.c tests/stress/mix.h
 .PHONY: stress soak race
