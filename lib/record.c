@@ -108,7 +108,7 @@ static void write_outcome(synchro_call_t *rec, int outcome, const void *result,
  * is released here, once. */
 static void overrule(synchro_call_t *rec, int reason, _Atomic uint64_t *counted) {
   if (rec->status == 0)
-    synchro__release_result(rec->op, rec->result);
+    synchro__release_result(rec->op, rec->op->result_size != 0 ? rec->result : NULL);
   else
     synchro_error_free(rec->error);
   rec->status = cancel_outcome(reason);

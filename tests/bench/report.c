@@ -109,7 +109,9 @@ static int fig_met(const figure_t *f) {
   return -1;
 }
 
-/* Values from 0.001 to 100 M, compactly: 3 significant digits, k/M suffixes. */
+/* Values from 0.001 to 100 M, compactly: 3 or 4 significant digits, k/M suffixes. From
+ * 100 to 1000 one decimal shows, so that a figure near a target such as 192 bytes is
+ * not rounded across it. */
 static void fmt_value(char *buf, size_t len, double v) {
   double a = fabs(v);
   if (isnan(v))
@@ -118,8 +120,10 @@ static void fmt_value(char *buf, size_t len, double v) {
     snprintf(buf, len, "%.2f M", v / 1e6);
   else if (a >= 1e5)
     snprintf(buf, len, "%.0f k", v / 1e3);
-  else if (a >= 100)
+  else if (a >= 1000)
     snprintf(buf, len, "%.0f", v);
+  else if (a >= 100)
+    snprintf(buf, len, "%.1f", v);
   else if (a >= 1)
     snprintf(buf, len, "%.2f", v);
   else if (a == 0)
