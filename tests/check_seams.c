@@ -165,20 +165,27 @@ START_TEST(test_cancel_at_start) {
 }
 END_TEST
 
+/* Submits `upper("abc")` and holds the loop where its outcome is written but not yet
+ * published (the complete seam); gate_open() lets it go on. */
+static synchro_future_t *submit_held_before_publish(synchro_t *s) {
+  static test_string_args_t args = {(char *)"abc"};
+  synchro_future_t *f = NULL;
+  gate_arm(&test_op_upper);
+  synchro_test_seam_set(SYNCHRO_SEAM_COMPLETE, gate_hook, NULL);
+  ck_assert_int_eq(synchro_submit(s, &test_op_upper, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
+  ck_assert(gate_wait_arrival());
+  ck_assert_int_eq(synchro_future_wait(f, 0), SYNCHRO_EPENDING); /* not published yet */
+  return f;
+}
+
 /* A7: the cancel arrives after the loop wrote the outcome, before it is published: the
  * cancel is accepted and decides (cancel requested before delivery means
  * SYNCHRO_ECANCELED), and the result the implementation made is released once, by the
  * library. */
 START_TEST(test_cancel_after_outcome_before_publish) {
   synchro_t *s = new_sync();
-  synchro_future_t *f = NULL;
-  test_string_args_t args = {(char *)"abc"};
+  synchro_future_t *f = submit_held_before_publish(s);
   char *out = NULL;
-  gate_arm(&test_op_upper);
-  synchro_test_seam_set(SYNCHRO_SEAM_COMPLETE, gate_hook, NULL);
-  ck_assert_int_eq(synchro_submit(s, &test_op_upper, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
-  ck_assert(gate_wait_arrival());
-  ck_assert_int_eq(synchro_future_status(f), SYNCHRO_EPENDING); /* not published yet */
   ck_assert_int_eq(synchro_future_cancel(f), 0);
   ck_assert_int_eq(synchro_future_cancel(f), 0); /* already requested */
   gate_open();
@@ -196,14 +203,8 @@ END_TEST
 /* The same seam without a cancel: the outcome the implementation wrote is delivered. */
 START_TEST(test_outcome_held_before_publish_is_delivered) {
   synchro_t *s = new_sync();
-  synchro_future_t *f = NULL;
-  test_string_args_t args = {(char *)"abc"};
+  synchro_future_t *f = submit_held_before_publish(s);
   char *out = NULL;
-  gate_arm(&test_op_upper);
-  synchro_test_seam_set(SYNCHRO_SEAM_COMPLETE, gate_hook, NULL);
-  ck_assert_int_eq(synchro_submit(s, &test_op_upper, &args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
-  ck_assert(gate_wait_arrival());
-  ck_assert_int_eq(synchro_future_wait(f, 0), SYNCHRO_EPENDING); /* not published yet */
   gate_open();
   ck_assert_int_eq(synchro_future_wait(f, 5000), 0);
   ck_assert_int_eq(synchro_future_result(f, &out), 0);
