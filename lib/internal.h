@@ -450,10 +450,12 @@ static inline synchro_error_t *synchro__rec_error(const synchro_call_t *rec) {
  * an address that holds no record). A batch's records were written by another thread,
  * so each line is a cross-core transfer; walking them one miss at a time cost 62 ns a
  * record (measured), several in flight cost a fraction of that. */
-static inline void synchro__prefetch_rec(const synchro_call_t *rec) {
-  __builtin_prefetch(rec, 1, 3);
-  __builtin_prefetch((const char *)rec + SYNCHRO__CACHE_LINE, 1, 3);
-  __builtin_prefetch((const char *)rec + 2 * SYNCHRO__CACHE_LINE, 1, 3);
+/* `at` may lie past its slab (a prefetch never faults): integer arithmetic, so that no
+ * out-of-bounds pointer is formed. */
+static inline void synchro__prefetch_rec(uintptr_t at) {
+  __builtin_prefetch((const void *)at, 1, 3);
+  __builtin_prefetch((const void *)(at + SYNCHRO__CACHE_LINE), 1, 3);
+  __builtin_prefetch((const void *)(at + 2 * SYNCHRO__CACHE_LINE), 1, 3);
 }
 #define SYNCHRO__PREFETCH_AHEAD 4 /* records; 3 lines each, about what a core keeps in flight */
 /* For a walk of a linked batch at `rec`, followed by `next`: a linked list can only be
@@ -461,8 +463,11 @@ static inline void synchro__prefetch_rec(const synchro_call_t *rec) {
  * in a slab of the pool, so when two neighbours follow each other, fetch the records
  * further along that direction early. */
 static inline void synchro__prefetch_ahead(const synchro_call_t *rec, const synchro_call_t *next) {
-  if (next == rec + 1 || next == rec - 1)
-    synchro__prefetch_rec(next + (next - rec) * SYNCHRO__PREFETCH_AHEAD);
+  uintptr_t r = (uintptr_t)rec, n = (uintptr_t)next;
+  if (n == r + sizeof(*rec))
+    synchro__prefetch_rec(n + SYNCHRO__PREFETCH_AHEAD * sizeof(*rec));
+  else if (n == r - sizeof(*rec))
+    synchro__prefetch_rec(n - SYNCHRO__PREFETCH_AHEAD * sizeof(*rec));
 }
 
 /* ---- lock-free stacks ---------------------------------------------------------

@@ -16,7 +16,6 @@
  * chain, and (in a chain's first block) the next chain. */
 #include <sched.h>
 #include <stddef.h>
-#include <string.h>
 
 #include "internal.h"
 

@@ -1303,22 +1303,27 @@ static void free_then_submit_elsewhere_cb(synchro_future_t *f, int status, void 
     pthread_join(th, NULL);
 }
 
+/* Makes one submit_then whose callback `cb` frees the host (and submits again), on a
+ * fresh uv loop in ctx->h, and runs that loop until it ends. */
+static void run_one_freeing_host(synchro_t *s, submitter_t *ctx, synchro_host_cb cb) {
+  uv_loop_t loop;
+  test_add_args_t args = {1, 1};
+  tally_init(1);
+  ck_assert_int_eq(uv_loop_init(&loop), 0);
+  ck_assert_int_eq(synchro_host_new_uv(&ctx->h, &loop), 0);
+  ck_assert_int_eq(
+      synchro_submit_then(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, ctx->h, cb, ctx), 0);
+  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+
 START_TEST(test_submit_then_elsewhere_after_free_eclosed) {
   synchro_t *s = sync_new();
   synchro_stats_t st;
-  uv_loop_t loop;
   submitter_t ctx = {s, NULL, 0, 0, 1};
-  test_add_args_t args = {1, 1};
   int i;
-  tally_init(1);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(synchro_host_new_uv(&ctx.h, &loop), 0);
-  ck_assert_int_eq(synchro_submit_then(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, ctx.h,
-                                       free_then_submit_elsewhere_cb, &ctx),
-                   0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  run_one_freeing_host(s, &ctx, free_then_submit_elsewhere_cb);
   ck_assert_int_eq(ctx.errors, SYNCHRO_ECLOSED);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
   ck_assert_int_eq(g_calls, 0); /* the refused call's callback never runs */
   for (i = 0; i < 1000; i++) {  /* it was pushed, then cancelled: it leaves no call behind */
     ck_assert_int_eq(synchro_stats(s, &st), 0);
@@ -1337,18 +1342,9 @@ END_TEST
 START_TEST(test_submit_then_after_free_inside_callback_eclosed) {
   synchro_t *s = sync_new();
   synchro_stats_t st;
-  uv_loop_t loop;
   submitter_t ctx = {s, NULL, 0, 0, 0};
-  test_add_args_t args = {1, 1};
-  tally_init(1);
-  ck_assert_int_eq(uv_loop_init(&loop), 0);
-  ck_assert_int_eq(synchro_host_new_uv(&ctx.h, &loop), 0);
-  ck_assert_int_eq(synchro_submit_then(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, ctx.h,
-                                       submit_after_free_cb, &ctx),
-                   0);
-  ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  run_one_freeing_host(s, &ctx, submit_after_free_cb);
   ck_assert_int_eq(g_late_then_rc, SYNCHRO_ECLOSED);
-  ck_assert_int_eq(uv_loop_close(&loop), 0);
   ck_assert_int_eq(synchro_stats(s, &st), 0);
   ck_assert_uint_eq(st.submitted, 1); /* the refused one was never submitted */
   ck_assert_int_eq(g_calls, 0);
