@@ -737,7 +737,7 @@ static void bump_impl(synchro_call_t *call) {
   b->call = call;
   uv_timer_init(synchro_call_loop(call), &b->timer);
   b->timer.data = b;
-  uv_timer_start(&b->timer, bump_fired, (uint64_t)a->ms, 0);
+  test_timer_start(&b->timer, bump_fired, a->ms);
 }
 static const synchro_op_t op_bump = {.name = "bump",
                                      .impl = bump_impl,

@@ -166,6 +166,9 @@ static bool schedule_retry(http_xfer_t *x, uint64_t delay_ms) {
     x->retry->data = x;
   }
   n_retries++;
+  /* The loop's cached time lags the clock by this iteration's work so far; measure the
+   * wait from the real now so a server's Retry-After is never cut short. */
+  uv_update_time(x->conn->loop);
   uv_timer_start(x->retry, on_retry_timer, delay_ms, 0);
   return true;
 }

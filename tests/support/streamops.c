@@ -347,7 +347,7 @@ static void job_start(synchro_call_t *call, test_obj_t *st, int kind, int64_t ms
   j->fail_code = fail;
   uv_timer_init(synchro_call_loop(call), &j->timer);
   j->timer.data = j;
-  uv_timer_start(&j->timer, job_fired, (uint64_t)(ms < 0 ? 0 : ms), 0);
+  test_timer_start(&j->timer, job_fired, ms);
   synchro_call_on_cancel(call, job_cancel, j);
 }
 

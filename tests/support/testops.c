@@ -40,6 +40,11 @@ double test_now_ms(void) {
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+void test_timer_start(uv_timer_t *timer, uv_timer_cb cb, int64_t ms) {
+  uv_update_time(timer->loop);
+  uv_timer_start(timer, cb, (uint64_t)(ms < 0 ? 0 : ms), 0);
+}
+
 int test_thread_count(void) {
   DIR *d = opendir("/proc/self/task");
   struct dirent *e;
@@ -96,7 +101,7 @@ static void sleeper_cancel(synchro_call_t *call, int reason, void *data) {
   sl->reason = reason;
   uv_timer_stop(&sl->timer);
   /* cleanup that takes time: finish after cleanup_ms */
-  uv_timer_start(&sl->timer, sleeper_fired, (uint64_t)sl->cleanup_ms, 0);
+  test_timer_start(&sl->timer, sleeper_fired, sl->cleanup_ms);
 }
 
 static void sleep_impl(synchro_call_t *call) {
@@ -108,7 +113,7 @@ static void sleep_impl(synchro_call_t *call) {
   sl->cleanup_ms = a->cleanup_ms;
   uv_timer_init(synchro_call_loop(call), &sl->timer);
   sl->timer.data = sl;
-  uv_timer_start(&sl->timer, sleeper_fired, (uint64_t)a->ms, 0);
+  test_timer_start(&sl->timer, sleeper_fired, a->ms);
   synchro_call_on_cancel(call, sleeper_cancel, sl);
 }
 const synchro_op_t test_op_sleep = {.name = "sleep",

@@ -64,6 +64,11 @@ void testops_reset(void);
 long test_scaled(long n);
 /* Monotonic milliseconds. */
 double test_now_ms(void);
+/* Starts a one-shot timer `ms` from now. The loop's cached time can lag the clock by as
+ * long as the current iteration has run (many ms under valgrind), and a plain
+ * uv_timer_start would then fire that much early; tests that bound elapsed time from
+ * below need the timer measured from the real now. Loop thread only. */
+void test_timer_start(uv_timer_t *timer, uv_timer_cb cb, int64_t ms);
 /* Waits up to `ms` for a forked child: its wait status, -1 after killing it (it hung),
  * -2 if it cannot be waited for. */
 int test_wait_child(pid_t pid, double ms);
