@@ -10,36 +10,23 @@
 
 #include "internal.h"
 
-/* The fields are grouped by who writes them, a cache line or more apart, so that the
- * loop pushing completions and the consumer taking them do not pull one line back and
- * forth: a batch through a queue touches these once per future on each side. */
-#define CQ_GAP unsigned char
 struct synchro_cq_s {
-  /* set once: read by both sides */
   synchro__sink_t base;
-  int fd;
+  _Atomic uintptr_t done_head; /* resolved records, newest first; CLOSED once freed */
+  synchro_call_t *ready;       /* resolved records taken off the stack, oldest first */
+  _Atomic size_t size;         /* futures held: pending + resolved */
+  _Atomic uint32_t refs;       /* the owner's + one per pending future */
   /* The synchronizer of every future ever added, or CQ_MIXED: a loop thread may not
    * wait here for futures only its own loop can resolve. Only moves forward. */
   _Atomic uintptr_t owner;
-  CQ_GAP gap0[SYNCHRO__CACHE_LINE];
-  /* the consumer's: written by the threads that add and take futures */
-  synchro_call_t *ready; /* resolved records taken off the stack, oldest first */
-  _Atomic size_t size;   /* futures held: pending + resolved */
-  CQ_GAP gap1[SYNCHRO__CACHE_LINE];
-  /* the loop's: one push per completion */
-  _Atomic uintptr_t done_head; /* resolved records, newest first; CLOSED once freed */
-  CQ_GAP gap2[SYNCHRO__CACHE_LINE];
-  _Atomic uint32_t refs; /* the owner's + one per pending future */
+  int fd;
 };
 
 #define CQ_MIXED ((uintptr_t)1)
 
 static void note_owner(synchro_cq_t *cq, const synchro_call_t *f) {
-  uintptr_t want = (uintptr_t)f->sync,
-            seen = atomic_load_explicit(&cq->owner, memory_order_relaxed);
-  if (seen == want || seen == CQ_MIXED)
-    return; /* the common case, without a locked instruction */
-  if (seen == 0 && (atomic_compare_exchange_strong(&cq->owner, &seen, want) || seen == want))
+  uintptr_t want = (uintptr_t)f->sync, seen = 0;
+  if (atomic_compare_exchange_strong(&cq->owner, &seen, want) || seen == want)
     return;
   atomic_store(&cq->owner, CQ_MIXED);
 }
@@ -109,20 +96,18 @@ int synchro_cq_add(synchro_cq_t *cq, synchro_future_t *f) {
       f->stream != NULL)
     return SYNCHRO_EINVAL;
   note_owner(cq, f);
-  if (synchro__is_done(f)) { /* resolved: no notification will come, no reference */
-    rc = SYNCHRO_EALREADY;
-  } else {
-    atomic_fetch_add_explicit(&cq->refs, 1, memory_order_relaxed); /* the notification's */
-    rc = synchro__attach_sink(f, &cq->base, SYNCHRO__SINK_CQ);
-    if (rc != 0)
-      cq_unref(cq); /* attached elsewhere, or resolved meanwhile */
-    if (rc == SYNCHRO_EINVAL)
-      return rc;
+  atomic_fetch_add_explicit(&cq->refs, 1, memory_order_relaxed);
+  rc = synchro__attach_sink(f, &cq->base, SYNCHRO__SINK_CQ);
+  if (rc == SYNCHRO_EINVAL) {
+    cq_unref(cq);
+    return rc;
   }
   f->cflags |= SYNCHRO__C_ATTACHED;
   atomic_fetch_add_explicit(&cq->size, 1, memory_order_relaxed);
-  if (rc == SYNCHRO_EALREADY)
+  if (rc == SYNCHRO_EALREADY) { /* already resolved: no notification will come */
     push_done(cq, f);
+    cq_unref(cq);
+  }
   return 0;
 }
 
