@@ -52,6 +52,8 @@ extern bench_config_t bench_cfg;
 
 /* ---- report.c --------------------------------------------------------------------- */
 figure_t *fig_new(const char *name, const char *label, const char *unit, const char *floor);
+/* A floor's figure: a floor measured again later in the run adds to its rounds. */
+figure_t *fig_floor(const char *name, const char *label, const char *unit);
 void fig_target(figure_t *f, target_kind_t kind, double value, const char *text);
 void fig_add(figure_t *f, double value);
 void fig_add_csw(figure_t *f, double per_call);

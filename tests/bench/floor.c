@@ -117,7 +117,7 @@ static int64_t floor_call(floor_t *fl, int64_t a) {
 }
 
 static void floor_latency(const char *name, const char *label, int loop_cpu) {
-  figure_t *f = fig_new(name, label, "ns/call", NULL);
+  figure_t *f = fig_floor(name, label, "ns/call");
   long calls = bench_cfg.calls > 0 ? bench_cfg.calls : pick(20000, 3000);
   floor_t fl;
   int r;
@@ -157,7 +157,7 @@ void run_floor_latency_cross(void) {
  * nodes in its cache), which made every batch ratio a coin toss; pinned, each placement
  * is repeatable and the synchro figures use the same one. */
 static void floor_batch(const char *name, const char *label, int caller_cpu, int loop_cpu) {
-  figure_t *f = fig_new(name, label, "calls/s", NULL);
+  figure_t *f = fig_floor(name, label, "calls/s");
   long batches = pick(300, 60);
   node_t *nodes = aligned_alloc(64, BATCH * sizeof(node_t));
   floor_t fl;

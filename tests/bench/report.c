@@ -27,6 +27,11 @@ figure_t *fig_new(const char *name, const char *label, const char *unit, const c
   return f;
 }
 
+figure_t *fig_floor(const char *name, const char *label, const char *unit) {
+  figure_t *f = fig_find(name);
+  return f != NULL ? f : fig_new(name, label, unit, NULL);
+}
+
 void fig_target(figure_t *f, target_kind_t kind, double value, const char *text) {
   f->target_kind = kind;
   f->target_value = value;
