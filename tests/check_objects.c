@@ -355,12 +355,13 @@ END_TEST
 
 START_TEST(test_a23_free_while_open) {
   synchro_t *s = new_sync();
-  synchro_object_t *obj = new_obj(s, 1, 20);
+  synchro_object_t *obj = new_obj(s, 1, 1000);
   double t0;
   ck_assert_int_eq(open_obj(obj, 0, 0, NULL), 0);
   t0 = test_now_ms();
   synchro_object_free(obj);
-  ck_assert_double_lt(test_now_ms() - t0, 19); /* close takes 20 ms: not waited for */
+  /* close takes 1 s: not waited for (the bound stays under it even under valgrind) */
+  ck_assert_double_lt(test_now_ms() - t0, test_bound_ms(40));
   wait_for(&test_obj_destroys, 1);
   ck_assert_int_eq(test_obj_closes_started, 1);
   ck_assert_int_eq(test_obj_closes_done, 1);
@@ -407,7 +408,7 @@ START_TEST(test_a24_free_with_1000_methods_in_flight) {
   t0 = test_now_ms();
   synchro_object_free(obj);
   dt = test_now_ms() - t0;
-  ck_assert_msg(dt < 100, "synchro_object_free took %.1f ms", dt); /* methods: 10 s */
+  ck_assert_msg(dt < test_bound_ms(100), "synchro_object_free took %.1f ms", dt); /* 10 s */
   ck_assert_int_eq(synchro_future_wait_all(fs, N, 5000), 0);
   for (i = 0; i < N; i++)
     wrong += synchro_future_status(fs[i]) != SYNCHRO_ECANCELED;

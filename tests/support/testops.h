@@ -64,6 +64,10 @@ void testops_reset(void);
 long test_scaled(long n);
 /* Monotonic milliseconds. */
 double test_now_ms(void);
+/* An upper bound of `ms` on how long something may take, scaled by
+ * CK_TIMEOUT_MULTIPLIER for slow runners (valgrind, sanitizers). For bounds that show
+ * something was not waited for, the thing not waited for must outlast the scaled bound. */
+double test_bound_ms(double ms);
 /* Starts a one-shot timer `ms` from now. The loop's cached time can lag the clock by as
  * long as the current iteration has run (many ms under valgrind), and a plain
  * uv_timer_start would then fire that much early; tests that bound elapsed time from
