@@ -754,9 +754,8 @@ END_TEST
 /* The sanitizer targets run slower (CK_TIMEOUT_MULTIPLIER): a loop thread descheduled
  * that long looks busy to the watchdog, so thresholds that must not be reached grow. */
 static int64_t slow_factor(void) {
-  const char *env = getenv("CK_TIMEOUT_MULTIPLIER");
-  int64_t m = env != NULL ? atoll(env) : 1;
-  return m < 1 ? 1 : m;
+  double m = test_time_multiplier();
+  return m < 1 ? 1 : (int64_t)m;
 }
 
 START_TEST(test_a33_reported_while_stalled_or_right_after) {

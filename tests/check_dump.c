@@ -36,11 +36,6 @@ static synchro_t *new_sync(void) {
   return s;
 }
 
-static double mult(void) {
-  const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
-  return m != NULL && atof(m) > 0 ? atof(m) : 1.0;
-}
-
 /* Dumps `s` and parses the result; fails the test unless it is one JSON object. */
 static json_t *dump_json(synchro_t *s, int64_t timeout_ms) {
   char *text = NULL;
@@ -100,7 +95,8 @@ static void check_entry(json_t *root, const void *p, const char *flavor, const c
 static void wait_pending(synchro_t *s, int want) {
   double t0 = test_now_ms();
   int n;
-  while ((n = synchro_test_pending(s, 1000)) != want && test_now_ms() - t0 < 5000 * mult())
+  while ((n = synchro_test_pending(s, 1000)) != want &&
+         test_now_ms() - t0 < 5000 * test_time_multiplier())
     usleep(1000);
   ck_assert_int_eq(n, want);
 }
@@ -295,7 +291,8 @@ START_TEST(test_a40_dump_of_a_stalled_loop_says_so) {
   usleep(50000);
   t0 = test_now_ms();
   root = dump_json(s, 100);
-  ck_assert_msg(test_now_ms() - t0 < 2000 * mult(), "the dump waited %.0f ms", test_now_ms() - t0);
+  ck_assert_msg(test_now_ms() - t0 < 2000 * test_time_multiplier(), "the dump waited %.0f ms",
+                test_now_ms() - t0);
   ck_assert(bool_of(root, "running"));
   ck_assert(!bool_of(root, "loop_answered"));
   ck_assert(int_of(root, "waited_ms") >= 100);
@@ -426,7 +423,7 @@ START_TEST(test_a40_watchdog_dumps_a_hung_test) {
   pid_t pid;
   char *out = NULL;
   size_t len = 0, cap = 0;
-  double t0 = test_now_ms(), budget = (1.0 * mult() + 15) * 1000;
+  double t0 = test_now_ms(), budget = (1.0 * test_time_multiplier() + 15) * 1000;
   const char *begin, *end;
   json_t *root;
   json_error_t jerr;
@@ -599,7 +596,7 @@ static int64_t wait_records(int64_t want) {
     if (now.records == want)
       break;
     usleep(1000);
-  } while (test_now_ms() - t0 < 2000 * mult());
+  } while (test_now_ms() - t0 < 2000 * test_time_multiplier());
   return now.records;
 }
 

@@ -64,8 +64,11 @@ void testops_reset(void);
 long test_scaled(long n);
 /* Monotonic milliseconds. */
 double test_now_ms(void);
+/* How much slower this runner is: CK_TIMEOUT_MULTIPLIER (4 under the sanitizers, 20
+ * under valgrind), 1 when unset or not positive. */
+double test_time_multiplier(void);
 /* An upper bound of `ms` on how long something may take, scaled by
- * CK_TIMEOUT_MULTIPLIER for slow runners (valgrind, sanitizers). For bounds that show
+ * test_time_multiplier() for slow runners. For bounds that show
  * something was not waited for, the thing not waited for must outlast the scaled bound. */
 double test_bound_ms(double ms);
 /* Starts a one-shot timer `ms` from now. The loop's cached time can lag the clock by as

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "testops.h"
+
 #define MAX_WATCHED 16
 #define DUMP_WAIT_MS 300
 
@@ -97,10 +99,7 @@ void watchdog_arm(double fire_after_s) {
 }
 
 static void arm_slot(int slot) {
-  const char *mult = getenv("CK_TIMEOUT_MULTIPLIER");
-  double timeout = timeouts[slot], margin;
-  if (mult != NULL && atof(mult) > 0)
-    timeout *= atof(mult);
+  double timeout = timeouts[slot] * test_time_multiplier(), margin;
   margin = timeout / 4 < 1.0 ? timeout / 4 : 1.0;
   watchdog_disarm();
   armed_for = names[slot];
