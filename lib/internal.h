@@ -212,6 +212,8 @@ void synchro__token_slot_release(struct synchro_s *s, bool wait);
 #define SYNCHRO__L_ACTIVE 0x08u      /* in the synchronizer's active list */
 #define SYNCHRO__L_PARKED 0x10u      /* counted as started, waiting: for open, or its turn */
 #define SYNCHRO__L_BLOCKING 0x20u    /* set at submission: a caller blocks on it (dump) */
+#define SYNCHRO__L_REASON 0x40u      /* status holds a cancel reason the loop recorded */
+#define SYNCHRO__L_WRITTEN 0x80u     /* outcome written and counted, publication under way */
 
 /* caller-only flags (read by whoever frees the record, after the refcount handoff) */
 #define SYNCHRO__C_RESULT_TAKEN 0x01u
@@ -269,7 +271,7 @@ struct synchro_call_s {
   _Atomic uint32_t state;
   _Atomic uint32_t refs;
   _Atomic uint32_t magic;
-  int32_t status;              /* cancel reason while pending, the outcome once DONE */
+  int32_t status;              /* a cancel reason while pending (L_REASON), then the outcome */
   synchro_call_t *next;        /* submission queue, then sink queue */
   synchro_call_t *cancel_next; /* control queue: cancel and demand requests */
   _Atomic uintptr_t sink;

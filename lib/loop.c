@@ -50,8 +50,10 @@ static void cancel_started(synchro_t *s, synchro_call_t *rec, int reason) {
   uint32_t old = atomic_fetch_or_explicit(&rec->state, SYNCHRO__CANCEL, memory_order_acq_rel);
   if (synchro__phase(old) != SYNCHRO__PENDING)
     return; /* outcome already decided */
-  if (!(old & SYNCHRO__CANCEL))
+  if (!(old & SYNCHRO__CANCEL)) {
     rec->status = reason;
+    rec->lflags |= SYNCHRO__L_REASON;
+  }
   if (rec->lflags & SYNCHRO__L_CANCEL_SEEN)
     return;
   rec->lflags |= SYNCHRO__L_CANCEL_SEEN;
@@ -132,8 +134,10 @@ static void start_call(synchro_t *s, synchro_call_t *rec, uint64_t now) {
   else if (rec->deadline_ns != 0 && synchro__heap_push(&s->heap, rec) != 0)
     refused = SYNCHRO_ENOMEM;
   if (refused != 0) {
-    if (refused == SYNCHRO_ETIMEDOUT)
-      rec->status = SYNCHRO_ETIMEDOUT; /* read as the cancel reason if one races in */
+    if (refused == SYNCHRO_ETIMEDOUT) { /* read as the cancel reason if one races in */
+      rec->status = SYNCHRO_ETIMEDOUT;
+      rec->lflags |= SYNCHRO__L_REASON;
+    }
     synchro__resolve(rec, refused, NULL, NULL);
     synchro__loop_finish_call(s, rec);
     return;

@@ -57,8 +57,13 @@ void synchro__rec_unref(synchro_call_t *rec) {
     free_record(rec);
 }
 
-/* The statistic an outcome counts in: a runtime outcome (a cancellation, a deadline,
- * a shutdown: no error object of the implementation's) is a cancelled call. */
+/* Whether a failure is the runtime's own (a cancellation, a deadline, a shutdown: no
+ * error object of the implementation's), which counts as a cancelled call. */
+static bool runtime_failure(int outcome, const synchro_error_t *err) {
+  return err == NULL && synchro__static_error(outcome) != NULL;
+}
+
+/* The statistic an outcome counts in. */
 static _Atomic uint64_t *outcome_counter(synchro_t *s, int outcome, bool runtime_outcome) {
   return outcome == 0 ? &s->n_completed : runtime_outcome ? &s->n_cancelled : &s->n_failed;
 }
@@ -90,8 +95,16 @@ static void discard(const synchro_call_t *rec, const void *result, synchro_error
  * SYNCHRO_ETIMEDOUT, a close's SYNCHRO_ESHUTDOWN), else SYNCHRO_ECANCELED. */
 static int cancel_outcome(int reason) { return reason != 0 ? reason : SYNCHRO_ECANCELED; }
 
-/* Writes what the caller reads once DONE is published. `status` held the cancel
- * reason until now. The error shares its bytes with the result: set only on failure. */
+/* The cancel reason the loop recorded, 0 if none. Once the outcome is written `status`
+ * holds that instead; the reason stays readable where it matters: a call the loop
+ * cancelled was resolved as cancel_outcome(reason), the same reason again, and one
+ * refused for its deadline as SYNCHRO_ETIMEDOUT, its reason. */
+static int recorded_reason(const synchro_call_t *rec) {
+  return (rec->lflags & SYNCHRO__L_REASON) ? rec->status : 0;
+}
+
+/* Writes what the caller reads once DONE is published. The error shares its bytes with
+ * the result: set only on failure. */
 static void write_outcome(synchro_call_t *rec, int outcome, const void *result,
                           synchro_error_t *err) {
   if (outcome == 0) {
@@ -105,55 +118,37 @@ static void write_outcome(synchro_call_t *rec, int outcome, const void *result,
 
 /* A cancellation arrived after the outcome was written, before it was published: it
  * wins (a cancel that returned 0 always means a cancelled call), and what was written
- * is released here, once. */
-static void overrule(synchro_call_t *rec, int reason, _Atomic uint64_t *counted) {
-  if (rec->status == 0)
+ * is released here, once. The statistic moves with it. An outcome that a cancellation
+ * decided already comes out the same. */
+static void overrule(synchro_call_t *rec, int reason) {
+  int written = rec->status;
+  synchro_t *s = rec->sync;
+  if (written == 0) {
+    synchro__uncount(&s->n_completed);
     synchro__release_result(rec->op, rec->op->result_size != 0 ? rec->result : NULL);
-  else
+  } else {
+    synchro__uncount(outcome_counter(s, written, runtime_failure(written, rec->error)));
     synchro_error_free(rec->error);
+  }
   rec->status = cancel_outcome(reason);
   rec->error = NULL;
-  synchro__uncount(counted);
-  synchro__count(&rec->sync->n_cancelled);
+  synchro__count(&s->n_cancelled);
 }
 
-/* Decides and publishes the outcome, once. Only the loop thread runs this and only it
- * moves the phase, so the phase stays PENDING until the one compare-and-swap below
- * makes it DONE; callers only add CANCEL and WAITING meanwhile, and a CANCEL that
- * comes before the swap decides the outcome. */
-int synchro__resolve(synchro_call_t *rec, int outcome, const void *result, synchro_error_t *err) {
-  uint32_t st = atomic_load_explicit(&rec->state, memory_order_relaxed);
-  int reason = rec->status; /* the cancel reason, while pending */
+/* Publishes the written outcome: PENDING -> DONE, then wakes a sleeping waiter and
+ * hands the call to its sink. `st`: the state word as last read; `cancelled`: the
+ * outcome already is a cancellation's. */
+static void publish(synchro_call_t *rec, uint32_t st, int reason, bool cancelled) {
   uintptr_t sink;
-  bool runtime_outcome = false, cancelled;
-  _Atomic uint64_t *counted;
-  if (synchro__phase(st) != SYNCHRO__PENDING) {
-    discard(rec, outcome == 0 ? result : NULL, err);
-    return SYNCHRO_EALREADY;
-  }
-  if (st & SYNCHRO__CANCEL) {
-    /* The cancellation came first: it decides, whatever the implementation said. */
-    discard(rec, outcome == 0 ? result : NULL, err);
-    outcome = cancel_outcome(reason);
-    err = NULL;
-    runtime_outcome = true;
-  } else if (outcome != 0) {
-    runtime_outcome = err == NULL && synchro__static_error(outcome) != NULL;
-  }
-  cancelled = st & SYNCHRO__CANCEL;
-  write_outcome(rec, outcome, result, err);
-  counted = outcome_counter(rec->sync, outcome, runtime_outcome);
-  synchro__count(counted);
-  synchro__release_admission(rec->sync);
-  SYNCHRO__SEAM(COMPLETE, rec);
-  /* PENDING -> DONE; release publishes status, result and error. The value it replaces
-   * says whether a sink is attached (SINKED): none can come or go after it. */
-  while (!atomic_compare_exchange_weak_explicit(&rec->state, &st, st | SYNCHRO__DONE,
-                                                memory_order_acq_rel, memory_order_relaxed))
+  /* Release publishes status, result and error. The value the swap replaces says
+   * whether a sink is attached (SINKED): none can come or go after it. */
+  do {
     if ((st & SYNCHRO__CANCEL) && !cancelled) {
-      overrule(rec, reason, counted);
+      overrule(rec, reason);
       cancelled = true;
     }
+  } while (!atomic_compare_exchange_weak_explicit(&rec->state, &st, st | SYNCHRO__DONE,
+                                                  memory_order_acq_rel, memory_order_relaxed));
   if (st & SYNCHRO__WAITING)
     synchro__futex_wake(&rec->state, INT32_MAX);
   if (st & SYNCHRO__SINKED) {
@@ -162,5 +157,52 @@ int synchro__resolve(synchro_call_t *rec, int outcome, const void *result, synch
     SYNCHRO__SEAM(DELIVER, rec);
     synchro__sink_ptr(sink)->notify(synchro__sink_ptr(sink), rec);
   }
+}
+
+/* A fork child (recover_after_fork) meets a call whose outcome the parent's loop thread
+ * had written and counted when the fork stopped it, before the swap. That outcome was
+ * decided before the fork: publish it, as the parent would have. A cancel request that
+ * came first overrules it here too (the parent only tested for one in the swap). */
+static void publish_inherited(synchro_call_t *rec, uint32_t st) {
+  publish(rec, st, recorded_reason(rec), false);
+}
+
+/* Decides and publishes the outcome, once. Only the loop thread runs this and only it
+ * moves the phase, so the phase stays PENDING until the one compare-and-swap in
+ * publish() makes it DONE; callers only add CANCEL and WAITING meanwhile, and a CANCEL
+ * that comes before the swap decides the outcome. */
+int synchro__resolve(synchro_call_t *rec, int outcome, const void *result, synchro_error_t *err) {
+  uint32_t st = atomic_load_explicit(&rec->state, memory_order_relaxed);
+  int reason = recorded_reason(rec);
+  bool runtime_outcome = false, cancelled = (st & SYNCHRO__CANCEL) != 0;
+  if (synchro__phase(st) != SYNCHRO__PENDING) {
+    discard(rec, outcome == 0 ? result : NULL, err);
+    return SYNCHRO_EALREADY;
+  }
+  if (SYNCHRO__UNLIKELY(rec->lflags & SYNCHRO__L_WRITTEN)) {
+    discard(rec, outcome == 0 ? result : NULL, err);
+    publish_inherited(rec, st);
+    return 0;
+  }
+  if (cancelled) {
+    /* The cancellation came first: it decides, whatever the implementation said. */
+    discard(rec, outcome == 0 ? result : NULL, err);
+    outcome = cancel_outcome(reason);
+    err = NULL;
+    runtime_outcome = true;
+  } else if (outcome != 0) {
+    runtime_outcome = runtime_failure(outcome, err);
+  }
+  write_outcome(rec, outcome, result, err);
+  synchro__count(outcome_counter(rec->sync, outcome, runtime_outcome));
+  synchro__release_admission(rec->sync);
+  /* A fork stops this thread between two instructions, as a signal would, and its child
+   * sees every store before that point. The fence keeps the compiler from moving the
+   * stores above below this flag, so a child that sees the flag publishes a complete
+   * outcome, counted once. */
+  atomic_signal_fence(memory_order_seq_cst);
+  rec->lflags |= SYNCHRO__L_WRITTEN;
+  SYNCHRO__SEAM(COMPLETE, rec);
+  publish(rec, st, reason, cancelled);
   return 0;
 }

@@ -92,6 +92,19 @@ static bool inherited(synchro_t *s) {
   return gen != SYNCHRO__NOT_STARTED && gen != current_gen();
 }
 
+/* In a fork child, once every inherited call is resolved: nothing is in flight, and
+ * the books are set to say so. A fork can stop the parent's loop thread inside a
+ * resolve after it counted the call and gave its admission slot back but before it
+ * marked the outcome written (the child then settles that call again), and a thread
+ * that was submitting has counted a call and taken a slot for a record that does not
+ * exist here. Calls that ended without a count of their own ended forked: cancelled. */
+static void settle_books_after_fork(synchro_t *s) {
+  uint64_t submitted = atomic_load(&s->n_submitted);
+  uint64_t ended = atomic_load(&s->n_completed) + atomic_load(&s->n_failed);
+  atomic_store(&s->n_cancelled, submitted > ended ? submitted - ended : 0);
+  atomic_store(&s->inflight, 0);
+}
+
 /* In a fork child: the loop thread does not exist here. Resolve every call the
  * parent had in flight as SYNCHRO_EFORKED, tear the inherited loop down (closing the
  * implementations' handles, whose callbacks run on this thread), and leave the
@@ -115,6 +128,7 @@ static void recover_after_fork(synchro_t *s) {
     synchro__loop_dispose(s);
   synchro__loop_drop_all(s, SYNCHRO_EFORKED);
   s->orphans = synchro__objects_orphan(s, SYNCHRO_EFORKED); /* reap_orphans, unlocked */
+  settle_books_after_fork(s);
   synchro__token_slot_release(s, false); /* tokens must not signal the closed fd */
   synchro__fd_close(s->wake_fd);
   s->wake_fd = -1;

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -472,6 +473,200 @@ START_TEST(test_every_seam_is_reached) {
 }
 END_TEST
 
+/* ---- fork between writing an outcome and publishing it ------------------------------ */
+
+/* A14 at the complete seam: the process forks while the parent's loop thread is held
+ * where it wrote a call's outcome but has not published it. The child has no loop
+ * thread; touching the synchronizer there publishes what the parent's loop decided,
+ * once: the outcome itself, or SYNCHRO_ECANCELED when a cancel was accepted before the
+ * fork (it overrules an unpublished outcome, as it would have in the parent). The
+ * counters and the admission slot the parent already settled are not settled twice, and
+ * a result that a cancel overrules is released once. */
+#define FAIL_CODE (-5) /* an I/O error of the implementation's */
+
+typedef struct {
+  const synchro_op_t *op; /* test_op_upper (a result to release) or test_op_fail */
+  int cancel;             /* cancel while held, before the fork */
+} held_fork_case_t;
+
+static const held_fork_case_t held_fork_cases[] = {
+    {&test_op_upper, 0}, {&test_op_upper, 1}, {&test_op_fail, 0}, {&test_op_fail, 1}};
+
+/* The outcome the call must have in the child and, once let go, in the parent. */
+static int held_fork_expected(const held_fork_case_t *c) {
+  return c->cancel ? SYNCHRO_ECANCELED : c->op == &test_op_fail ? FAIL_CODE : 0;
+}
+
+/* Submits the case's call and holds the loop at the complete seam. */
+static synchro_future_t *submit_held_case(synchro_t *s, const held_fork_case_t *c) {
+  static test_string_args_t upper_args = {(char *)"abc"};
+  static test_fail_args_t fail_args = {FAIL_CODE};
+  synchro_future_t *f = NULL;
+  const void *args = c->op == &test_op_fail ? (const void *)&fail_args : (const void *)&upper_args;
+  gate_arm(c->op);
+  synchro_test_seam_set(SYNCHRO_SEAM_COMPLETE, gate_hook, NULL);
+  ck_assert_int_eq(synchro_submit(s, c->op, args, SYNCHRO_TIMEOUT_DEFAULT, &f), 0);
+  ck_assert(gate_wait_arrival());
+  if (c->cancel)
+    ck_assert_int_eq(synchro_future_cancel(f), 0);
+  return f;
+}
+
+/* What the child sees of the held call: 0 when all is as expected, else the number of
+ * the first check that failed. */
+static int child_sees_held_call(const held_fork_case_t *c, synchro_future_t *f) {
+  int expected = held_fork_expected(c);
+  char *out = NULL;
+  if (synchro_future_wait(f, 5000) != expected)
+    return 10;
+  if (expected == 0) {
+    if (synchro_future_result(f, &out) != 0 || out == NULL || strcmp(out, "ABC") != 0)
+      return 11;
+    free(out);
+  } else if (expected == FAIL_CODE) {
+    const synchro_error_t *err = synchro_future_error(f);
+    if (synchro_error_code(err) != FAIL_CODE ||
+        strcmp(synchro_error_message(err), "failed on purpose") != 0)
+      return 12;
+  } else if (synchro_error_code(synchro_future_error(f)) != SYNCHRO_ECANCELED) {
+    return 13;
+  }
+  /* upper's result is released by the library only when a cancel overruled it */
+  if (c->op == &test_op_upper && atomic_load(&test_results_freed) != c->cancel)
+    return 14;
+  synchro_future_free(f);
+  return 0;
+}
+
+/* The child's counters match one resolution, and its one admission slot is free: a new
+ * call is admitted and runs on a fresh loop thread. */
+static int child_counts_once(synchro_t *s, const held_fork_case_t *c) {
+  synchro_stats_t st;
+  test_add_args_t args = {20, 22};
+  synchro_future_t *g = NULL;
+  int64_t sum = 0;
+  int expected = held_fork_expected(c);
+  if (synchro_stats(s, &st) != 0 || st.submitted != 1 || st.in_flight != 0)
+    return 20;
+  if (st.completed != (expected == 0) || st.failed != (expected == FAIL_CODE) ||
+      st.cancelled != (expected == SYNCHRO_ECANCELED))
+    return 21;
+  if (synchro_submit(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &g) != 0)
+    return 22; /* SYNCHRO_EBUSY: the slot was given back twice, the count wrapped */
+  if (synchro_future_wait(g, 5000) != 0 || synchro_future_result(g, &sum) != 0 || sum != 42)
+    return 23;
+  synchro_future_free(g);
+  if (synchro_close(s, 1000) != 0)
+    return 24;
+  synchro_free(s);
+  return 0;
+}
+
+static int child_after_held_fork(synchro_t *s, const held_fork_case_t *c, synchro_future_t *f) {
+  int rc = child_sees_held_call(c, f);
+  return rc != 0 ? rc : child_counts_once(s, c);
+}
+
+START_TEST(test_fork_between_outcome_and_publish) {
+  const held_fork_case_t *c = &held_fork_cases[_i];
+  synchro_options_t opts;
+  synchro_t *s = NULL;
+  synchro_future_t *f;
+  int status;
+  pid_t pid;
+  synchro_options_init(&opts);
+  opts.max_inflight = 1;
+  ck_assert_int_eq(synchro_new(&s, &opts), 0);
+  f = submit_held_case(s, c);
+  fflush(NULL);
+  pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0)
+    _exit(child_after_held_fork(s, c, f));
+  status = test_wait_child(pid, 10000);
+  ck_assert_msg(status != -1, "the child hung");
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x (exit %d)",
+                status, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  /* the parent's call goes on from where it was held */
+  gate_open();
+  ck_assert_int_eq(synchro_future_wait(f, 5000), held_fork_expected(c));
+  synchro_future_free(f);
+  close_free(s);
+}
+END_TEST
+
+/* A thread is held where its call was admitted but not yet pushed when another thread
+ * forks. That thread and its call do not exist in the child: the admission slot the
+ * call took must not stay taken there (max_inflight 1 would refuse every new call). */
+typedef struct {
+  synchro_t *s;
+  int rc;
+} held_submit_t;
+
+static void *submit_held_at_push(void *arg) {
+  held_submit_t *h = arg;
+  test_add_args_t args = {1, 2};
+  synchro_future_t *f = NULL;
+  h->rc = synchro_submit(h->s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &f);
+  if (h->rc == 0) {
+    h->rc = synchro_future_wait(f, 5000);
+    synchro_future_free(f);
+  }
+  return NULL;
+}
+
+static int child_admits_again(synchro_t *s) {
+  test_add_args_t args = {20, 22};
+  synchro_stats_t st;
+  synchro_future_t *f = NULL;
+  int64_t sum = 0;
+  if (synchro_submit(s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &f) != 0)
+    return 30; /* SYNCHRO_EBUSY: the vanished thread's slot is still taken */
+  if (synchro_future_wait(f, 5000) != 0 || synchro_future_result(f, &sum) != 0 || sum != 42)
+    return 31;
+  synchro_future_free(f);
+  if (synchro_stats(s, &st) != 0 || st.in_flight != 0 || st.submitted != 2 ||
+      st.completed != 2 || st.cancelled != 0)
+    return 32;
+  if (synchro_close(s, 1000) != 0)
+    return 33;
+  synchro_free(s);
+  return 0;
+}
+
+START_TEST(test_fork_while_a_submit_is_held) {
+  synchro_options_t opts;
+  held_submit_t h = {NULL, -1};
+  test_add_args_t args = {1, 1};
+  int64_t sum = 0;
+  pthread_t t;
+  int status;
+  pid_t pid;
+  synchro_options_init(&opts);
+  opts.max_inflight = 1;
+  ck_assert_int_eq(synchro_new(&h.s, &opts), 0);
+  /* one call first, so the loop runs and the child inherits it */
+  ck_assert_int_eq(synchro_call(h.s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL), 0);
+  gate_arm(&test_op_add);
+  synchro_test_seam_set(SYNCHRO_SEAM_SUBMIT, gate_hook, NULL);
+  ck_assert_int_eq(pthread_create(&t, NULL, submit_held_at_push, &h), 0);
+  ck_assert(gate_wait_arrival());
+  fflush(NULL);
+  pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0)
+    _exit(child_admits_again(h.s));
+  status = test_wait_child(pid, 10000);
+  ck_assert_msg(status != -1, "the child hung");
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x (exit %d)",
+                status, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  gate_open();
+  ck_assert_int_eq(pthread_join(t, NULL), 0);
+  ck_assert_int_eq(h.rc, 0); /* the parent's call went on from where it was held */
+  close_free(h.s);
+}
+END_TEST
+
 /* A3 (c): no runtime lock is held while user code runs. The test build checks it at
  * every point where the runtime calls user code (implementations, cancel, demand and
  * send hooks, class constructors and destructors, host callbacks), so the whole suite
@@ -530,6 +725,23 @@ static Suite *seams_suite(void) {
   tcase_add_test(tc, test_submit_between_announce_and_recheck);
   tcase_add_test(tc, test_every_seam_is_reached);
   suite_add_tcase(s, tc);
+
+#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
+  /* Forks while the parent's loop thread is held and starts threads in the child: not
+   * under TSan or ASan (check_synchronizer.c says why); tagged "fork", so not under
+   * valgrind either. */
+  tc = tcase_create("fork");
+  tcase_set_tags(tc, "fork");
+  tcase_set_timeout(tc, 30);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_loop_test(tc, test_fork_between_outcome_and_publish, 0,
+                      (int)(sizeof held_fork_cases / sizeof held_fork_cases[0]));
+  tcase_add_test(tc, test_fork_while_a_submit_is_held);
+  suite_add_tcase(s, tc);
+#else
+  (void)test_fork_between_outcome_and_publish;
+  (void)test_fork_while_a_submit_is_held;
+#endif
 
   tc = tcase_create("locks");
   tcase_set_tags(tc, "fork");
