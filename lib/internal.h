@@ -18,6 +18,8 @@
 #define SYNCHRO__SPIN_GROWTH 8 /* the loop's spin window adapts up to this many times the base */
 /* Small helpers of the per-call path: inlined whatever the optimizer thinks. */
 #define SYNCHRO__HOT __attribute__((always_inline)) inline
+/* A rare path kept out of the per-call code around it. */
+#define SYNCHRO__COLD __attribute__((noinline, cold))
 #define SYNCHRO__LIKELY(x) __builtin_expect(!!(x), 1)
 #define SYNCHRO__UNLIKELY(x) __builtin_expect(!!(x), 0)
 

@@ -96,9 +96,10 @@ static void discard(const synchro_call_t *rec, const void *result, synchro_error
 static int cancel_outcome(int reason) { return reason != 0 ? reason : SYNCHRO_ECANCELED; }
 
 /* The cancel reason the loop recorded, 0 if none. Once the outcome is written `status`
- * holds that instead; the reason stays readable where it matters: a call the loop
- * cancelled was resolved as cancel_outcome(reason), the same reason again, and one
- * refused for its deadline as SYNCHRO_ETIMEDOUT, its reason. */
+ * holds that instead, and this still gives the reason wherever it is read: a call the
+ * loop cancelled was resolved as cancel_outcome(reason), which cancel_outcome() maps
+ * to itself, and the one call with a reason but no CANCEL, one refused for its
+ * deadline, as SYNCHRO_ETIMEDOUT, its reason. */
 static int recorded_reason(const synchro_call_t *rec) {
   return (rec->lflags & SYNCHRO__L_REASON) ? rec->status : 0;
 }
@@ -120,8 +121,8 @@ static void write_outcome(synchro_call_t *rec, int outcome, const void *result,
  * wins (a cancel that returned 0 always means a cancelled call), and what was written
  * is released here, once. The statistic moves with it. An outcome that a cancellation
  * decided already comes out the same. */
-static void overrule(synchro_call_t *rec, int reason) {
-  int written = rec->status;
+static void overrule(synchro_call_t *rec) {
+  int written = rec->status, reason = recorded_reason(rec);
   synchro_t *s = rec->sync;
   if (written == 0) {
     synchro__uncount(&s->n_completed);
@@ -138,17 +139,16 @@ static void overrule(synchro_call_t *rec, int reason) {
 /* Publishes the written outcome: PENDING -> DONE, then wakes a sleeping waiter and
  * hands the call to its sink. `st`: the state word as last read; `cancelled`: the
  * outcome already is a cancellation's. */
-static void publish(synchro_call_t *rec, uint32_t st, int reason, bool cancelled) {
+SYNCHRO__HOT static void publish(synchro_call_t *rec, uint32_t st, bool cancelled) {
   uintptr_t sink;
   /* Release publishes status, result and error. The value the swap replaces says
    * whether a sink is attached (SINKED): none can come or go after it. */
-  do {
+  while (!atomic_compare_exchange_weak_explicit(&rec->state, &st, st | SYNCHRO__DONE,
+                                                memory_order_acq_rel, memory_order_relaxed))
     if ((st & SYNCHRO__CANCEL) && !cancelled) {
-      overrule(rec, reason);
+      overrule(rec);
       cancelled = true;
     }
-  } while (!atomic_compare_exchange_weak_explicit(&rec->state, &st, st | SYNCHRO__DONE,
-                                                  memory_order_acq_rel, memory_order_relaxed));
   if (st & SYNCHRO__WAITING)
     synchro__futex_wake(&rec->state, INT32_MAX);
   if (st & SYNCHRO__SINKED) {
@@ -163,8 +163,10 @@ static void publish(synchro_call_t *rec, uint32_t st, int reason, bool cancelled
  * had written and counted when the fork stopped it, before the swap. That outcome was
  * decided before the fork: publish it, as the parent would have. A cancel request that
  * came first overrules it here too (the parent only tested for one in the swap). */
-static void publish_inherited(synchro_call_t *rec, uint32_t st) {
-  publish(rec, st, recorded_reason(rec), false);
+SYNCHRO__COLD static void publish_inherited(synchro_call_t *rec, uint32_t st) {
+  if (st & SYNCHRO__CANCEL)
+    overrule(rec); /* a no-op for an outcome the cancellation decided */
+  publish(rec, st, true);
 }
 
 /* Decides and publishes the outcome, once. Only the loop thread runs this and only it
@@ -173,7 +175,6 @@ static void publish_inherited(synchro_call_t *rec, uint32_t st) {
  * that comes before the swap decides the outcome. */
 int synchro__resolve(synchro_call_t *rec, int outcome, const void *result, synchro_error_t *err) {
   uint32_t st = atomic_load_explicit(&rec->state, memory_order_relaxed);
-  int reason = recorded_reason(rec);
   bool runtime_outcome = false, cancelled = (st & SYNCHRO__CANCEL) != 0;
   if (synchro__phase(st) != SYNCHRO__PENDING) {
     discard(rec, outcome == 0 ? result : NULL, err);
@@ -187,7 +188,7 @@ int synchro__resolve(synchro_call_t *rec, int outcome, const void *result, synch
   if (cancelled) {
     /* The cancellation came first: it decides, whatever the implementation said. */
     discard(rec, outcome == 0 ? result : NULL, err);
-    outcome = cancel_outcome(reason);
+    outcome = cancel_outcome(recorded_reason(rec));
     err = NULL;
     runtime_outcome = true;
   } else if (outcome != 0) {
@@ -203,6 +204,6 @@ int synchro__resolve(synchro_call_t *rec, int outcome, const void *result, synch
   atomic_signal_fence(memory_order_seq_cst);
   rec->lflags |= SYNCHRO__L_WRITTEN;
   SYNCHRO__SEAM(COMPLETE, rec);
-  publish(rec, st, reason, cancelled);
+  publish(rec, st, cancelled);
   return 0;
 }
