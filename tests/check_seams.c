@@ -585,8 +585,8 @@ START_TEST(test_fork_between_outcome_and_publish) {
     _exit(child_after_held_fork(s, c, f));
   status = test_wait_child(pid, 10000);
   ck_assert_msg(status != -1, "the child hung");
-  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x (exit %d)",
-                status, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x (exit %d)", status,
+                WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   /* the parent's call goes on from where it was held */
   gate_open();
   ck_assert_int_eq(synchro_future_wait(f, 5000), held_fork_expected(c));
@@ -625,8 +625,8 @@ static int child_admits_again(synchro_t *s) {
   if (synchro_future_wait(f, 5000) != 0 || synchro_future_result(f, &sum) != 0 || sum != 42)
     return 31;
   synchro_future_free(f);
-  if (synchro_stats(s, &st) != 0 || st.in_flight != 0 || st.submitted != 2 ||
-      st.completed != 2 || st.cancelled != 0)
+  if (synchro_stats(s, &st) != 0 || st.in_flight != 0 || st.submitted != 2 || st.completed != 2 ||
+      st.cancelled != 0)
     return 32;
   if (synchro_close(s, 1000) != 0)
     return 33;
@@ -658,8 +658,8 @@ START_TEST(test_fork_while_a_submit_is_held) {
     _exit(child_admits_again(h.s));
   status = test_wait_child(pid, 10000);
   ck_assert_msg(status != -1, "the child hung");
-  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x (exit %d)",
-                status, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x (exit %d)", status,
+                WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   gate_open();
   ck_assert_int_eq(pthread_join(t, NULL), 0);
   ck_assert_int_eq(h.rc, 0); /* the parent's call went on from where it was held */
