@@ -562,36 +562,54 @@ static int child_counts_once(synchro_t *s, const held_fork_case_t *c) {
   return 0;
 }
 
-static int child_after_held_fork(synchro_t *s, const held_fork_case_t *c, synchro_future_t *f) {
-  int rc = child_sees_held_call(c, f);
-  return rc != 0 ? rc : child_counts_once(s, c);
-}
-
-START_TEST(test_fork_between_outcome_and_publish) {
-  const held_fork_case_t *c = &held_fork_cases[_i];
-  synchro_options_t opts;
-  synchro_t *s = NULL;
-  synchro_future_t *f;
+/* Forks; the child returns `child()`'s result as its exit status. Asserts that it
+ * exited 0 within 10 s. `child` runs in the child only: no assertions there. */
+typedef int (*child_fn)(void *arg);
+static void fork_and_expect_child_ok(child_fn child, void *arg) {
   int status;
   pid_t pid;
-  synchro_options_init(&opts);
-  opts.max_inflight = 1;
-  ck_assert_int_eq(synchro_new(&s, &opts), 0);
-  f = submit_held_case(s, c);
   fflush(NULL);
   pid = fork();
   ck_assert_int_ge(pid, 0);
   if (pid == 0)
-    _exit(child_after_held_fork(s, c, f));
+    _exit(child(arg));
   status = test_wait_child(pid, 10000);
   ck_assert_msg(status != -1, "the child hung");
   ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x (exit %d)", status,
                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+/* A synchronizer that admits one call at a time (max_inflight 1). */
+static synchro_t *new_sync_one_slot(void) {
+  synchro_options_t opts;
+  synchro_t *s = NULL;
+  synchro_options_init(&opts);
+  opts.max_inflight = 1;
+  ck_assert_int_eq(synchro_new(&s, &opts), 0);
+  return s;
+}
+
+typedef struct {
+  synchro_t *s;
+  const held_fork_case_t *c;
+  synchro_future_t *f;
+} held_fork_t;
+
+static int child_after_held_fork(void *arg) {
+  held_fork_t *h = arg;
+  int rc = child_sees_held_call(h->c, h->f);
+  return rc != 0 ? rc : child_counts_once(h->s, h->c);
+}
+
+START_TEST(test_fork_between_outcome_and_publish) {
+  held_fork_t h = {new_sync_one_slot(), &held_fork_cases[_i], NULL};
+  h.f = submit_held_case(h.s, h.c);
+  fork_and_expect_child_ok(child_after_held_fork, &h);
   /* the parent's call goes on from where it was held */
   gate_open();
-  ck_assert_int_eq(synchro_future_wait(f, 5000), held_fork_expected(c));
-  synchro_future_free(f);
-  close_free(s);
+  ck_assert_int_eq(synchro_future_wait(h.f, 5000), held_fork_expected(h.c));
+  synchro_future_free(h.f);
+  close_free(h.s);
 }
 END_TEST
 
@@ -615,7 +633,8 @@ static void *submit_held_at_push(void *arg) {
   return NULL;
 }
 
-static int child_admits_again(synchro_t *s) {
+static int child_admits_again(void *arg) {
+  synchro_t *s = ((held_submit_t *)arg)->s;
   test_add_args_t args = {20, 22};
   synchro_stats_t st;
   synchro_future_t *f = NULL;
@@ -635,31 +654,17 @@ static int child_admits_again(synchro_t *s) {
 }
 
 START_TEST(test_fork_while_a_submit_is_held) {
-  synchro_options_t opts;
-  held_submit_t h = {NULL, -1};
+  held_submit_t h = {new_sync_one_slot(), -1};
   test_add_args_t args = {1, 1};
   int64_t sum = 0;
   pthread_t t;
-  int status;
-  pid_t pid;
-  synchro_options_init(&opts);
-  opts.max_inflight = 1;
-  ck_assert_int_eq(synchro_new(&h.s, &opts), 0);
   /* one call first, so the loop runs and the child inherits it */
   ck_assert_int_eq(synchro_call(h.s, &test_op_add, &args, SYNCHRO_TIMEOUT_DEFAULT, &sum, NULL), 0);
   gate_arm(&test_op_add);
   synchro_test_seam_set(SYNCHRO_SEAM_SUBMIT, gate_hook, NULL);
   ck_assert_int_eq(pthread_create(&t, NULL, submit_held_at_push, &h), 0);
   ck_assert(gate_wait_arrival());
-  fflush(NULL);
-  pid = fork();
-  ck_assert_int_ge(pid, 0);
-  if (pid == 0)
-    _exit(child_admits_again(h.s));
-  status = test_wait_child(pid, 10000);
-  ck_assert_msg(status != -1, "the child hung");
-  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x (exit %d)", status,
-                WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  fork_and_expect_child_ok(child_admits_again, &h);
   gate_open();
   ck_assert_int_eq(pthread_join(t, NULL), 0);
   ck_assert_int_eq(h.rc, 0); /* the parent's call went on from where it was held */
